@@ -1,0 +1,194 @@
+// Package config holds tollguard's one configuration struct: strict YAML
+// loading (unknown keys are errors), documented defaults, and validation whose
+// errors name the file and line. A config is validated whole before it is
+// used, so a bad file never half-applies.
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Config is the whole configuration. Every field has a default (Default);
+// examples/tollguard.yaml documents each key.
+type Config struct {
+	// DataDir holds the store, the admin token and the signing key.
+	DataDir string `yaml:"data_dir"`
+	// Log configures the daemon's own log.
+	Log Log `yaml:"log"`
+	// SIP configures the inline proxy.
+	SIP SIP `yaml:"sip"`
+	// Admin configures the admin HTTP API.
+	Admin Admin `yaml:"admin"`
+	// Store configures the event store.
+	Store Store `yaml:"store"`
+	// Allow lists CIDRs that are never banned.
+	Allow []Prefix `yaml:"allow"`
+	// Deny lists CIDRs that are always dropped.
+	Deny []Prefix `yaml:"deny"`
+	// Jail is the registration/auth-failure jail (mod_cti register_failure).
+	Jail Jail `yaml:"jail"`
+	// Enumeration bans one source failing on many accounts.
+	Enumeration Enumeration `yaml:"enumeration"`
+	// Distributed detects one account failing from many sources.
+	Distributed Distributed `yaml:"distributed"`
+	// Fingerprints configures scanner recognition.
+	Fingerprints Fingerprints `yaml:"fingerprints"`
+	// Flood limits the request rate per source.
+	Flood Flood `yaml:"flood"`
+	// Honeypot lists accounts no legitimate device uses.
+	Honeypot Honeypot `yaml:"honeypot"`
+	// PasswordPolicy is used by the configuration audit.
+	PasswordPolicy PasswordPolicy `yaml:"password_policy"`
+}
+
+// Log configures the daemon's log.
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is text or json. Default text.
+	Format string `yaml:"format"`
+	// Fail2banFile, when set, receives one line per auth failure and ban in
+	// the format the shipped fail2ban filter matches.
+	Fail2banFile string `yaml:"fail2ban_file"`
+}
+
+// SIP configures the inline proxy.
+type SIP struct {
+	// Listen lists listener URLs: udp://, tcp://, tls://host:port.
+	Listen []string `yaml:"listen"`
+	// Upstream is the PBX: udp:// or tcp://host:port.
+	Upstream string `yaml:"upstream"`
+	// Advertise is the address put in Via and Record-Route when a listener
+	// binds a wildcard address. Default: the listener's address, or the
+	// address of the interface that routes to the upstream.
+	Advertise string `yaml:"advertise"`
+	// TLS configures the tls:// listeners.
+	TLS TLS `yaml:"tls"`
+	// BannedResponse is drop (silent, default) or reject (403).
+	BannedResponse string `yaml:"banned_response"`
+	// UpstreamTimeout is how long a request may wait for the PBX before the
+	// guard answers 503. Default 2s.
+	UpstreamTimeout Duration `yaml:"upstream_timeout"`
+	// MaxMessageSize bounds accepted SIP messages. Default 65535.
+	MaxMessageSize int `yaml:"max_message_size"`
+}
+
+// TLS configures TLS listeners.
+type TLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	// ClientCA set turns on mutual TLS: a client without a certificate
+	// signed by this CA cannot complete the handshake.
+	ClientCA string `yaml:"client_ca"`
+}
+
+// Admin configures the admin API.
+type Admin struct {
+	// Listen is host:port. Default 127.0.0.1:9061.
+	Listen string `yaml:"listen"`
+}
+
+// Store configures the event store.
+type Store struct {
+	// Driver is sqlite (default) or postgres.
+	Driver string `yaml:"driver"`
+	// DSN is the database; for sqlite the default is <data_dir>/tollguard.db.
+	DSN string `yaml:"dsn"`
+	// Retention is how long events are kept. Default 180d.
+	Retention Duration `yaml:"retention"`
+	// Checkpoint is how often a signed checkpoint is written. Default 1m.
+	Checkpoint Duration `yaml:"checkpoint"`
+	// FlushInterval bounds how long an event waits in the write batch.
+	// Default 100ms.
+	FlushInterval Duration `yaml:"flush_interval"`
+}
+
+// JailRule is one register_failure entry.
+type JailRule struct {
+	FindTime Duration `yaml:"findtime"`
+	MaxRetry int      `yaml:"maxretry"`
+	// BanMode is ip or ip_account.
+	BanMode string   `yaml:"banmode"`
+	BanTime Duration `yaml:"bantime"`
+}
+
+// Jail is the auth-failure jail.
+type Jail struct {
+	RegisterFailure []JailRule `yaml:"register_failure"`
+	// Factor multiplies bantime for each repeat ban of the same key.
+	// Default 2.
+	Factor float64 `yaml:"factor"`
+	// MaxTime caps a repeat offender's ban. Default 24h.
+	MaxTime Duration `yaml:"maxtime"`
+}
+
+// Enumeration bans a source that fails on many distinct accounts.
+type Enumeration struct {
+	FindTime    Duration `yaml:"findtime"`
+	MaxAccounts int      `yaml:"max_accounts"`
+	BanTime     Duration `yaml:"bantime"`
+}
+
+// Distributed detects one account failing from many sources.
+type Distributed struct {
+	FindTime   Duration `yaml:"findtime"`
+	MaxSources int      `yaml:"max_sources"`
+	// LockTime is how long new addresses are refused for the account.
+	LockTime Duration `yaml:"locktime"`
+}
+
+// Fingerprints configures scanner recognition.
+type Fingerprints struct {
+	// File replaces the embedded fingerprint list when set.
+	File string `yaml:"file"`
+	// Threshold is the score at which weak marks ban. Default 100.
+	Threshold int `yaml:"threshold"`
+	// BanTime for a scanner ban. Default 24h.
+	BanTime Duration `yaml:"bantime"`
+}
+
+// Flood limits the request rate per source.
+type Flood struct {
+	// Window and Limit: more than Limit requests in Window bans.
+	Window Duration `yaml:"window"`
+	Limit  int      `yaml:"limit"`
+	// IPv6Prefix groups IPv6 sources. Default 64.
+	IPv6Prefix int      `yaml:"ipv6_prefix"`
+	BanTime    Duration `yaml:"bantime"`
+	// MaxSources bounds the tracked sources. Default 1048576.
+	MaxSources int `yaml:"max_sources"`
+}
+
+// Honeypot lists accounts no legitimate device uses.
+type Honeypot struct {
+	Accounts []string `yaml:"accounts"`
+	BanTime  Duration `yaml:"bantime"`
+}
+
+// PasswordPolicy is the minimum password quality.
+type PasswordPolicy struct {
+	Minimum  int `yaml:"minimum"`
+	Strength int `yaml:"strength"`
+}
+
+// Duration is a time.Duration that also accepts a "d" (day) suffix in YAML.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Prefix is a CIDR or a single address in YAML.
+type Prefix netip.Prefix
+
+// P returns p as a netip.Prefix.
+func (p Prefix) P() netip.Prefix { return netip.Prefix(p) }
+
+// Prefixes converts a list.
+func Prefixes(ps []Prefix) []netip.Prefix {
+	out := make([]netip.Prefix, len(ps))
+	for i, p := range ps {
+		out[i] = p.P()
+	}
+	return out
+}

@@ -1,0 +1,164 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Validate checks every value and returns the first problem as an *Error
+// whose Path names the key (the loader adds file and line).
+func (c *Config) Validate() error {
+	bad := func(path, msg, hint string) error { return &Error{Path: path, Msg: msg, Hint: hint} }
+	if c.DataDir == "" {
+		return bad("data_dir", "must not be empty", "a directory tollguard may write, e.g. /var/lib/tollguard")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log.level", fmt.Sprintf("unknown level %q", c.Log.Level), "one of debug, info, warn, error")
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return bad("log.format", fmt.Sprintf("unknown format %q", c.Log.Format), "text or json")
+	}
+	hasTLS := false
+	for i, l := range c.SIP.Listen {
+		u, err := ParseSIPURL(l, "udp", "tcp", "tls")
+		if err != nil {
+			return bad(fmt.Sprintf("sip.listen[%d]", i), err.Error(), "udp://0.0.0.0:5060, tcp://0.0.0.0:5060 or tls://0.0.0.0:5061")
+		}
+		hasTLS = hasTLS || u.Scheme == "tls"
+	}
+	if c.SIP.Upstream != "" {
+		if _, err := ParseSIPURL(c.SIP.Upstream, "udp", "tcp"); err != nil {
+			return bad("sip.upstream", err.Error(), "the PBX's private address, e.g. udp://127.0.0.1:5080")
+		}
+	} else if len(c.SIP.Listen) > 0 {
+		return bad("sip.upstream", "must be set when sip.listen is not empty", "the PBX's private address, e.g. udp://127.0.0.1:5080")
+	}
+	if c.SIP.Advertise != "" && net.ParseIP(c.SIP.Advertise) == nil {
+		return bad("sip.advertise", fmt.Sprintf("%q is not an IP address", c.SIP.Advertise), "the public IP clients reach the guard on")
+	}
+	if hasTLS && (c.SIP.TLS.Cert == "" || c.SIP.TLS.Key == "") {
+		return bad("sip.tls", "a tls:// listener needs sip.tls.cert and sip.tls.key", "PEM files of the guard's certificate and key")
+	}
+	if c.SIP.TLS.ClientCA != "" && (c.SIP.TLS.Cert == "" || c.SIP.TLS.Key == "") {
+		return bad("sip.tls.client_ca", "mutual TLS needs sip.tls.cert and sip.tls.key too", "set the server certificate and key")
+	}
+	switch c.SIP.BannedResponse {
+	case "drop", "reject":
+	default:
+		return bad("sip.banned_response", fmt.Sprintf("unknown value %q", c.SIP.BannedResponse), "drop (silent, default) or reject (403)")
+	}
+	if c.SIP.UpstreamTimeout <= 0 {
+		return bad("sip.upstream_timeout", "must be positive", "e.g. 2s")
+	}
+	if c.SIP.MaxMessageSize < 1024 || c.SIP.MaxMessageSize > 65535 {
+		return bad("sip.max_message_size", "must be between 1024 and 65535", "the default 65535 fits any UDP datagram")
+	}
+	if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
+		return bad("admin.listen", fmt.Sprintf("%q is not host:port", c.Admin.Listen), "e.g. 127.0.0.1:9061")
+	}
+	switch c.Store.Driver {
+	case "sqlite":
+	case "postgres":
+		if c.Store.DSN == "" {
+			return bad("store.dsn", "the postgres driver needs a DSN", "postgres://user:pass@host/db")
+		}
+	default:
+		return bad("store.driver", fmt.Sprintf("unknown driver %q", c.Store.Driver), "sqlite or postgres")
+	}
+	if c.Store.Retention.D() < 24*3600e9 {
+		return bad("store.retention", "must be at least 1d", "the default 180d meets the six-month log rule")
+	}
+	if c.Store.Checkpoint <= 0 || c.Store.FlushInterval <= 0 {
+		return bad("store", "checkpoint and flush_interval must be positive", "defaults: 1m and 100ms")
+	}
+	if len(c.Jail.RegisterFailure) == 0 {
+		return bad("jail.register_failure", "needs at least one entry", "the default is {findtime: 60s, maxretry: 3, banmode: ip_account, bantime: 180s}")
+	}
+	for i, r := range c.Jail.RegisterFailure {
+		p := fmt.Sprintf("jail.register_failure[%d]", i)
+		if r.FindTime <= 0 {
+			return bad(p+".findtime", "must be positive", "e.g. 60s")
+		}
+		if r.MaxRetry < 1 {
+			return bad(p+".maxretry", "must be at least 1", "e.g. 3")
+		}
+		if r.BanTime <= 0 {
+			return bad(p+".bantime", "must be positive", "e.g. 180s")
+		}
+		if r.BanMode != "ip" && r.BanMode != "ip_account" {
+			return bad(p+".banmode", fmt.Sprintf("unknown banmode %q", r.BanMode), "ip (the address) or ip_account (that account from that address)")
+		}
+	}
+	if c.Jail.Factor < 1 {
+		return bad("jail.factor", "must be at least 1", "2 doubles the ban on each repeat")
+	}
+	if c.Jail.MaxTime <= 0 {
+		return bad("jail.maxtime", "must be positive", "e.g. 24h")
+	}
+	if c.Enumeration.MaxAccounts < 2 || c.Enumeration.FindTime <= 0 || c.Enumeration.BanTime <= 0 {
+		return bad("enumeration", "max_accounts must be at least 2 and findtime, bantime positive", "defaults: 60s, 5, 1h")
+	}
+	if c.Distributed.MaxSources < 2 || c.Distributed.FindTime <= 0 || c.Distributed.LockTime <= 0 {
+		return bad("distributed", "max_sources must be at least 2 and findtime, locktime positive", "defaults: 10m, 5, 30m")
+	}
+	if c.Fingerprints.Threshold < 1 || c.Fingerprints.BanTime <= 0 {
+		return bad("fingerprints", "threshold must be at least 1 and bantime positive", "defaults: 100, 24h")
+	}
+	if c.Flood.Window <= 0 || c.Flood.Limit < 1 || c.Flood.BanTime <= 0 {
+		return bad("flood", "window, limit and bantime must be positive", "defaults: 2s, 200, 5m")
+	}
+	if c.Flood.IPv6Prefix < 32 || c.Flood.IPv6Prefix > 128 {
+		return bad("flood.ipv6_prefix", "must be between 32 and 128", "64 groups one customer's network")
+	}
+	if c.Flood.MaxSources < 1024 {
+		return bad("flood.max_sources", "must be at least 1024", "the default tracks about a million sources")
+	}
+	for i, a := range c.Honeypot.Accounts {
+		if strings.TrimSpace(a) == "" {
+			return bad(fmt.Sprintf("honeypot.accounts[%d]", i), "must not be empty", "an account no real device uses, e.g. 9999")
+		}
+	}
+	if c.Honeypot.BanTime <= 0 {
+		return bad("honeypot.bantime", "must be positive", "e.g. 24h")
+	}
+	if c.PasswordPolicy.Minimum < 1 {
+		return bad("password_policy.minimum", "must be at least 1", "6 is the seed default")
+	}
+	if c.PasswordPolicy.Strength < 1 || c.PasswordPolicy.Strength > 4 {
+		return bad("password_policy.strength", "must be between 1 and 4", "3 = three of digits, lower, upper, special")
+	}
+	return nil
+}
+
+// ParseSIPURL parses "scheme://host:port" with a scheme from allowed.
+func ParseSIPURL(s string, allowed ...string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("%q is not scheme://host:port", s)
+	}
+	ok := false
+	for _, a := range allowed {
+		ok = ok || u.Scheme == a
+	}
+	if !ok {
+		return nil, fmt.Errorf("scheme %q is not one of %s", u.Scheme, strings.Join(allowed, ", "))
+	}
+	host, port, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		return nil, fmt.Errorf("%q needs host:port", s)
+	}
+	if net.ParseIP(host) == nil && host != "localhost" {
+		return nil, fmt.Errorf("host %q is not an IP address", host)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return nil, fmt.Errorf("port %q is not 0-65535", port)
+	}
+	return u, nil
+}
