@@ -16,17 +16,17 @@ type Kind uint8
 
 // The event kinds. New kinds are appended; the numbers are not stored.
 const (
-	KindRequest     Kind = iota + 1 // a SIP request arrived (before it is forwarded)
-	KindResponse                    // a request got its final response
-	KindAuthFailure                 // credentials were presented and refused, or the account is unknown
-	KindRegister                    // a registration succeeded
-	KindCallAttempt                 // an initial INVITE
-	KindCallAnswered                // an INVITE got a 2xx
-	KindCallEnded                   // a call ended (BYE, or a failed/cancelled INVITE)
-	KindBan                         // a ban was placed
-	KindUnban                       // a ban was lifted
-	KindVerdict                     // the guard rejected or dropped a request
-	KindAdmin                       // an operator acted through the admin API
+	KindRequest      Kind = iota + 1 // a SIP request arrived (before it is forwarded)
+	KindResponse                     // a request got its final response
+	KindAuthFailure                  // credentials were presented and refused, or the account is unknown
+	KindRegister                     // a registration succeeded
+	KindCallAttempt                  // an initial INVITE
+	KindCallAnswered                 // an INVITE got a 2xx
+	KindCallEnded                    // a call ended (BYE, or a failed/cancelled INVITE)
+	KindBan                          // a ban was placed
+	KindUnban                        // a ban was lifted
+	KindVerdict                      // the guard rejected or dropped a request
+	KindAdmin                        // an operator acted through the admin API
 )
 
 var kindNames = [...]string{
