@@ -110,6 +110,7 @@ func Parse(file string, data []byte) (*Config, error) {
 			return nil, yamlError(file, err)
 		}
 	}
+	cfg.normalize()
 	if err := cfg.Validate(); err != nil {
 		var ce *Error
 		if errors.As(err, &ce) {
@@ -241,4 +242,17 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// normalize makes an empty list and an absent one the same value.
+func (c *Config) normalize() {
+	if len(c.Allow) == 0 {
+		c.Allow = nil
+	}
+	if len(c.Deny) == 0 {
+		c.Deny = nil
+	}
+	if len(c.Honeypot.Accounts) == 0 {
+		c.Honeypot.Accounts = nil
+	}
 }
