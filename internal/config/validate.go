@@ -25,13 +25,15 @@ func (c *Config) Validate() error {
 	default:
 		return bad("log.format", fmt.Sprintf("unknown format %q", c.Log.Format), "text or json")
 	}
-	hasTLS := false
+	tlsAt := -1
 	for i, l := range c.SIP.Listen {
 		u, err := ParseSIPURL(l, "udp", "tcp", "tls")
 		if err != nil {
 			return bad(fmt.Sprintf("sip.listen[%d]", i), err.Error(), "udp://0.0.0.0:5060, tcp://0.0.0.0:5060 or tls://0.0.0.0:5061")
 		}
-		hasTLS = hasTLS || u.Scheme == "tls"
+		if u.Scheme == "tls" && tlsAt < 0 {
+			tlsAt = i
+		}
 	}
 	if c.SIP.Upstream != "" {
 		if _, err := ParseSIPURL(c.SIP.Upstream, "udp", "tcp"); err != nil {
@@ -43,8 +45,8 @@ func (c *Config) Validate() error {
 	if c.SIP.Advertise != "" && net.ParseIP(c.SIP.Advertise) == nil {
 		return bad("sip.advertise", fmt.Sprintf("%q is not an IP address", c.SIP.Advertise), "the public IP clients reach the guard on")
 	}
-	if hasTLS && (c.SIP.TLS.Cert == "" || c.SIP.TLS.Key == "") {
-		return bad("sip.tls", "a tls:// listener needs sip.tls.cert and sip.tls.key", "PEM files of the guard's certificate and key")
+	if tlsAt >= 0 && (c.SIP.TLS.Cert == "" || c.SIP.TLS.Key == "") {
+		return bad(fmt.Sprintf("sip.listen[%d]", tlsAt), "a tls:// listener needs sip.tls.cert and sip.tls.key", "PEM files of the guard's certificate and key")
 	}
 	if c.SIP.TLS.ClientCA != "" && (c.SIP.TLS.Cert == "" || c.SIP.TLS.Key == "") {
 		return bad("sip.tls.client_ca", "mutual TLS needs sip.tls.cert and sip.tls.key too", "set the server certificate and key")

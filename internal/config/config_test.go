@@ -1,0 +1,79 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		yaml string
+		want string // substring of the error, including file:line
+	}{
+		{"unknown top key", "data_dir: x\nsipp: {}\n", `t.yaml:2: unknown key "sipp"`},
+		{"unknown nested key", "sip:\n  listen: []\n  upstrem: udp://127.0.0.1:5080\n", `t.yaml:3: unknown key "upstrem"`},
+		{"bad duration", "jail:\n  register_failure:\n    - {findtime: 10x, maxretry: 3, banmode: ip, bantime: 1s}\n", `t.yaml:3: "10x" is not a duration`},
+		{"bad banmode", "jail:\n  register_failure:\n    - {findtime: 10s, maxretry: 3, banmode: office, bantime: 1s}\n", `t.yaml:3: jail.register_failure[0].banmode: unknown banmode "office"`},
+		{"bad listener scheme", "sip:\n  listen:\n    - udp://0.0.0.0:5060\n    - sctp://0.0.0.0:5060\n", `t.yaml:4: sip.listen[1]: scheme "sctp"`},
+		{"tls without cert", "sip:\n  listen: [\"tls://0.0.0.0:5061\"]\n", `t.yaml:2: sip.listen[0]: a tls:// listener needs`},
+		{"bad cidr", "allow: [\"10.0.0.0/33\"]\n", `t.yaml:1: "10.0.0.0/33" is not an address or CIDR`},
+		{"bad banned_response", "sip:\n  banned_response: dance\n", `t.yaml:2: sip.banned_response: unknown value "dance" (hint: drop`},
+		{"postgres without dsn", "store: {driver: postgres}\n", `t.yaml:1: store.dsn: the postgres driver needs a DSN`},
+		{"short retention", "store:\n  retention: 1h\n", `t.yaml:2: store.retention: must be at least 1d`},
+		{"syntax", "sip: [\n", `t.yaml:`},
+		{"wrong type", "flood: {limit: lots}\n", `t.yaml:1:`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("t.yaml", []byte(tc.yaml))
+			if err == nil {
+				t.Fatalf("no error, want %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseValues(t *testing.T) {
+	cfg, err := Parse("t.yaml", []byte(`
+allow: ["203.0.113.0/24", "::ffff:198.51.100.7", "2001:db8::1"]
+store: {retention: 7d}
+jail:
+  register_failure:
+    - {findtime: 60s, maxretry: 3, banmode: ip_account, bantime: 180s}
+    - {findtime: 1h, maxretry: 10, banmode: ip, bantime: 1d}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Store.Retention.D(); got != 7*24*time.Hour {
+		t.Errorf("retention = %v", got)
+	}
+	wantAllow := []string{"203.0.113.0/24", "198.51.100.7/32", "2001:db8::1/128"}
+	for i, w := range wantAllow {
+		if got := cfg.Allow[i].P().String(); got != w {
+			t.Errorf("allow[%d] = %s, want %s", i, got, w)
+		}
+	}
+	if n := len(cfg.Jail.RegisterFailure); n != 2 || cfg.Jail.RegisterFailure[1].BanTime.D() != 24*time.Hour {
+		t.Errorf("register_failure = %+v", cfg.Jail.RegisterFailure)
+	}
+	// Keys not in the file keep their defaults.
+	if cfg.SIP.BannedResponse != "drop" || cfg.Admin.Listen != "127.0.0.1:9061" {
+		t.Errorf("defaults lost: %+v %+v", cfg.SIP, cfg.Admin)
+	}
+}
+
+func TestEmptyFileIsDefault(t *testing.T) {
+	cfg, err := Parse("empty.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Jail.RegisterFailure[0].MaxRetry != 3 {
+		t.Errorf("got %+v", cfg.Jail)
+	}
+}
