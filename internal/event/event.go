@@ -154,6 +154,9 @@ type AuthFailure struct {
 	SIP
 	Account string `json:"account"`
 	Code    int    `json:"code"`
+	// Stale is true when the refusal was a stale-nonce challenge (RFC 7616
+	// §3.3). Sources should not emit such failures; consumers ignore them.
+	Stale bool `json:"stale,omitempty"`
 }
 
 // Register is a successful registration of Account.
