@@ -143,6 +143,10 @@ type Response struct {
 	// Stale is true when a 401/407 challenge carried stale=true: the nonce
 	// expired, the credentials were not wrong (RFC 7616 §3.3).
 	Stale bool `json:"stale,omitempty"`
+	// Expires is the registration lifetime a REGISTER 2xx granted, in
+	// seconds (RFC 3261 §10.3 step 8); zero for other requests and for
+	// unregistrations.
+	Expires int `json:"expires,omitempty"`
 }
 
 // AuthFailure is a real authentication failure: a request that carried
