@@ -10,7 +10,8 @@ package event
 //     (DESIGN key decision 2).
 //   - Register: a REGISTER got a 2xx granting Expires > 0 (RFC 3261 §10.3).
 //   - CallAnswered: an INVITE got a 2xx.
-//   - CallEnded: an INVITE got a final non-2xx; Cause is "cancel" for 487
+//   - CallEnded: an INVITE got a final non-2xx other than a 401/407
+//     challenge; Cause is "cancel" for 487
 //     (RFC 3261 §9.2) and "failed" otherwise. Duration and Billsec are left
 //     zero: the caller, who knows when the call started, fills them in.
 //
@@ -25,7 +26,9 @@ func Classify(r *Response) Event {
 	case isAuthFailure(r):
 		return &AuthFailure{Meta: r.Meta, SIP: r.SIP, Account: r.Account(), Code: code}
 	case code >= 300:
-		if r.Method == "INVITE" {
+		// A 401/407 to an INVITE is a challenge the caller answers with a
+		// new INVITE in the same call: the call has not ended.
+		if r.Method == "INVITE" && code != 401 && code != 407 {
 			cause := "failed"
 			if code == 487 {
 				cause = "cancel"
