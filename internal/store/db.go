@@ -1,0 +1,193 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tollguard/tollguard/internal/decision"
+)
+
+// db is what the two drivers share: database/sql for reads and small
+// writes, and a driver-specific batch commit.
+type db struct {
+	sql *sql.DB
+	pg  bool
+	// commit writes one batch in one transaction on the writer's
+	// connection.
+	commit func(ctx context.Context, b *batch) error
+	// backup copies the database to a file.
+	backup func(ctx context.Context, path string) error
+}
+
+// batch is what the writer commits in one transaction.
+type batch struct {
+	rows []row
+	bans []banOp
+	cp   *checkpoint
+}
+
+// banOp saves d, or deletes the bans with d's key when del is set.
+type banOp struct {
+	del bool
+	d   decision.Decision
+}
+
+// rebind turns ? placeholders into $1, $2 … for PostgreSQL.
+func (d *db) rebind(q string) string {
+	if !d.pg {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, c := range q {
+		if c == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// execer is a *sql.Tx or anything else that runs statements.
+type execer interface {
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+}
+
+// applyBans runs ban operations inside the batch transaction.
+func (d *db) applyBans(ctx context.Context, tx execer, ops []banOp) error {
+	for _, op := range ops {
+		k := banKey(op.d)
+		if op.del {
+			q, args := `DELETE FROM bans WHERE scope = ? AND prefix = ? AND account = ?`, []any{string(k.Scope), prefixText(k.Prefix), k.Account}
+			if k.Scope == decision.ScopeIP {
+				q, args = `DELETE FROM bans WHERE prefix = ? AND (scope = 'ip' OR scope = 'ip_account')`, []any{prefixText(k.Prefix)}
+			}
+			if _, err := tx.ExecContext(ctx, d.rebind(q), args...); err != nil {
+				return fmt.Errorf("deleting ban %s: %w", op.d.Target(), err)
+			}
+			continue
+		}
+		data, err := json.Marshal(op.d)
+		if err != nil {
+			return fmt.Errorf("encoding ban: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, d.rebind(`INSERT INTO bans (scope, prefix, account, until_us, data) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (scope, prefix, account) DO UPDATE SET until_us = excluded.until_us, data = excluded.data`),
+			string(k.Scope), prefixText(k.Prefix), k.Account, untilUS(op.d.Until), string(data))
+		if err != nil {
+			return fmt.Errorf("saving ban %s: %w", op.d.Target(), err)
+		}
+	}
+	return nil
+}
+
+// insertCheckpoint stores cp inside the batch transaction.
+func (d *db) insertCheckpoint(ctx context.Context, tx execer, cp *checkpoint) error {
+	if cp == nil {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, d.rebind(`INSERT INTO checkpoints (seq, hash, time_us, sig) VALUES (?, ?, ?, ?)`),
+		cp.Seq, cp.Hash, cp.TimeUS, cp.Sig)
+	if err != nil {
+		return fmt.Errorf("writing checkpoint at seq %d: %w", cp.Seq, err)
+	}
+	return nil
+}
+
+// banKey normalises a decision's key the way decision.Set does.
+func banKey(d decision.Decision) decision.Key {
+	k := d.Key()
+	switch k.Scope {
+	case decision.ScopeIP, decision.ScopeIPAccount:
+		if k.Prefix.IsValid() {
+			k.Prefix = decision.HostPrefix(k.Prefix.Addr())
+		}
+	case decision.ScopePrefix:
+		k.Prefix = netip.PrefixFrom(decision.Unmap(k.Prefix.Addr()), k.Prefix.Bits()).Masked()
+	}
+	return k
+}
+
+func prefixText(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.String()
+}
+
+func untilUS(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+// lastRow returns the newest record's seq and hash, or 0 and nil.
+func (d *db) lastRow(ctx context.Context) (int64, []byte, error) {
+	var seq int64
+	var h []byte
+	err := d.sql.QueryRowContext(ctx, `SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1`).Scan(&seq, &h)
+	if err == sql.ErrNoRows {
+		return d.lastCheckpointAnchor(ctx)
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("reading the last record: %w", err)
+	}
+	return seq, h, nil
+}
+
+// lastCheckpointAnchor continues the chain from the newest checkpoint when
+// every record has been purged.
+func (d *db) lastCheckpointAnchor(ctx context.Context) (int64, []byte, error) {
+	var seq int64
+	var h []byte
+	err := d.sql.QueryRowContext(ctx, `SELECT seq, hash FROM checkpoints ORDER BY seq DESC LIMIT 1`).Scan(&seq, &h)
+	if err == sql.ErrNoRows {
+		return 0, nil, nil
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("reading the last checkpoint: %w", err)
+	}
+	return seq, h, nil
+}
+
+// activeBans returns the bans in force at now; with cleanup it first
+// deletes the expired ones.
+func (d *db) activeBans(ctx context.Context, now time.Time, cleanup bool) ([]decision.Decision, error) {
+	if cleanup {
+		q := d.rebind(`DELETE FROM bans WHERE until_us <> 0 AND until_us <= ?`)
+		if _, err := d.sql.ExecContext(ctx, q, now.UnixMicro()); err != nil {
+			return nil, fmt.Errorf("deleting expired bans: %w", err)
+		}
+	}
+	rows, err := d.sql.QueryContext(ctx, d.rebind(`SELECT data FROM bans WHERE until_us = 0 OR until_us > ? ORDER BY scope, prefix, account`), now.UnixMicro())
+	if err != nil {
+		return nil, fmt.Errorf("reading bans: %w", err)
+	}
+	defer rows.Close()
+	var out []decision.Decision
+	for rows.Next() {
+		var data string
+		if err := rows.Scan(&data); err != nil {
+			return nil, fmt.Errorf("reading bans: %w", err)
+		}
+		var dec decision.Decision
+		if err := json.Unmarshal([]byte(data), &dec); err != nil {
+			return nil, fmt.Errorf("decoding ban: %w", err)
+		}
+		out = append(out, dec)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading bans: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,83 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// migrate applies the embedded migrations/<dialect>/NNNN_name.sql files
+// newer than the version recorded in schema_version, one transaction each,
+// in order. It returns the resulting version.
+func migrate(ctx context.Context, db *sql.DB, dialect string, rebind func(string) string) (int, error) {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return 0, fmt.Errorf("creating schema_version: %w", err)
+	}
+	var cur int
+	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&cur); err != nil {
+		return 0, fmt.Errorf("reading schema version: %w", err)
+	}
+	dir := "migrations/" + dialect
+	files, err := fs.Glob(migrations, dir+"/*.sql")
+	if err != nil {
+		return 0, fmt.Errorf("listing migrations: %w", err)
+	}
+	slices.Sort(files)
+	for _, f := range files {
+		name := strings.TrimPrefix(f, dir+"/")
+		v, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
+		if err != nil {
+			return cur, fmt.Errorf("migration %s: name must start with a number: %w", name, err)
+		}
+		if v <= cur {
+			continue
+		}
+		body, err := migrations.ReadFile(f)
+		if err != nil {
+			return cur, fmt.Errorf("reading migration %s: %w", name, err)
+		}
+		if err := applyMigration(ctx, db, string(body), v, rebind); err != nil {
+			return cur, fmt.Errorf("applying migration %s: %w", name, err)
+		}
+		cur = v
+	}
+	return cur, nil
+}
+
+func applyMigration(ctx context.Context, db *sql.DB, body string, v int, rebind func(string) string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, stmt := range strings.Split(body, ";") {
+		if strings.TrimSpace(stripComments(stmt)) == "" {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, rebind(`INSERT INTO schema_version (version) VALUES (?)`), v); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func stripComments(s string) string {
+	var b strings.Builder
+	for line := range strings.Lines(s) {
+		if !strings.HasPrefix(strings.TrimSpace(line), "--") {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,75 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// openPostgres connects through pgx's database/sql adapter.
+func openPostgres(ctx context.Context, dsn string) (*db, error) {
+	sdb, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("opening postgres: %w", err)
+	}
+	sdb.SetMaxOpenConns(8)
+	if err := sdb.PingContext(ctx); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("connecting to postgres: %w", err)
+	}
+	d := &db{sql: sdb, pg: true}
+	d.backup = func(context.Context, string) error {
+		return fmt.Errorf("backup: use pg_dump for the postgres driver: %w", ErrUnsupported)
+	}
+	return d, nil
+}
+
+var copyColumns = []string{"seq", "time_us", "kind", "ip", "port", "account", "call_id", "code", "rule", "data", "hash"}
+
+// postgresCommitter returns the batch commit on a connection of its own:
+// the events go in with COPY, bans and the checkpoint in the same
+// transaction.
+func postgresCommitter(ctx context.Context, d *db) (func(context.Context, *batch) error, func() error, error) {
+	conn, err := d.sql.Conn(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening the writer connection: %w", err)
+	}
+	commit := func(ctx context.Context, b *batch) error {
+		return conn.Raw(func(dc any) error {
+			pc := dc.(*stdlib.Conn).Conn()
+			tx, err := pc.Begin(ctx)
+			if err != nil {
+				return err
+			}
+			defer tx.Rollback(ctx)
+			if len(b.rows) > 0 {
+				src := pgx.CopyFromSlice(len(b.rows), func(i int) ([]any, error) {
+					r := &b.rows[i]
+					return []any{r.Seq, r.TimeUS, r.Kind, r.IP, int64(r.Port), r.Account, r.CallID, int64(r.Code), r.Rule, string(r.Data), r.Hash}, nil
+				})
+				if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, copyColumns, src); err != nil {
+					return err
+				}
+			}
+			if err := d.applyBans(ctx, pgxExec{tx}, b.bans); err != nil {
+				return err
+			}
+			if err := d.insertCheckpoint(ctx, pgxExec{tx}, b.cp); err != nil {
+				return err
+			}
+			return tx.Commit(ctx)
+		})
+	}
+	return commit, conn.Close, nil
+}
+
+// pgxExec adapts a pgx.Tx to execer.
+type pgxExec struct{ tx pgx.Tx }
+
+func (p pgxExec) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	_, err := p.tx.Exec(ctx, q, args...)
+	return nil, err
+}

@@ -1,0 +1,118 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tollguard/tollguard/internal/event"
+)
+
+// Purge implements Store.
+func (s *sqlStore) Purge(ctx context.Context, before time.Time) (int64, error) {
+	if s.opts.ReadOnly {
+		return 0, ErrReadOnly
+	}
+	seqs, err := s.db.anchorsBefore(ctx, before)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, anchor := range seqs {
+		n, err := s.db.purgeThrough(ctx, anchor)
+		total += n
+		s.m.purged.Add(float64(n))
+		if err != nil {
+			return total, err
+		}
+	}
+	if total > 0 {
+		ev := &event.Admin{
+			Meta:  event.Meta{Time: s.now()},
+			Actor: "retention", Action: "purge",
+			Detail: fmt.Sprintf("deleted %d records through seq %d (older than %s)", total, seqs[len(seqs)-1], before.UTC().Format(time.RFC3339)),
+		}
+		if err := s.writeThrough(ctx, syncReq{evs: []event.Event{ev}}); err != nil {
+			return total, fmt.Errorf("recording the purge: %w", err)
+		}
+	}
+	return total, nil
+}
+
+// anchorsBefore lists, in order, the checkpoints written before t that
+// still have records at or below them.
+func (d *db) anchorsBefore(ctx context.Context, t time.Time) ([]int64, error) {
+	var first sql.NullInt64
+	if err := d.sql.QueryRowContext(ctx, `SELECT MIN(seq) FROM events`).Scan(&first); err != nil {
+		return nil, fmt.Errorf("purge: reading the first record: %w", err)
+	}
+	if !first.Valid {
+		return nil, nil
+	}
+	rows, err := d.sql.QueryContext(ctx, d.rebind(`SELECT seq FROM checkpoints WHERE time_us < ? AND seq >= ? ORDER BY seq`), t.UnixMicro(), first.Int64)
+	if err != nil {
+		return nil, fmt.Errorf("purge: reading checkpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			return nil, fmt.Errorf("purge: reading checkpoints: %w", err)
+		}
+		out = append(out, seq)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("purge: reading checkpoints: %w", err)
+	}
+	return out, nil
+}
+
+// purgeThrough deletes the records up to and including the checkpoint at
+// seq, and the older checkpoints, in one transaction: whatever happens, the
+// first remaining record follows a checkpoint.
+func (d *db) purgeThrough(ctx context.Context, seq int64) (int64, error) {
+	tx, err := d.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("purge: %w", err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, d.rebind(`DELETE FROM events WHERE seq <= ?`), seq)
+	if err != nil {
+		return 0, fmt.Errorf("purge through %d: %w", seq, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("purge through %d: %w", seq, err)
+	}
+	if _, err := tx.ExecContext(ctx, d.rebind(`DELETE FROM checkpoints WHERE seq < ?`), seq); err != nil {
+		return 0, fmt.Errorf("purge through %d: %w", seq, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("purge through %d: %w", seq, err)
+	}
+	return n, nil
+}
+
+// retain runs the retention purge at start and every PurgeEvery until ctx
+// ends.
+func (s *sqlStore) retain(ctx context.Context) {
+	t := time.NewTicker(s.opts.PurgeEvery)
+	defer t.Stop()
+	for {
+		n, err := s.Purge(ctx, s.now().Add(-s.cfg.Retention.D()))
+		switch {
+		case err != nil && !errors.Is(err, context.Canceled):
+			s.log.Error("retention purge failed", "err", err)
+		case n > 0:
+			s.log.Info("retention purge", "deleted", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

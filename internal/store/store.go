@@ -1,0 +1,148 @@
+// Package store persists everything the guard sees and decides: events,
+// verdicts, bans and admin actions, in a SHA-256 hash chain with signed
+// checkpoints, on SQLite (embedded default) or PostgreSQL.
+//
+// One goroutine writes: Record only enqueues, and the writer commits batches
+// every store.flush_interval (or sooner when a batch fills). Bans are
+// written through. Close drains the queue and writes a final checkpoint.
+package store
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tollguard/tollguard/internal/decision"
+	"github.com/tollguard/tollguard/internal/event"
+)
+
+// Store is the event store. Its methods are safe for concurrent use.
+type Store interface {
+	// Record enqueues ev for the batch writer and returns at once; it never
+	// blocks. When the queue is full, or the store is closed or read-only,
+	// ev is dropped and counted (tollguard_store_events_dropped_total).
+	// The store keeps ev: the caller must not change it afterwards.
+	Record(ev event.Event)
+	// SaveBan persists a ban and records a Ban event in the chain, in one
+	// committed transaction, before it returns (write-through). Saving a
+	// ban with the key of an existing one replaces it.
+	SaveBan(ctx context.Context, d decision.Decision) error
+	// DeleteBan lifts the bans with the key of the unban decision d and
+	// records an Unban event (actor d.Origin, reason d.Reason), committed
+	// before it returns. Like decision.Set.Apply, an unban of ScopeIP also
+	// lifts that address's ip_account bans.
+	DeleteBan(ctx context.Context, d decision.Decision) error
+	// ActiveBans returns the bans in force at now, for the daemon to reload
+	// at start with their remaining time. Expired bans are not returned and
+	// are deleted.
+	ActiveBans(ctx context.Context, now time.Time) ([]decision.Decision, error)
+	// Query returns the committed records matching f, newest first.
+	// Events still queued in the writer are not seen.
+	Query(ctx context.Context, f Filter) ([]Record, error)
+	// Verify walks the whole chain and the signed checkpoints and reports
+	// the first broken record. A broken chain is a report with OK false,
+	// not an error; errors are failures to read.
+	Verify(ctx context.Context) (VerifyReport, error)
+	// Purge deletes the records older than before, up to the newest signed
+	// checkpoint written before that time, which stays as the chain's
+	// anchor. It deletes one checkpoint interval per transaction so writes
+	// are not stalled, and returns how many records it deleted.
+	Purge(ctx context.Context, before time.Time) (int64, error)
+	// Backup writes a consistent copy of the store to path while the store
+	// is in use (SQLite VACUUM INTO). PostgreSQL returns ErrUnsupported:
+	// use pg_dump.
+	Backup(ctx context.Context, path string) error
+	// Close stops accepting events, drains the queue, commits it, writes a
+	// final checkpoint and closes the database. It is safe to call twice.
+	Close() error
+}
+
+// ErrUnsupported is returned by operations a backend does not provide.
+var ErrUnsupported = errors.New("not supported by this store driver")
+
+// ErrReadOnly is returned by writes to a store opened with Options.ReadOnly.
+var ErrReadOnly = errors.New("store is open read-only")
+
+// Options are the dependencies and tuning of a Store. The zero value works.
+type Options struct {
+	// Logger receives the store's log; nil discards it.
+	Logger *slog.Logger
+	// Registry receives the store's metrics; nil registers none.
+	Registry *prometheus.Registry
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// ReadOnly opens the store for queries, verification and backups only
+	// (the CLI while the daemon runs): no writer, no retention, no
+	// checkpoints, no migrations.
+	ReadOnly bool
+	// QueueSize bounds the events waiting for the writer. Default 65536.
+	QueueSize int
+	// BatchSize is the most events committed in one transaction.
+	// Default 2048.
+	BatchSize int
+	// PurgeEvery is how often retention runs. Default 1h.
+	PurgeEvery time.Duration
+}
+
+// Record is one stored event.
+type Record struct {
+	// Seq is the record's position in the chain, from 1.
+	Seq int64 `json:"seq"`
+	// Time is the event's time, to the microsecond, in UTC.
+	Time time.Time `json:"time"`
+	// Kind is the event's kind.
+	Kind event.Kind `json:"-"`
+	// IP is the source address (for bans without a source, the banned
+	// address); invalid when none.
+	IP netip.Addr `json:"-"`
+	// Account, CallID, Code and Rule are the indexed columns.
+	Account string `json:"account,omitempty"`
+	CallID  string `json:"call_id,omitempty"`
+	Code    int    `json:"code,omitempty"`
+	Rule    string `json:"rule,omitempty"`
+	// Event is the full typed event; the caller owns it.
+	Event event.Event `json:"-"`
+	// Hash is the record's chain hash.
+	Hash []byte `json:"-"`
+}
+
+// Filter selects records. Zero fields do not filter.
+type Filter struct {
+	IP      netip.Addr
+	Account string
+	CallID  string
+	Kinds   []event.Kind
+	// Since is inclusive, Until exclusive.
+	Since, Until time.Time
+	// Limit caps the result; 0 means 1000. At most 100000.
+	Limit int
+}
+
+// VerifyReport is the outcome of Verify.
+type VerifyReport struct {
+	// OK is true when every record and checkpoint checked out.
+	OK bool `json:"ok"`
+	// Records is how many records were checked; FirstSeq and LastSeq the
+	// range present (0 when empty).
+	Records  int64 `json:"records"`
+	FirstSeq int64 `json:"first_seq"`
+	LastSeq  int64 `json:"last_seq"`
+	// Checkpoints is how many signed checkpoints were checked.
+	Checkpoints int `json:"checkpoints"`
+	// BrokenSeq is the first broken record's sequence number and Reason
+	// says what is wrong with it; both empty when OK.
+	BrokenSeq int64  `json:"broken_seq,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+const (
+	defaultQueueSize  = 1 << 16
+	defaultBatchSize  = 2048
+	defaultLimit      = 1000
+	maxLimit          = 100000
+	defaultPurgeEvery = time.Hour
+)
