@@ -1,0 +1,151 @@
+package testpeer
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+var users = map[string]string{"1001": "secret1001", "1002": "secret1002", "1003": "secret1003"}
+
+func TestLoopbackAddrDistinct(t *testing.T) {
+	seen := map[netip.Addr]bool{}
+	for range 600 {
+		a := LoopbackAddr(t)
+		if !a.IsLoopback() || a == netip.MustParseAddr("127.0.0.1") {
+			t.Fatalf("LoopbackAddr = %s, want a loopback address other than 127.0.0.1", a)
+		}
+		if seen[a] {
+			t.Fatalf("LoopbackAddr returned %s twice", a)
+		}
+		seen[a] = true
+	}
+}
+
+func TestParseSippStats(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		csv        string
+		ok, failed int
+	}{
+		{"empty", "", 0, 0},
+		{"header only", "StartTime;SuccessfulCall(C);FailedCall(C)\n", 0, 0},
+		{"last line wins", "StartTime;SuccessfulCall(P);SuccessfulCall(C);FailedCall(C)\nx;0;0;0\nx;2;3;1\n", 3, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ok, failed := parseSippStats(tc.csv)
+			if ok != tc.ok || failed != tc.failed {
+				t.Errorf("parseSippStats = %d, %d; want %d, %d", ok, failed, tc.ok, tc.failed)
+			}
+		})
+	}
+}
+
+// TestKamailioDirect proves the helpers against Kamailio with no guard in
+// between: registration over UDP and TCP, wrong passwords, calls to the
+// trunk and to a registered phone, and a cancelled call.
+func TestKamailioDirect(t *testing.T) {
+	trunkAddr := LoopbackAddr(t)
+	k := StartKamailio(t, KamailioOptions{
+		Users:        users,
+		TrunkPattern: "^9[0-9]+$",
+		Trunk:        netip.AddrPortFrom(trunkAddr, 5060),
+	})
+
+	t.Run("register udp", func(t *testing.T) {
+		SippOK(t, SippOptions{Scenario: ScenarioRegister, Remote: k.Addr, User: "1001", Password: "secret1001"})
+		if n := k.Count("registered", "user=1001"); n != 1 {
+			t.Errorf("kamailio logged %d registrations of 1001, want 1", n)
+		}
+	})
+	t.Run("register tcp", func(t *testing.T) {
+		SippOK(t, SippOptions{Scenario: ScenarioRegister, Remote: k.Addr, Transport: "tcp", User: "1003", Password: "secret1003"})
+		if n := k.Count("registered", "user=1003"); n != 1 {
+			t.Errorf("kamailio logged %d registrations of 1003, want 1", n)
+		}
+	})
+	t.Run("wrong password", func(t *testing.T) {
+		before := k.Count("authfail")
+		SippOK(t, SippOptions{Scenario: ScenarioRegister, Vars: map[string]string{"final": "403"},
+			Remote: k.Addr, User: "1001", Password: "wrong"})
+		if n := k.Count("authfail") - before; n != 1 {
+			t.Errorf("kamailio logged %d auth failures, want 1", n)
+		}
+	})
+	t.Run("call to trunk", func(t *testing.T) {
+		uas := StartSipp(t, SippOptions{Scenario: ScenarioUAS, Local: trunkAddr})
+		SippOK(t, SippOptions{Scenario: ScenarioCall, Vars: map[string]string{"callee": "90012345"},
+			Remote: k.Addr, User: "1001", Password: "secret1001"})
+		if r := uas.Wait(); r.ExitCode != 0 || r.Successful != 1 {
+			t.Fatalf("trunk UAS: %s", r.Summary())
+		}
+	})
+	t.Run("cancel ringing call", func(t *testing.T) {
+		uas := StartSipp(t, SippOptions{Scenario: ScenarioUASRing, Local: trunkAddr})
+		SippOK(t, SippOptions{Scenario: ScenarioCancel, Vars: map[string]string{"callee": "90012345"},
+			Remote: k.Addr, User: "1001", Password: "secret1001"})
+		if r := uas.Wait(); r.ExitCode != 0 || r.Successful != 1 {
+			t.Fatalf("trunk UAS: %s", r.Summary())
+		}
+	})
+	t.Run("call to registered phone", func(t *testing.T) {
+		phone := LoopbackAddr(t)
+		SippOK(t, SippOptions{Scenario: ScenarioRegister, Local: phone, Remote: k.Addr, User: "1002", Password: "secret1002"})
+		// The INVITE must come straight from Kamailio: no Path was given.
+		uas := StartSipp(t, SippOptions{Scenario: ScenarioUAS, Local: phone,
+			Vars: map[string]string{"via": ViaPattern(k.Addr.Addr())}})
+		SippOK(t, SippOptions{Scenario: ScenarioCall, Vars: map[string]string{"callee": "1002"},
+			Remote: k.Addr, User: "1001", Password: "secret1001"})
+		if r := uas.Wait(); r.ExitCode != 0 || r.Successful != 1 {
+			t.Fatalf("phone 1002: %s", r.Summary())
+		}
+	})
+	t.Run("call to unregistered user fails", func(t *testing.T) {
+		r := Sipp(t, SippOptions{Scenario: ScenarioCall, Vars: map[string]string{"callee": "1003x"},
+			Remote: k.Addr, User: "1001", Password: "secret1001"})
+		if r.ExitCode == 0 || r.Successful != 0 {
+			t.Fatalf("call to an unknown user succeeded: %s", r.Summary())
+		}
+	})
+}
+
+// TestSipviciousDirect proves the SIPVicious wrapper: each tool sends from
+// the address it was given, and its attacks reach Kamailio.
+func TestSipviciousDirect(t *testing.T) {
+	k := StartKamailio(t, KamailioOptions{Users: users})
+	t.Run("svcrack", func(t *testing.T) {
+		t.Parallel()
+		attacker := LoopbackAddr(t)
+		dict := WriteDictionary(t, "123456", "password", "1001", "000000", "qwerty")
+		r := Sipvicious(t, SipviciousOptions{Tool: "svcrack", Local: attacker, Target: k.Addr,
+			Args: []string{"-u", "1001", "-d", dict}})
+		if n := k.WaitCount(0, 5, "authfail", "src="+attacker.String()+" "); n != 5 {
+			t.Fatalf("kamailio logged %d auth failures from %s, want 5\n%s", n, attacker, r.Output)
+		}
+	})
+	t.Run("svwar", func(t *testing.T) {
+		t.Parallel()
+		attacker := LoopbackAddr(t)
+		r := Sipvicious(t, SipviciousOptions{Tool: "svwar", Local: attacker, Target: k.Addr,
+			Args: []string{"-e", "1000-1010", "-m", "REGISTER"}})
+		for _, ext := range []string{"1001", "1002", "1003"} {
+			if !strings.Contains(r.Output, ext) {
+				t.Errorf("svwar did not find extension %s:\n%s", ext, r.Output)
+			}
+		}
+		if n := k.Count("notfound", "src="+attacker.String()+" "); n < 8 {
+			t.Errorf("kamailio answered %d unknown-account REGISTERs from %s, want at least 8", n, attacker)
+		}
+	})
+	t.Run("svmap", func(t *testing.T) {
+		t.Parallel()
+		attacker := LoopbackAddr(t)
+		r := Sipvicious(t, SipviciousOptions{Tool: "svmap", Local: attacker, Target: k.Addr})
+		if !strings.Contains(r.Output, k.Addr.String()) {
+			t.Errorf("svmap did not report %s:\n%s", k.Addr, r.Output)
+		}
+		if n := k.Count("rx method=OPTIONS", "src="+attacker.String()+":"); n < 1 {
+			t.Errorf("kamailio saw no OPTIONS from %s", attacker)
+		}
+	})
+}
