@@ -38,7 +38,9 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		}
 		rec := &auditRecord{}
 		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), auditKey{}, rec)))
+		// The mux records the matched pattern on the request it is given.
+		r = r.WithContext(context.WithValue(r.Context(), auditKey{}, rec))
+		next.ServeHTTP(sw, r)
 		s.audit(r, rec, sw.status())
 	})
 }
