@@ -38,6 +38,10 @@ type KamailioOptions struct {
 	// Trusted lists sources whose INVITEs are not challenged (a carrier
 	// trunk calling in).
 	Trusted []netip.Addr
+	// TLS, when set, adds a TLS listener on Port+1 with the PKI's server
+	// certificate (kamailio-tls-modules); client certificates are not
+	// requested.
+	TLS *PKI
 }
 
 // Kamailio is a running Kamailio started by StartKamailio. It is stopped
@@ -45,6 +49,8 @@ type KamailioOptions struct {
 type Kamailio struct {
 	// Addr is the UDP and TCP address Kamailio listens on.
 	Addr netip.AddrPort
+	// TLSAddr is the TLS listener, when KamailioOptions.TLS was set.
+	TLSAddr netip.AddrPort
 	// Realm is the digest realm it challenges with.
 	Realm string
 
@@ -84,7 +90,18 @@ func StartKamailio(t testing.TB, opts KamailioOptions) *Kamailio {
 	dir := t.TempDir()
 	k := &Kamailio{Addr: netip.AddrPortFrom(opts.Addr, uint16(opts.Port)), Realm: opts.Realm, log: &logBuffer{}}
 
-	cfg, err := renderKamailioConfig(opts, modPath)
+	tlsConfig := ""
+	if opts.TLS != nil {
+		k.TLSAddr = netip.AddrPortFrom(opts.Addr, uint16(opts.Port+1))
+		tlsConfig = filepath.Join(dir, "tls.cfg")
+		tc := fmt.Sprintf("[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n"+
+			"private_key = %s\ncertificate = %s\n\n[client:default]\nmethod = TLSv1.2+\nverify_certificate = no\n",
+			opts.TLS.ServerKey, opts.TLS.ServerCert)
+		if err := os.WriteFile(tlsConfig, []byte(tc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := renderKamailioConfig(opts, modPath, tlsConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +242,7 @@ func kamailioModules() (string, error) {
 
 type kamUser struct{ Name, Password string }
 
-func renderKamailioConfig(opts KamailioOptions, modPath string) ([]byte, error) {
+func renderKamailioConfig(opts KamailioOptions, modPath, tlsConfig string) ([]byte, error) {
 	tmpl, err := template.ParseFS(files, "testdata/kamailio.cfg.tmpl")
 	if err != nil {
 		return nil, fmt.Errorf("testpeer: parsing kamailio template: %w", err)
@@ -239,9 +256,14 @@ func renderKamailioConfig(opts KamailioOptions, modPath string) ([]byte, error) 
 	}
 	sort.Slice(users, func(i, j int) bool { return users[i].Name < users[j].Name })
 	hp := netip.AddrPortFrom(opts.Addr, uint16(opts.Port)).String()
+	listen := []string{"udp:" + hp, "tcp:" + hp}
+	if tlsConfig != "" {
+		listen = append(listen, "tls:"+netip.AddrPortFrom(opts.Addr, uint16(opts.Port+1)).String())
+	}
 	data := map[string]any{
-		"Listen":       []string{"udp:" + hp, "tcp:" + hp},
-		"TLS":          false,
+		"Listen":       listen,
+		"TLS":          tlsConfig != "",
+		"TLSConfig":    tlsConfig,
 		"ModPath":      modPath,
 		"Users":        users,
 		"Realm":        opts.Realm,

@@ -1,9 +1,11 @@
 package testpeer
 
 import (
+	"context"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 var users = map[string]string{"1001": "secret1001", "1002": "secret1002", "1003": "secret1003"}
@@ -109,6 +111,34 @@ func TestKamailioDirect(t *testing.T) {
 	})
 }
 
+// TestRegisterTLSDirect proves RegisterTLS against Kamailio's TLS listener.
+func TestRegisterTLSDirect(t *testing.T) {
+	addr := LoopbackAddr(t)
+	pki := NewPKI(t, addr)
+	k := StartKamailio(t, KamailioOptions{Addr: addr, Users: users, TLS: pki})
+	for _, tc := range []struct {
+		name     string
+		password string
+		want     int
+	}{
+		{"good password", "secret1001", 200},
+		{"wrong password", "nope", 403},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			code, err := RegisterTLS(ctx, TLSPhoneOptions{Local: LoopbackAddr(t), Server: k.TLSAddr,
+				User: "1001", Password: tc.password, Roots: pki.Roots})
+			if err != nil || code != tc.want {
+				t.Fatalf("RegisterTLS = %d, %v; want %d", code, err, tc.want)
+			}
+		})
+	}
+	if n := k.Count("registered", "user=1001"); n != 1 {
+		t.Errorf("kamailio logged %d registrations, want 1", n)
+	}
+}
+
 // TestSipviciousDirect proves the SIPVicious wrapper: each tool sends from
 // the address it was given, and its attacks reach Kamailio.
 func TestSipviciousDirect(t *testing.T) {
@@ -118,7 +148,7 @@ func TestSipviciousDirect(t *testing.T) {
 		attacker := LoopbackAddr(t)
 		dict := WriteDictionary(t, "123456", "password", "1001", "000000", "qwerty")
 		r := Sipvicious(t, SipviciousOptions{Tool: "svcrack", Local: attacker, Target: k.Addr,
-			Args: []string{"-u", "1001", "-d", dict}})
+			Args: []string{"-u", "1001", "-d", dict, "--maximumtime", "2"}})
 		if n := k.WaitCount(0, 5, "authfail", "src="+attacker.String()+" "); n != 5 {
 			t.Fatalf("kamailio logged %d auth failures from %s, want 5\n%s", n, attacker, r.Output)
 		}
@@ -127,7 +157,7 @@ func TestSipviciousDirect(t *testing.T) {
 		t.Parallel()
 		attacker := LoopbackAddr(t)
 		r := Sipvicious(t, SipviciousOptions{Tool: "svwar", Local: attacker, Target: k.Addr,
-			Args: []string{"-e", "1000-1010", "-m", "REGISTER"}})
+			Args: []string{"-e", "1000-1010", "-m", "REGISTER", "--maximumtime", "2"}})
 		for _, ext := range []string{"1001", "1002", "1003"} {
 			if !strings.Contains(r.Output, ext) {
 				t.Errorf("svwar did not find extension %s:\n%s", ext, r.Output)
