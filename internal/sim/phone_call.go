@@ -120,7 +120,9 @@ func (p *Phone) onInvite(ctx context.Context, req *sip.Request, tx sip.ServerTra
 	if err := dlg.Respond(180, "Ringing", nil); err != nil {
 		return
 	}
-	if err := dlg.RespondSDP(phoneSDP(p.local.Addr().String(), "sendrecv")); err != nil {
+	// RespondSDP waits for the ACK; a BYE racing ahead of it ends the
+	// dialog instead, which still means the call was answered.
+	if err := dlg.RespondSDP(phoneSDP(p.local.Addr().String(), "sendrecv")); err != nil && dlg.LoadState() != sip.DialogStateEnded {
 		p.noteError(fmt.Errorf("sim: phone %s: answering: %w", p.cfg.Account, err))
 		return
 	}

@@ -47,7 +47,9 @@ func (p *PBX) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	host := p.addr.Addr().String()
-	if err := dlg.RespondSDP(sdp(host, 4000)); err != nil {
+	// RespondSDP waits for the ACK; a BYE racing ahead of it ends the
+	// dialog instead, which still means the call was answered.
+	if err := dlg.RespondSDP(sdp(host, 4000)); err != nil && dlg.LoadState() != sip.DialogStateEnded {
 		p.log.Debug("answer not confirmed", "callee", quote(callee), "error", err)
 		return
 	}
@@ -82,11 +84,15 @@ func (p *PBX) onAck(req *sip.Request, tx sip.ServerTransaction) {
 // onBye ends an answered call (RFC 3261 §15.1.2); a BYE for no known
 // dialog gets 481.
 func (p *PBX) onBye(req *sip.Request, tx sip.ServerTransaction) {
-	if err := p.dialogs.ReadBye(req, tx); err != nil {
+	dlg, err := p.dialogs.MatchDialogRequest(req)
+	if err != nil {
 		respond(tx, sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 		return
 	}
+	// Counted before the 200 goes out so that a caller who saw the 200
+	// also sees the counter.
 	p.stats.ended.Add(1)
+	_ = dlg.ReadBye(req, tx)
 }
 
 // ErrNotRegistered is returned by Call when the account has no live binding.

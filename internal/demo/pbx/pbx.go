@@ -70,8 +70,8 @@ type Stats struct {
 }
 
 type counters struct {
-	registersOK, challenges, stale, authFailures  atomic.Uint64
-	answered, rejected, ended, placed             atomic.Uint64
+	registersOK, challenges, stale, authFailures atomic.Uint64
+	answered, rejected, ended, placed            atomic.Uint64
 }
 
 // PBX is a running demo PBX. Create it with New, then call Run.
