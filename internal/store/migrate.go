@@ -58,8 +58,10 @@ func applyMigration(ctx context.Context, db *sql.DB, body string, v int, rebind 
 		return err
 	}
 	defer tx.Rollback()
-	for _, stmt := range strings.Split(body, ";") {
-		if strings.TrimSpace(stripComments(stmt)) == "" {
+	// Statements are split on ";": migrations must not put one inside a
+	// string literal. Comment lines are removed first.
+	for _, stmt := range strings.Split(stripComments(body), ";") {
+		if strings.TrimSpace(stmt) == "" {
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {

@@ -27,6 +27,9 @@ type Store interface {
 	// ev is dropped and counted (tollguard_store_events_dropped_total).
 	// The store keeps ev: the caller must not change it afterwards.
 	Record(ev event.Event)
+	// Flush blocks until every event recorded before the call is
+	// committed, or ctx ends.
+	Flush(ctx context.Context) error
 	// SaveBan persists a ban and records a Ban event in the chain, in one
 	// committed transaction, before it returns (write-through). Saving a
 	// ban with the key of an existing one replaces it.

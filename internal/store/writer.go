@@ -55,6 +55,41 @@ type syncReq struct {
 
 var errClosed = errors.New("store is closed")
 
+// flushReq travels through the queue behind the events recorded before it,
+// so Flush commits exactly those.
+type flushReq struct {
+	event.Meta
+	done chan error
+}
+
+func (*flushReq) Kind() event.Kind { return 0 }
+
+// Flush implements Store.
+func (s *sqlStore) Flush(ctx context.Context) error {
+	if s.opts.ReadOnly {
+		return ErrReadOnly
+	}
+	req := &flushReq{done: make(chan error, 1)}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return errClosed
+	}
+	select {
+	case s.queue <- req:
+		s.mu.RUnlock()
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Record implements Store.
 func (s *sqlStore) Record(ev event.Event) {
 	s.mu.RLock()
@@ -151,6 +186,11 @@ func (s *sqlStore) run() {
 	for {
 		select {
 		case ev := <-s.queue:
+			if f, ok := ev.(*flushReq); ok {
+				f.done <- s.flush(pending, nil, false)
+				pending = pending[:0]
+				continue
+			}
 			pending = append(pending, ev)
 			if len(pending) >= max {
 				s.flush(pending, nil, false)
@@ -169,6 +209,11 @@ func (s *sqlStore) run() {
 			for {
 				select {
 				case ev := <-s.queue:
+					if f, ok := ev.(*flushReq); ok {
+						f.done <- s.flush(pending, nil, false)
+						pending = pending[:0]
+						continue
+					}
 					pending = append(pending, ev)
 					if len(pending) >= max {
 						s.flush(pending, nil, false)
