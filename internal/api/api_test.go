@@ -32,7 +32,7 @@ type harness struct {
 	audit []event.Admin
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	h := &harness{reg: prometheus.NewRegistry(), bans: newFakeBans(t0)}
 	srv, err := api.New(api.Options{
