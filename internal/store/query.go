@@ -10,7 +10,7 @@ import (
 
 const rowColumns = `seq, time_us, kind, ip, port, account, call_id, code, rule, data, hash`
 
-// query implements Store.Query. The terms ip <> '' and the like let both
+// query implements Store.Query. The terms ip <> ” and the like let both
 // engines use the partial indexes with a bound parameter.
 func (d *db) query(ctx context.Context, f Filter) ([]Record, error) {
 	var where []string

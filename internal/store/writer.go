@@ -35,7 +35,7 @@ type sqlStore struct {
 	once   sync.Once
 	// closeConn releases the writer's connection.
 	closeConn func() error
-	err    error
+	err       error
 
 	// Writer state, owned by the writer goroutine.
 	seq    int64
