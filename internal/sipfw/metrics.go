@@ -1,0 +1,133 @@
+package sipfw
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Drop reasons, the values of the reason label of
+// tollguard_sipfw_drops_total. The set is fixed so the label stays bounded.
+const (
+	dropGate       = "gate"        // the Gate refused the source before parsing
+	dropVerdict    = "verdict"     // the Checker said Drop
+	dropMalformed  = "malformed"   // unparsable or missing mandatory headers
+	dropTooLarge   = "too_large"   // larger than MaxMessageSize
+	dropStray      = "stray"       // a response whose top Via is not ours
+	dropNoRoute    = "no_route"    // no flow or address to send to
+	dropSendError  = "send_error"  // the write failed
+	dropQueueFull  = "queue_full"  // a stream connection's write queue was full
+	dropConnLimit  = "conn_limit"  // too many stream connections
+	dropTLS        = "tls"         // the TLS handshake failed
+	dropAckRefused = "ack_refused" // an ACK that would have been refused (ACKs get no response)
+)
+
+var dropReasons = []string{dropGate, dropVerdict, dropMalformed, dropTooLarge, dropStray,
+	dropNoRoute, dropSendError, dropQueueFull, dropConnLimit, dropTLS, dropAckRefused}
+
+// knownMethods bounds the method label; anything else counts as "OTHER".
+var knownMethods = []string{"REGISTER", "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS",
+	"MESSAGE", "SUBSCRIBE", "NOTIFY", "INFO", "UPDATE", "PRACK", "REFER", "PUBLISH", "OTHER"}
+
+// metrics holds the proxy's Prometheus collectors, with the label children
+// resolved up front so the hot path does not allocate.
+type metrics struct {
+	requests  map[string]prometheus.Counter
+	responses [7]prometheus.Counter // index = class 1..6, 0 = invalid
+	drops     map[string]prometheus.Counter
+	rejects   *prometheus.CounterVec
+	latency   prometheus.Histogram
+	evictions *prometheus.CounterVec
+	upstream  prometheus.Gauge
+}
+
+func newMetrics(reg *prometheus.Registry) (*metrics, error) {
+	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollguard_sipfw_requests_total",
+		Help: "SIP requests received, by method (unknown methods count as OTHER).",
+	}, []string{"method"})
+	resps := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollguard_sipfw_responses_total",
+		Help: "SIP responses received, by class (1xx..6xx).",
+	}, []string{"class"})
+	drops := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollguard_sipfw_drops_total",
+		Help: "Messages or connections dropped without forwarding, by reason.",
+	}, []string{"reason"})
+	rejects := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollguard_sipfw_rejects_total",
+		Help: "Requests answered by the proxy itself instead of being forwarded, by status code.",
+	}, []string{"code"})
+	latency := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "tollguard_sipfw_forward_latency_seconds",
+		Help:    "Time from reading a message to writing it to its next hop.",
+		Buckets: []float64{5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3},
+	})
+	evictions := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollguard_sipfw_table_evictions_total",
+		Help: "Entries evicted from the bounded pending and dialog tables because they were full.",
+	}, []string{"table"})
+	upstream := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tollguard_sipfw_upstream_up",
+		Help: "1 while the upstream answers, 0 after it failed to answer within upstream_timeout.",
+	})
+	m := &metrics{
+		requests: make(map[string]prometheus.Counter, len(knownMethods)),
+		drops:    make(map[string]prometheus.Counter, len(dropReasons)),
+		rejects:  rejects, latency: latency, evictions: evictions, upstream: upstream,
+	}
+	for _, c := range []prometheus.Collector{reqs, resps, drops, rejects, latency, evictions, upstream} {
+		if reg == nil {
+			break
+		}
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	for _, meth := range knownMethods {
+		m.requests[meth] = reqs.WithLabelValues(meth)
+	}
+	m.responses[0] = resps.WithLabelValues("invalid")
+	for i := 1; i <= 6; i++ {
+		m.responses[i] = resps.WithLabelValues(string(rune('0'+i)) + "xx")
+	}
+	for _, r := range dropReasons {
+		m.drops[r] = drops.WithLabelValues(r)
+	}
+	evictions.WithLabelValues("pending")
+	evictions.WithLabelValues("dialog")
+	upstream.Set(1)
+	return m, nil
+}
+
+func (m *metrics) request(method string) {
+	c, ok := m.requests[method]
+	if !ok {
+		c = m.requests["OTHER"]
+	}
+	c.Inc()
+}
+
+func (m *metrics) response(code int) {
+	class := code / 100
+	if class < 1 || class > 6 {
+		class = 0
+	}
+	m.responses[class].Inc()
+}
+
+func (m *metrics) drop(reason string) { m.drops[reason].Inc() }
+
+func (m *metrics) reject(code int) { m.rejects.WithLabelValues(codeLabel(code)).Inc() }
+
+func (m *metrics) forwarded(since time.Time, now time.Time) {
+	m.latency.Observe(now.Sub(since).Seconds())
+}
+
+// codeLabel keeps the code label bounded to valid status codes.
+func codeLabel(code int) string {
+	if code < 100 || code > 699 {
+		return "other"
+	}
+	return string([]byte{byte('0' + code/100), byte('0' + code/10%10), byte('0' + code%10)})
+}

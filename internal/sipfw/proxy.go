@@ -1,0 +1,359 @@
+// Package sipfw is tollguard's inline SIP proxy: the public SIP endpoint in
+// front of a PBX on a private address. It reads UDP, TCP and TLS, asks the
+// engine's Gate about every datagram and connection before parsing, hands a
+// typed event for every request and final response to the engine's Checker,
+// and forwards what passes statelessly (RFC 3261 §16.11) to the upstream
+// PBX, or from the PBX back to phones through the flows they registered on.
+package sipfw
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tollguard/tollguard/internal/engine"
+)
+
+// Options configures a Proxy. Listen, Upstream, Checker and Gate are
+// required; the rest have defaults.
+type Options struct {
+	// Listen lists public listeners: "udp://0.0.0.0:5060", "tcp://…", "tls://…".
+	Listen []string
+	// Upstream is the PBX: "udp://127.0.0.1:5080" or "tcp://…". The host
+	// must be an IP address.
+	Upstream string
+	// Advertise is the IP put in Via and Record-Route on the public side when
+	// a listener binds a wildcard address. Empty: the address of the
+	// interface that routes to the upstream.
+	Advertise string
+	// TLS is the server config for tls:// listeners, with ClientCAs and
+	// ClientAuth already set for mutual TLS; nil if there are none.
+	TLS *tls.Config
+	// BannedResponse is "drop" (default) or "reject": what a datagram from a
+	// source the Gate refuses gets. Connections are always closed.
+	BannedResponse string
+	// UpstreamTimeout is how long a request waits for the PBX before the
+	// client gets 503. Default 2s.
+	UpstreamTimeout time.Duration
+	// MaxMessageSize bounds accepted messages. Default 65535.
+	MaxMessageSize int
+	// Checker gets every event, synchronously; never nil.
+	Checker engine.Checker
+	// Gate is asked about every datagram and new connection before parsing.
+	Gate engine.Gate
+	// Logger receives the proxy's own log lines; nil discards them.
+	Logger *slog.Logger
+	// Registry receives the proxy's metrics; nil keeps them unregistered.
+	Registry *prometheus.Registry
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Table bounds. A spoofed flood can fill them but never grow them.
+const (
+	maxPending     = 100_000
+	maxDialogs     = 65_536
+	maxStreamConns = 16_384
+	ringTTL        = 3 * time.Minute // RFC 3261 §16.6 step 11, Timer C
+	streamIdle     = 10 * time.Minute
+	handshakeLimit = 5 * time.Second
+	writeTimeout   = 2 * time.Second
+	probeInterval  = 500 * time.Millisecond
+)
+
+// Proxy is the inline SIP proxy. Create it with New and start it with Run;
+// a Proxy runs once.
+type Proxy struct {
+	o      Options
+	log    *slog.Logger
+	m      *metrics
+	parser *sip.Parser
+	now    func() time.Time
+
+	upNet  string         // "udp" or "tcp"
+	upAddr netip.AddrPort // the PBX
+
+	ctx       context.Context
+	listeners []*listener // public listeners first, then internal ones
+	inside    *listener   // the listener that talks to a UDP upstream, or accepts the PBX's TCP
+	conns     *connTable
+	pending   *pendingTable
+	dialogs   *dialogTable
+	up        upstreamHealth
+	upTCP     upstreamDialer
+
+	ready   chan struct{}
+	addrsMu sync.Mutex
+	addrs   map[string]net.Addr
+	ran     bool
+}
+
+// listener is one bound socket and how it names itself in SIP headers.
+type listener struct {
+	idx       int
+	url       string // as configured; "" for internal listeners
+	network   string // "udp", "tcp" or "tls"
+	viaProto  string // "UDP", "TCP" or "TLS"
+	bind      netip.AddrPort
+	advHost   string // host put in Via / Record-Route / Path
+	advPort   int
+	pc        *net.UDPConn
+	ln        net.Listener
+	transport string // event.Transport value
+}
+
+// New validates o and returns a Proxy ready to Run.
+func New(o Options) (*Proxy, error) {
+	if len(o.Listen) == 0 {
+		return nil, errors.New("sipfw: no listeners")
+	}
+	if o.Checker == nil || o.Gate == nil {
+		return nil, errors.New("sipfw: Checker and Gate are required")
+	}
+	upNet, upAddr, err := parseURL(o.Upstream)
+	if err != nil {
+		return nil, fmt.Errorf("sipfw: upstream: %w", err)
+	}
+	if upNet != "udp" && upNet != "tcp" {
+		return nil, fmt.Errorf("sipfw: upstream %q: only udp and tcp are supported", o.Upstream)
+	}
+	if upAddr.Addr().IsUnspecified() || upAddr.Port() == 0 {
+		return nil, fmt.Errorf("sipfw: upstream %q: needs an address and a port", o.Upstream)
+	}
+	for _, l := range o.Listen {
+		n, _, err := parseURL(l)
+		if err != nil {
+			return nil, fmt.Errorf("sipfw: listener: %w", err)
+		}
+		if n == "tls" && o.TLS == nil {
+			return nil, fmt.Errorf("sipfw: listener %q needs a TLS config", l)
+		}
+	}
+	if o.Advertise != "" {
+		if _, err := netip.ParseAddr(o.Advertise); err != nil {
+			return nil, fmt.Errorf("sipfw: advertise %q: %w", o.Advertise, err)
+		}
+	}
+	switch o.BannedResponse {
+	case "":
+		o.BannedResponse = "drop"
+	case "drop", "reject":
+	default:
+		return nil, fmt.Errorf("sipfw: banned_response %q: want drop or reject", o.BannedResponse)
+	}
+	if o.UpstreamTimeout <= 0 {
+		o.UpstreamTimeout = 2 * time.Second
+	}
+	if o.MaxMessageSize <= 0 {
+		o.MaxMessageSize = 65535
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(o.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("sipfw: registering metrics: %w", err)
+	}
+	parser := sip.NewParser()
+	parser.MaxMessageLength = o.MaxMessageSize
+	p := &Proxy{
+		o: o, log: log.With("component", "sipfw"), m: m, parser: parser, now: o.Now,
+		upNet: upNet, upAddr: upAddr,
+		conns:   newConnTable(maxStreamConns),
+		pending: newPendingTable(maxPending),
+		dialogs: newDialogTable(maxDialogs),
+		ctx:     context.Background(),
+		ready:   make(chan struct{}),
+		addrs:   make(map[string]net.Addr),
+	}
+	p.upTCP.p = p
+	return p, nil
+}
+
+// parseURL splits "udp://host:port" into its network and address.
+func parseURL(s string) (string, netip.AddrPort, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", netip.AddrPort{}, fmt.Errorf("parsing %q: %w", s, err)
+	}
+	n := strings.ToLower(u.Scheme)
+	switch n {
+	case "udp", "tcp", "tls":
+	default:
+		return "", netip.AddrPort{}, fmt.Errorf("%q: scheme must be udp, tcp or tls", s)
+	}
+	ap, err := netip.ParseAddrPort(u.Host)
+	if err != nil {
+		return "", netip.AddrPort{}, fmt.Errorf("%q: want an IP address and a port: %w", s, err)
+	}
+	return n, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}
+
+// Ready is closed once every listener is bound.
+func (p *Proxy) Ready() <-chan struct{} { return p.ready }
+
+// Addrs maps each listen URL to its bound address, with port 0 resolved.
+// It is complete once Ready is closed.
+func (p *Proxy) Addrs() map[string]net.Addr {
+	p.addrsMu.Lock()
+	defer p.addrsMu.Unlock()
+	out := make(map[string]net.Addr, len(p.addrs))
+	for k, v := range p.addrs {
+		out[k] = v
+	}
+	return out
+}
+
+// Run binds every listener, serves until ctx is done, then closes the
+// listeners and connections and returns nil. It returns an error if a
+// listener cannot be bound. Run may be called once.
+func (p *Proxy) Run(ctx context.Context) error {
+	if p.ran {
+		return errors.New("sipfw: Run called twice")
+	}
+	p.ran = true
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	p.ctx = ctx
+	if err := p.bind(); err != nil {
+		p.closeAll()
+		return err
+	}
+	close(p.ready)
+	p.log.Info("proxy listening", "listeners", len(p.o.Listen), "upstream", p.o.Upstream)
+
+	g, gctx := errgroup.WithContext(ctx)
+	for _, l := range p.listeners {
+		switch l.network {
+		case "udp":
+			for range udpReaders() {
+				g.Go(func() error { p.serveUDP(gctx, l); return nil })
+			}
+		default:
+			g.Go(func() error { p.serveStream(gctx, l); return nil })
+		}
+	}
+	g.Go(func() error { p.sweep(gctx); return nil })
+	<-gctx.Done()
+	p.closeAll()
+	_ = g.Wait()
+	p.log.Info("proxy stopped")
+	return nil
+}
+
+func (p *Proxy) closeAll() {
+	for _, l := range p.listeners {
+		if l.pc != nil {
+			_ = l.pc.Close()
+		}
+		if l.ln != nil {
+			_ = l.ln.Close()
+		}
+	}
+	p.conns.closeAll()
+}
+
+// bind opens every listener and decides the advertised addresses.
+func (p *Proxy) bind() error {
+	route := p.routeIP()
+	for _, s := range p.o.Listen {
+		network, ap, _ := parseURL(s)
+		l := &listener{idx: len(p.listeners), url: s, network: network}
+		if err := p.open(l, ap); err != nil {
+			return err
+		}
+		l.advHost = l.bind.Addr().String()
+		if l.bind.Addr().IsUnspecified() {
+			l.advHost = route.String()
+			if p.o.Advertise != "" {
+				l.advHost = p.o.Advertise
+			}
+		}
+		p.listeners = append(p.listeners, l)
+		p.addrsMu.Lock()
+		if l.pc != nil {
+			p.addrs[s] = l.pc.LocalAddr()
+		} else {
+			p.addrs[s] = l.ln.Addr()
+		}
+		p.addrsMu.Unlock()
+	}
+	// The inside listener faces the PBX: the first listener of the
+	// upstream's transport, advertised under the address that routes to the
+	// PBX; a private socket when there is none.
+	for _, l := range p.listeners {
+		if l.network == p.upNet {
+			in := *l
+			in.advHost = l.bind.Addr().String()
+			if l.bind.Addr().IsUnspecified() {
+				in.advHost = route.String()
+			}
+			p.inside = &in
+			break
+		}
+	}
+	if p.inside == nil {
+		l := &listener{idx: len(p.listeners), network: p.upNet}
+		if err := p.open(l, netip.AddrPortFrom(route, 0)); err != nil {
+			return err
+		}
+		l.advHost = route.String()
+		p.listeners = append(p.listeners, l)
+		p.inside = l
+	}
+	return nil
+}
+
+// open binds l to ap.
+func (p *Proxy) open(l *listener, ap netip.AddrPort) error {
+	l.viaProto = strings.ToUpper(l.network)
+	l.transport = l.network
+	switch l.network {
+	case "udp":
+		pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
+		if err != nil {
+			return fmt.Errorf("sipfw: listening on udp %s: %w", ap, err)
+		}
+		l.pc = pc
+		l.bind = pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	default:
+		ln, err := net.Listen("tcp", ap.String())
+		if err != nil {
+			return fmt.Errorf("sipfw: listening on %s %s: %w", l.network, ap, err)
+		}
+		l.ln = ln
+		l.bind = ln.Addr().(*net.TCPAddr).AddrPort()
+	}
+	l.bind = netip.AddrPortFrom(l.bind.Addr().Unmap(), l.bind.Port())
+	l.advPort = int(l.bind.Port())
+	return nil
+}
+
+// routeIP is the local address the kernel would use to reach the upstream.
+func (p *Proxy) routeIP() netip.Addr {
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(p.upAddr))
+	if err != nil {
+		return netip.IPv4Unspecified()
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+}
+
+// isUpstream reports whether a is the PBX's address.
+func (p *Proxy) isUpstream(a netip.Addr) bool { return a.Unmap() == p.upAddr.Addr() }

@@ -1,0 +1,144 @@
+package sipfw
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// probeBranch starts the branch of the OPTIONS probes sent while the
+// upstream is down.
+const probeBranch = branchPrefix + "probe"
+
+// upstreamHealth tracks whether the PBX answers. It goes down when a
+// request waits UpstreamTimeout without any answer, and up again on any
+// message from the PBX; while down, requests get 503 at once and the sweeper
+// probes the PBX with OPTIONS.
+type upstreamHealth struct {
+	down      atomic.Bool
+	lastProbe atomic.Int64
+	seq       atomic.Uint32
+}
+
+func (p *Proxy) upstreamAlive() {
+	if p.up.down.Load() && p.up.down.CompareAndSwap(true, false) {
+		p.m.upstream.Set(1)
+		p.log.Info("upstream answering again", "upstream", p.o.Upstream)
+	}
+}
+
+func (p *Proxy) upstreamDown() {
+	if p.up.down.CompareAndSwap(false, true) {
+		p.m.upstream.Set(0)
+		p.log.Warn("upstream not answering", "upstream", p.o.Upstream, "timeout", p.o.UpstreamTimeout)
+	}
+}
+
+// upstreamFlow is the flow requests to the PBX take. For a TCP upstream it
+// is the dialled connection; without one it starts a dial and reports false.
+func (p *Proxy) upstreamFlow() (flow, bool) {
+	f := flow{lis: p.inside, remote: p.upAddr}
+	if p.upNet == "udp" {
+		return f, true
+	}
+	if p.conns.get(p.upAddr) != nil {
+		return f, true
+	}
+	p.upTCP.kick()
+	return f, false
+}
+
+// upstreamDialer keeps one TCP connection to the PBX, dialled in the
+// background so no read loop waits on connect.
+type upstreamDialer struct {
+	p       *Proxy
+	dialing atomic.Bool
+}
+
+func (d *upstreamDialer) kick() {
+	if !d.dialing.CompareAndSwap(false, true) {
+		return
+	}
+	p := d.p
+	go func() {
+		defer d.dialing.Store(false)
+		ctx, cancel := context.WithTimeout(p.ctx, time.Second)
+		defer cancel()
+		var dl net.Dialer
+		c, err := dl.DialContext(ctx, "tcp", p.upAddr.String())
+		if err != nil {
+			p.upstreamDown()
+			return
+		}
+		sc := newStreamConn(c, p.inside, p.upAddr, true)
+		if !p.conns.add(sc) {
+			_ = c.Close()
+			return
+		}
+		p.upstreamAlive()
+		go p.readStream(p.ctx, sc)
+	}()
+}
+
+// sweep expires pending requests and probes a down upstream until ctx is
+// done. A request the PBX never answered gets 503 (RFC 3261 §16.7 step 6).
+func (p *Proxy) sweep(ctx context.Context) {
+	tick := min(p.o.UpstreamTimeout/4, 50*time.Millisecond)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := p.now()
+		for _, e := range p.pending.expire(now) {
+			p.upstreamDown()
+			if e.req.Method == sip.ACK {
+				continue
+			}
+			e.req.RemoveHeader("Via") // ours
+			p.respond(e.req, e.client, 503, "Service Unavailable")
+			meta := e.meta
+			meta.Time = now
+			p.tapFinal(meta, e.sip, 503, false, 0, e.initial)
+		}
+		if p.up.down.Load() && now.UnixNano()-p.up.lastProbe.Load() >= int64(probeInterval) {
+			p.up.lastProbe.Store(now.UnixNano())
+			p.probe()
+		}
+	}
+}
+
+// probe sends an OPTIONS to the upstream (RFC 3261 §11); any answer marks
+// it up again.
+func (p *Proxy) probe() {
+	dst, ok := p.upstreamFlow()
+	if !ok {
+		return
+	}
+	n := p.up.seq.Add(1)
+	ns := strconv.FormatUint(uint64(n), 10)
+	host := p.inside.advHost
+	req := sip.NewRequest(sip.OPTIONS, sip.Uri{Scheme: "sip", Host: p.upAddr.Addr().String(), Port: int(p.upAddr.Port())})
+	req.AppendHeader(&sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: p.inside.viaProto,
+		Host: host, Port: p.inside.advPort, Params: sip.HeaderParams{{K: "branch", V: probeBranch + ns}, {K: "rport"}}})
+	mf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&mf)
+	req.AppendHeader(&sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "tollguard", Host: host},
+		Params: sip.HeaderParams{{K: "tag", V: "probe" + ns}}})
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", Host: p.upAddr.Addr().String(), Port: int(p.upAddr.Port())}})
+	cid := sip.CallIDHeader("tollguard-probe-" + ns + "@" + host)
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: n, MethodName: sip.OPTIONS})
+	cl := sip.ContentLengthHeader(0)
+	req.AppendHeader(&cl)
+	if err := p.write(req, dst); err != nil {
+		p.log.Debug("upstream probe failed", "error", err)
+	}
+}
