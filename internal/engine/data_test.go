@@ -1,0 +1,145 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tollguard/tollguard/internal/config"
+	"github.com/tollguard/tollguard/internal/decision"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*/want.json from the engine's output")
+
+// want is the expected outcome of one data case: every decision, in order,
+// and every verdict that is not Pass (any line not listed must pass).
+type want struct {
+	Decisions []decision.Decision `json:"decisions"`
+	Verdicts  []lineVerdict       `json:"verdicts"`
+}
+
+type lineVerdict struct {
+	Line   int    `json:"line"`
+	Action string `json:"action"`
+	Code   int    `json:"code,omitempty"`
+	Rule   string `json:"rule"`
+	// N is how many of a repeated datagram got this verdict (0 means 1).
+	N int `json:"n,omitempty"`
+}
+
+type recorder struct{ got []decision.Decision }
+
+func (r *recorder) Apply(d decision.Decision) { r.got = append(r.got, d) }
+
+// runCase replays dir/events.jsonl through an engine built from
+// dir/config.yaml and returns what happened.
+func runCase(t *testing.T, dir string) want {
+	t.Helper()
+	cfgData, err := os.ReadFile(filepath.Join(dir, "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse("config.yaml", cfgData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(dir, "events.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := ReadReplay(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := decision.NewSet()
+	rec := &recorder{}
+	opts := Options{Set: set, Apply: decision.Fanout{set, rec}, Now: func() time.Time { t.Fatal("engine read the wall clock"); return time.Time{} }}
+	if fp, err := os.ReadFile(filepath.Join(dir, "fingerprints.yaml")); err == nil {
+		opts.Fingerprints = fp
+	}
+	e, err := New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got want
+	add := func(line int, v Verdict) {
+		if v.Action == Pass {
+			return
+		}
+		if n := len(got.Verdicts); n > 0 {
+			last := &got.Verdicts[n-1]
+			if last.Line == line && last.Action == v.Action.String() && last.Rule == v.Rule && last.Code == v.Code {
+				last.N = max(last.N, 1) + 1
+				return
+			}
+		}
+		got.Verdicts = append(got.Verdicts, lineVerdict{Line: line, Action: v.Action.String(), Code: v.Code, Rule: v.Rule})
+	}
+	for _, r := range recs {
+		if d := r.Datagram; d != nil {
+			every, _ := time.ParseDuration(d.Every)
+			for i := range d.Repeat {
+				add(r.Line, e.Admit(d.Source.Addr(), d.Time.Add(time.Duration(i)*every)))
+			}
+			continue
+		}
+		add(r.Line, e.Check(context.Background(), r.Event))
+	}
+	got.Decisions = rec.got
+	for i := range got.Decisions {
+		got.Decisions[i].Reason = ""
+	}
+	return got
+}
+
+func TestData(t *testing.T) {
+	dirs, err := filepath.Glob("testdata/*/events.jsonl")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no data cases: %v", err)
+	}
+	for _, p := range dirs {
+		dir := filepath.Dir(p)
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			got := runCase(t, dir)
+			wantPath := filepath.Join(dir, "want.json")
+			if *update {
+				b, _ := json.MarshalIndent(got, "", "  ")
+				if err := os.WriteFile(wantPath, append(b, '\n'), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			b, err := os.ReadFile(wantPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var w want
+			if err := json.Unmarshal(b, &w); err != nil {
+				t.Fatalf("want.json: %v", err)
+			}
+			if !slices.EqualFunc(got.Decisions, w.Decisions, sameDecision) {
+				gb, _ := json.MarshalIndent(got.Decisions, "", "  ")
+				t.Errorf("decisions:\n%s\nwant:\n%s", gb, mustJSON(w.Decisions))
+			}
+			if !slices.Equal(got.Verdicts, w.Verdicts) {
+				t.Errorf("verdicts:\n%s\nwant:\n%s", mustJSON(got.Verdicts), mustJSON(w.Verdicts))
+			}
+		})
+	}
+}
+
+func sameDecision(a, b decision.Decision) bool {
+	return a.Type == b.Type && a.Scope == b.Scope && a.Prefix == b.Prefix && a.Account == b.Account &&
+		a.Origin == b.Origin && a.Rule == b.Rule && a.At.Equal(b.At) && a.Until.Equal(b.Until) && a.Count == b.Count
+}
+
+func mustJSON(v any) string {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	return string(b)
+}

@@ -1,0 +1,63 @@
+package engine
+
+import (
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	failures  prometheus.Counter
+	decisions map[string]prometheus.Counter // by rule family
+	verdicts  map[[2]string]prometheus.Counter
+}
+
+var decisionRules = []string{RuleJail, RuleEnumeration, RuleDistributed, RuleScanner, RuleHoneypot, RuleFlood}
+
+var verdictKinds = [][2]string{
+	{"drop", RuleDeny}, {"drop", RuleBan}, {"drop", RuleFlood}, {"drop", RuleScanner}, {"drop", RuleHoneypot},
+	{"reject", RuleBan}, {"reject", RuleDistributed},
+}
+
+// newMetrics registers the engine's metrics on reg (nil: unregistered).
+func newMetrics(reg *prometheus.Registry, e *Engine) *metrics {
+	m := &metrics{
+		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "tollguard_engine_auth_failures_total",
+			Help: "Authentication failures counted by the engine."}),
+		decisions: map[string]prometheus.Counter{},
+		verdicts:  map[[2]string]prometheus.Counter{},
+	}
+	dv := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollguard_engine_decisions_total",
+		Help: "Bans decided by the engine, by rule."}, []string{"rule"})
+	for _, r := range decisionRules {
+		m.decisions[r] = dv.WithLabelValues(r)
+	}
+	vv := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollguard_engine_verdicts_total",
+		Help: "Requests the engine refused, by action and rule."}, []string{"action", "rule"})
+	for _, k := range verdictKinds {
+		m.verdicts[k] = vv.WithLabelValues(k[0], k[1])
+	}
+	ft := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tollguard_engine_flood_table_bytes",
+		Help: "Memory held by the flood table."}, func() float64 { return float64(e.FloodTableBytes()) })
+	if reg != nil {
+		reg.MustRegister(m.failures, dv, vv, ft)
+	}
+	return m
+}
+
+func (m *metrics) decision(rule string) {
+	if i := strings.IndexByte(rule, '['); i > 0 {
+		rule = rule[:i]
+	}
+	if c, ok := m.decisions[rule]; ok {
+		c.Inc()
+	}
+}
+
+// count records v and returns it.
+func (e *Engine) count(v Verdict) Verdict {
+	if c, ok := e.m.verdicts[[2]string{v.Action.String(), v.Rule}]; ok {
+		c.Inc()
+	}
+	return v
+}
