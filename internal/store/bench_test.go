@@ -20,7 +20,7 @@ func BenchmarkIngest(b *testing.B) {
 			be := newBackend(b, driver)
 			s := be.open(b, Options{})
 			ev := &event.AuthFailure{Meta: event.Meta{Time: t0, Source: ap("203.0.113.7:5060"), Transport: "udp"},
-				SIP: event.SIP{Method: "REGISTER", CallID: "a84b4c76e66710", FromUser: "1001", ToUser: "1001", UserAgent: "friendly-scanner", Path: []string{"udp 203.0.113.7:5060"}},
+				SIP:     event.SIP{Method: "REGISTER", CallID: "a84b4c76e66710", FromUser: "1001", ToUser: "1001", UserAgent: "friendly-scanner", Path: []string{"udp 203.0.113.7:5060"}},
 				Account: "1001", Code: 403}
 			b.ReportAllocs()
 			start := time.Now()
