@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -192,41 +191,10 @@ func (k *Kamailio) waitReady(exited <-chan struct{}, timeout time.Duration) erro
 			return fmt.Errorf("no answer to OPTIONS within %v", timeout)
 		default:
 		}
-		if err := probeOptions(k.Addr, 300*time.Millisecond); err == nil {
+		if code, err := Probe(netip.Addr{}, k.Addr, 300*time.Millisecond); err == nil && code == 200 {
 			return nil
 		}
 	}
-}
-
-// probeOptions sends one OPTIONS over UDP from 127.0.0.1 and waits for a
-// 200 response.
-func probeOptions(to netip.AddrPort, wait time.Duration) error {
-	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(to))
-	if err != nil {
-		return fmt.Errorf("dialing %s: %w", to, err)
-	}
-	defer c.Close()
-	local := c.LocalAddr().String()
-	branch := fmt.Sprintf("z9hG4bKprobe%d", time.Now().UnixNano())
-	msg := "OPTIONS sip:" + to.String() + " SIP/2.0\r\n" +
-		"Via: SIP/2.0/UDP " + local + ";branch=" + branch + "\r\n" +
-		"From: <sip:probe@" + local + ">;tag=probe\r\n" +
-		"To: <sip:" + to.String() + ">\r\n" +
-		"Call-ID: " + branch + "\r\n" +
-		"CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nUser-Agent: testpeer-probe\r\nContent-Length: 0\r\n\r\n"
-	if _, err := c.Write([]byte(msg)); err != nil {
-		return fmt.Errorf("sending OPTIONS: %w", err)
-	}
-	_ = c.SetReadDeadline(time.Now().Add(wait))
-	buf := make([]byte, 4096)
-	n, err := c.Read(buf)
-	if err != nil {
-		return fmt.Errorf("reading OPTIONS answer: %w", err)
-	}
-	if !bytes.HasPrefix(buf[:n], []byte("SIP/2.0 200")) {
-		return fmt.Errorf("OPTIONS answered %q", bytes.SplitN(buf[:n], []byte("\r\n"), 2)[0])
-	}
-	return nil
 }
 
 // kamailioModules finds the Debian package's module directory.

@@ -2,6 +2,7 @@ package testpeer
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -56,13 +57,13 @@ func TestKamailioDirect(t *testing.T) {
 
 	t.Run("register udp", func(t *testing.T) {
 		SippOK(t, SippOptions{Scenario: ScenarioRegister, Remote: k.Addr, User: "1001", Password: "secret1001"})
-		if n := k.Count("registered", "user=1001"); n != 1 {
+		if n := k.WaitCount(2*time.Second, 1, "registered", "user=1001"); n != 1 {
 			t.Errorf("kamailio logged %d registrations of 1001, want 1", n)
 		}
 	})
 	t.Run("register tcp", func(t *testing.T) {
 		SippOK(t, SippOptions{Scenario: ScenarioRegister, Remote: k.Addr, Transport: "tcp", User: "1003", Password: "secret1003"})
-		if n := k.Count("registered", "user=1003"); n != 1 {
+		if n := k.WaitCount(2*time.Second, 1, "registered", "user=1003"); n != 1 {
 			t.Errorf("kamailio logged %d registrations of 1003, want 1", n)
 		}
 	})
@@ -70,7 +71,7 @@ func TestKamailioDirect(t *testing.T) {
 		before := k.Count("authfail")
 		SippOK(t, SippOptions{Scenario: ScenarioRegister, Vars: map[string]string{"final": "403"},
 			Remote: k.Addr, User: "1001", Password: "wrong"})
-		if n := k.Count("authfail") - before; n != 1 {
+		if n := k.WaitCount(2*time.Second, before+1, "authfail") - before; n != 1 {
 			t.Errorf("kamailio logged %d auth failures, want 1", n)
 		}
 	})
@@ -134,7 +135,7 @@ func TestRegisterTLSDirect(t *testing.T) {
 			}
 		})
 	}
-	if n := k.Count("registered", "user=1001"); n != 1 {
+	if n := k.WaitCount(2*time.Second, 1, "registered", "user=1001"); n != 1 {
 		t.Errorf("kamailio logged %d registrations, want 1", n)
 	}
 }
@@ -149,21 +150,24 @@ func TestSipviciousDirect(t *testing.T) {
 		dict := WriteDictionary(t, "123456", "password", "1001", "000000", "qwerty")
 		r := Sipvicious(t, SipviciousOptions{Tool: "svcrack", Local: attacker, Target: k.Addr,
 			Args: []string{"-u", "1001", "-d", dict, "--maximumtime", "2"}})
-		if n := k.WaitCount(0, 5, "authfail", "src="+attacker.String()+" "); n != 5 {
+		if n := k.WaitCount(2*time.Second, 5, "authfail", "src="+attacker.String()+" "); n != 5 {
 			t.Fatalf("kamailio logged %d auth failures from %s, want 5\n%s", n, attacker, r.Output)
 		}
 	})
 	t.Run("svwar", func(t *testing.T) {
 		t.Parallel()
 		attacker := LoopbackAddr(t)
-		r := Sipvicious(t, SipviciousOptions{Tool: "svwar", Local: attacker, Target: k.Addr,
+		r := Sipvicious(t, SipviciousOptions{Tool: "svwar", Local: attacker, Target: k.Addr, UserAgent: "Yealink SIP-T46S",
 			Args: []string{"-e", "1000-1010", "-m", "REGISTER", "--maximumtime", "2"}})
 		for _, ext := range []string{"1001", "1002", "1003"} {
 			if !strings.Contains(r.Output, ext) {
 				t.Errorf("svwar did not find extension %s:\n%s", ext, r.Output)
 			}
 		}
-		if n := k.Count("notfound", "src="+attacker.String()+" "); n < 8 {
+		if n := k.WaitCount(2*time.Second, 11, "rx method=REGISTER", "src="+attacker.String()+":", "ua=Yealink SIP-T46S"); n < 11 {
+			t.Errorf("kamailio saw %d REGISTERs with the disguised User-Agent, want at least 11", n)
+		}
+		if n := k.WaitCount(2*time.Second, 8, "notfound", "src="+attacker.String()+" "); n < 8 {
 			t.Errorf("kamailio answered %d unknown-account REGISTERs from %s, want at least 8", n, attacker)
 		}
 	})
@@ -174,8 +178,30 @@ func TestSipviciousDirect(t *testing.T) {
 		if !strings.Contains(r.Output, k.Addr.String()) {
 			t.Errorf("svmap did not report %s:\n%s", k.Addr, r.Output)
 		}
-		if n := k.Count("rx method=OPTIONS", "src="+attacker.String()+":"); n < 1 {
+		if n := k.WaitCount(2*time.Second, 1, "rx method=OPTIONS", "src="+attacker.String()+":"); n < 1 {
 			t.Errorf("kamailio saw no OPTIONS from %s", attacker)
 		}
 	})
+}
+
+func TestProbe(t *testing.T) {
+	k := StartKamailio(t, KamailioOptions{Users: users})
+	from := LoopbackAddr(t)
+	code, err := Probe(from, k.Addr, 2*time.Second)
+	if err != nil || code != 200 {
+		t.Fatalf("Probe(kamailio) = %d, %v; want 200", code, err)
+	}
+	if n := k.WaitCount(2*time.Second, 1, "rx method=OPTIONS", "src="+from.String()+":"); n != 1 {
+		t.Errorf("kamailio saw %d OPTIONS from %s, want 1", n, from)
+	}
+	// A listener that drops everything, as a guard does for a banned source.
+	silent, err := net.ListenPacket("udp", netip.AddrPortFrom(LoopbackAddr(t), 5060).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	to := silent.LocalAddr().(*net.UDPAddr).AddrPort()
+	if code, err := Probe(from, to, 200*time.Millisecond); err != ErrNoAnswer {
+		t.Errorf("Probe(nobody) = %d, %v; want ErrNoAnswer", code, err)
+	}
 }

@@ -27,6 +27,9 @@ type SipviciousOptions struct {
 	Args []string
 	// Timeout bounds the run; default 60s. The tool is killed after it.
 	Timeout time.Duration
+	// UserAgent, when set, replaces SIPVicious's "friendly-scanner"
+	// User-Agent, disguising the tool from fingerprint matching.
+	UserAgent string
 }
 
 // SipviciousResult is the outcome of a SIPVicious run.
@@ -83,6 +86,9 @@ func Sipvicious(t testing.TB, opts SipviciousOptions) SipviciousResult {
 	cmd.Dir = dir
 	// SIPVicious keeps session state under $HOME/.sipvicious.
 	cmd.Env = append(os.Environ(), "HOME="+dir)
+	if opts.UserAgent != "" {
+		cmd.Env = append(cmd.Env, "SVWRAP_USERAGENT="+opts.UserAgent)
+	}
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	res := SipviciousResult{Output: string(out), Local: opts.Local, Elapsed: time.Since(start)}

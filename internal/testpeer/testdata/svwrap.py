@@ -7,6 +7,10 @@ source address. Tests give each attacker its own 127.0.x.y address, so this
 wrapper replaces a wildcard bind with the address given first:
 
     svwrap.py BINDIP svcrack|svwar|svmap [tool arguments...]
+
+When SVWRAP_USERAGENT is set, it replaces the default User-Agent
+("friendly-scanner"), so tests can tell a disguised attacker, caught by its
+behaviour, from one caught by its fingerprint.
 """
 import os
 import socket
@@ -36,6 +40,15 @@ def main():
     for d in PKG_DIRS + os.environ.get("SIPVICIOUS_PATH", "").split(os.pathsep):
         if d and os.path.isdir(os.path.join(d, "sipvicious")) and d not in sys.path:
             sys.path.insert(0, d)
+    ua = os.environ.get("SVWRAP_USERAGENT")
+    if ua:
+        from sipvicious.libs import svhelper
+        fn = svhelper.makeRequest
+        names = fn.__code__.co_varnames[:fn.__code__.co_argcount]
+        defaults = list(fn.__defaults__)
+        idx = names.index("useragent") - (len(names) - len(defaults))
+        defaults[idx] = ua
+        fn.__defaults__ = tuple(defaults)
     module = __import__("sipvicious." + tool, fromlist=["main"])
     sys.argv = [tool] + sys.argv[3:]
     return module.main()
