@@ -1,0 +1,63 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/tollguard/tollguard/internal/cli"
+	"github.com/tollguard/tollguard/internal/config"
+)
+
+// Commands returns the daemon commands main adds to the CLI.
+func Commands() []cli.Command {
+	return []cli.Command{
+		{Name: "serve", Args: "[-c FILE]", Summary: "run the guard (inline proxy, engine, store, admin API)", Run: runServe},
+		{Name: "demo", Args: "[--for D]", Summary: "guard + demo PBX + simulated phones and attackers, on loopback, embedded defaults", Run: runDemo},
+	}
+}
+
+func runServe(ctx context.Context, e *cli.Env, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	path := fs.String("c", "", "config file (default "+config.DefaultPath+" if it exists, else built-in defaults)")
+	rest, err := e.Parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return &cli.UsageError{Msg: fmt.Sprintf("unexpected argument %q", rest[0])}
+	}
+	cfg, used, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	log := NewLogger(e.Stderr, cfg.Log)
+	if used == "" {
+		log.Warn("no config file: running on built-in defaults", "hint", "tollguard serve -c examples/tollguard.yaml")
+	} else {
+		log.Info("config loaded", "file", used)
+	}
+	g, err := New(ctx, cfg, Options{Logger: log, ConfigPath: used})
+	if err != nil {
+		return err
+	}
+	return g.Run(ctx)
+}
+
+// loadConfig loads path, or the default path if it exists, or the
+// defaults; it returns the file it used ("" for defaults).
+func loadConfig(path string) (*config.Config, string, error) {
+	if path == "" {
+		if _, err := os.Stat(config.DefaultPath); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return config.Default(), "", nil
+			}
+			return nil, "", err
+		}
+		path = config.DefaultPath
+	}
+	cfg, err := config.Load(path)
+	return cfg, path, err
+}

@@ -1,0 +1,51 @@
+package guard
+
+import (
+	"context"
+
+	"github.com/tollguard/tollguard/internal/engine"
+	"github.com/tollguard/tollguard/internal/event"
+)
+
+// recorder is the Checker the proxy sees: it asks the engine, then hands the
+// event and any refusal to the store. Store.Record never blocks, so the
+// packet path stays synchronous and cheap.
+type recorder struct {
+	next engine.Checker
+	rec  interface{ Record(event.Event) }
+}
+
+var _ engine.Checker = recorder{}
+
+// Check implements engine.Checker. What is recorded (issue: record every
+// registration, call and verdict, without turning a flood into rows):
+//   - a Request only when it was refused, as a Verdict event: its final
+//     Response, recorded below, already carries every request field;
+//   - a Response except to OPTIONS (keep-alives and scanners' probes; the
+//     scanners' refused probes are recorded as Verdicts);
+//   - every other event (auth failures, registrations, call records).
+func (r recorder) Check(ctx context.Context, ev event.Event) engine.Verdict {
+	v := r.next.Check(ctx, ev)
+	switch e := ev.(type) {
+	case *event.Request:
+		if v.Action != engine.Pass {
+			r.rec.Record(verdictEvent(e.Meta, e.SIP, v))
+		}
+	case *event.Response:
+		if e.Method != "OPTIONS" {
+			r.rec.Record(e)
+		}
+	case *event.CallAttempt:
+		r.rec.Record(e)
+		if v.Action != engine.Pass {
+			r.rec.Record(verdictEvent(e.Meta, e.SIP, v))
+		}
+	default:
+		r.rec.Record(ev)
+	}
+	return v
+}
+
+func verdictEvent(m event.Meta, s event.SIP, v engine.Verdict) *event.Verdict {
+	return &event.Verdict{Meta: m, SIP: s, Action: v.Action.String(), Code: v.Code, Rule: v.Rule, Reason: v.Reason}
+}

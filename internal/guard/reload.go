@@ -1,0 +1,59 @@
+package guard
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"slices"
+	"syscall"
+
+	"github.com/tollguard/tollguard/internal/config"
+)
+
+// watchReload reloads the config file on SIGHUP. A file that fails to load
+// or validate changes nothing. Rules, allow/deny lists and fingerprints take
+// effect at once; listener, upstream, store and admin changes need a restart
+// and are reported as such.
+func (g *Guard) watchReload(ctx context.Context) {
+	if g.path == "" {
+		return
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			g.reload()
+		}
+	}
+}
+
+func (g *Guard) reload() {
+	cfg, err := config.Load(g.path)
+	if err != nil {
+		g.log.Error("reload refused: config kept as it was", "err", err)
+		return
+	}
+	if err := g.eng.Reload(cfg); err != nil {
+		g.log.Error("reload refused: config kept as it was", "err", err)
+		return
+	}
+	old := g.cfg.Swap(cfg)
+	l := g.buildLists(cfg)
+	g.lists.Store(l)
+	g.eng.SetLists(l)
+	if restartNeeded(old, cfg) {
+		g.log.Warn("config reloaded; sip, admin, store or data_dir changes take effect after a restart")
+		return
+	}
+	g.log.Info("config reloaded", "file", g.path)
+}
+
+func restartNeeded(a, b *config.Config) bool {
+	return a.DataDir != b.DataDir || a.Admin != b.Admin || a.Store != b.Store ||
+		a.SIP.Upstream != b.SIP.Upstream || a.SIP.TLS != b.SIP.TLS || a.SIP.Advertise != b.SIP.Advertise ||
+		a.SIP.BannedResponse != b.SIP.BannedResponse || !slices.Equal(a.SIP.Listen, b.SIP.Listen)
+}
