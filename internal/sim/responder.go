@@ -83,6 +83,9 @@ func AppendResponse(dst, req []byte) ([]byte, bool) {
 	if end < 0 {
 		end = len(req)
 	}
+	if end < lineEnd+2 {
+		return dst, false // no header section at all
+	}
 	start := len(dst)
 	switch string(method) {
 	case "OPTIONS", "REGISTER":
