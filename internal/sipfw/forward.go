@@ -123,7 +123,7 @@ func (p *Proxy) toUpstream(req *sip.Request, in *inbound, meta event.Meta, tap e
 		// and routes requests for the phone back through its flow.
 		req.PrependHeader(sip.NewHeader("Path", "<"+routeURI(p.inside, tok)+">"))
 	}
-	pushVia(req, p.inside, branch, encodeFlow(dst))
+	pushVia(req, p.inside, branch, tok)
 	if !isAck {
 		e := &pendingEntry{req: req, client: in.from, meta: meta, sip: tap, initial: initial,
 			expires: -1, deadline: in.at.Add(p.o.UpstreamTimeout)}

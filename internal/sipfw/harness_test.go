@@ -149,11 +149,18 @@ type recorder struct {
 func (r *recorder) Check(_ context.Context, ev event.Event) engine.Verdict {
 	r.mu.Lock()
 	r.evs = append(r.evs, ev)
+	v := r.verdict
 	r.mu.Unlock()
-	if r.verdict != nil {
-		return r.verdict(ev)
+	if v != nil {
+		return v(ev)
 	}
 	return engine.Verdict{}
+}
+
+func (r *recorder) setVerdict(v func(event.Event) engine.Verdict) {
+	r.mu.Lock()
+	r.verdict = v
+	r.mu.Unlock()
 }
 
 // wait returns the first recorded event of kind k matching ok.
@@ -295,3 +302,5 @@ func invite(to netip.AddrPort, user, dest, callID, extra string) string {
 		"Contact: <sip:" + user + "@192.168.1.10:5060>\n" + extra +
 		"Content-Length: 0\n\n"
 }
+
+func testutilValue(c prometheus.Collector) float64 { return testutil.ToFloat64(c) }

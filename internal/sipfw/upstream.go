@@ -102,8 +102,11 @@ func (p *Proxy) sweep(ctx context.Context) {
 			if e.req.Method == sip.ACK {
 				continue
 			}
-			e.req.RemoveHeader("Via") // ours
-			p.respond(e.req, e.client, 503, "Service Unavailable")
+			// The forwarded request is shared with the read loop that sent
+			// it: answer from a copy without our Via.
+			req := e.req.Clone()
+			req.RemoveHeader("Via")
+			p.respond(req, e.client, 503, "Service Unavailable")
 			meta := e.meta
 			meta.Time = now
 			p.tapFinal(meta, e.sip, 503, false, 0, e.initial)
