@@ -103,7 +103,7 @@ func (l Load) Run(ctx context.Context) (LoadResult, error) {
 	rtt := make([]atomic.Int64, l.Count)
 	codes := make([]atomic.Int32, l.Count)
 	var answered atomic.Int64
-	start := time.Now()
+	var start time.Time // set once every socket is bound, before readers run
 
 	conns := make([]*net.UDPConn, 0, nsrc)
 	var readers sync.WaitGroup
@@ -113,6 +113,8 @@ func (l Load) Run(ctx context.Context) (LoadResult, error) {
 		}
 		readers.Wait()
 	}()
+	var started sync.WaitGroup
+	started.Add(1)
 	for range nsrc {
 		pc, err := (&net.ListenConfig{}).ListenPacket(ctx, "udp4", netip.AddrPortFrom(srcs.Next(), 0).String())
 		if err != nil {
@@ -120,7 +122,9 @@ func (l Load) Run(ctx context.Context) (LoadResult, error) {
 		}
 		c := pc.(*net.UDPConn)
 		conns = append(conns, c)
+		_ = c.SetReadBuffer(1 << 20)
 		readers.Go(func() {
+			started.Wait()
 			buf := make([]byte, 65535)
 			for {
 				n, _, err := c.ReadFromUDPAddrPort(buf)
@@ -141,6 +145,8 @@ func (l Load) Run(ctx context.Context) (LoadResult, error) {
 		})
 	}
 
+	start = time.Now()
+	started.Done()
 	interval := time.Second / time.Duration(l.Rate)
 	var maxLag time.Duration
 	sent := 0

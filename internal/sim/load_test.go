@@ -55,6 +55,7 @@ func TestLoadAgainstResponder(t *testing.T) {
 				t.Fatalf("%d target results, want %d", len(res.Targets), tc.targets)
 			}
 			for i, tr := range res.Targets {
+				t.Logf("target %d: %s (max send lag %v)", i, tr, res.MaxLag)
 				want := tc.count / tc.targets
 				if tr.Sent != want || tr.Answered != want || tr.Lost != 0 || tr.Codes[200] != want {
 					t.Errorf("target %d: %s, want %d sent and answered 200", i, tr, want)

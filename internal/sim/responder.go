@@ -26,7 +26,11 @@ func NewResponder(ctx context.Context, addr netip.AddrPort) (*Responder, error) 
 	if err != nil {
 		return nil, fmt.Errorf("sim: responder: binding %s: %w", addr, err)
 	}
-	return &Responder{conn: pc.(*net.UDPConn)}, nil
+	conn := pc.(*net.UDPConn)
+	// A large receive buffer absorbs bursts when a load generator
+	// catches up after a scheduling stall.
+	_ = conn.SetReadBuffer(4 << 20)
+	return &Responder{conn: conn}, nil
 }
 
 // Addr returns the bound address.
