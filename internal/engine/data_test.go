@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,9 +33,16 @@ type lineVerdict struct {
 	N int `json:"n,omitempty"`
 }
 
-type recorder struct{ got []decision.Decision }
+type recorder struct {
+	mu  sync.Mutex
+	got []decision.Decision
+}
 
-func (r *recorder) Apply(d decision.Decision) { r.got = append(r.got, d) }
+func (r *recorder) Apply(d decision.Decision) {
+	r.mu.Lock()
+	r.got = append(r.got, d)
+	r.mu.Unlock()
+}
 
 // runCase replays dir/events.jsonl through an engine built from
 // dir/config.yaml and returns what happened.

@@ -1,0 +1,72 @@
+package engine
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/tollguard/tollguard/internal/event"
+)
+
+// BenchmarkCheck measures Check per event kind on the common path (nothing
+// banned, no rule trips).
+func BenchmarkCheck(b *testing.B) {
+	src := netip.MustParseAddrPort("198.51.100.7:5060")
+	sip := event.SIP{Method: "INVITE", FromUser: "1001", ToUser: "0044201234567", RURIUser: "0044201234567",
+		AuthUser: "1001", HasCredentials: true, UserAgent: "Yealink SIP-T46S 66.86.0.15"}
+	meta := event.Meta{Time: t0, Source: src}
+	cases := []struct {
+		name string
+		ev   func(i int) event.Event
+	}{
+		{"request", func(int) event.Event { return &event.Request{Meta: meta, SIP: sip} }},
+		{"call_attempt", func(int) event.Event {
+			return &event.CallAttempt{Meta: meta, SIP: sip, Account: "1001", Destination: "0044201234567"}
+		}},
+		{"response", func(int) event.Event { return &event.Response{Meta: meta, SIP: sip, Code: 200} }},
+		{"register", func(int) event.Event { return &event.Register{Meta: meta, SIP: sip, Account: "1001"} }},
+		{"call_ended", func(int) event.Event { return &event.CallEnded{Meta: meta, SIP: sip, Account: "1001"} }},
+		// auth failures spread over many sources and accounts so none trips
+		{"auth_failure", func(i int) event.Event {
+			return authFail(netip.AddrPortFrom(netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)}), 5060).String(), "1001", t0.Add(time.Duration(i)*time.Minute))
+		}},
+	}
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			e, _, _ := newEngine(b, "distributed: {max_sources: 1000000}\n")
+			ctx := context.Background()
+			evs := make([]event.Event, 4096)
+			for i := range evs {
+				evs[i] = tc.ev(i)
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				e.Check(ctx, evs[i%len(evs)])
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkAdmit measures the pre-parse gate: one busy source, and a
+// million distinct sources (the flood table's worst case).
+func BenchmarkAdmit(b *testing.B) {
+	for _, n := range []int{1, 1 << 20} {
+		name := "one-source"
+		if n > 1 {
+			name = "1M-sources"
+		}
+		b.Run(name, func(b *testing.B) {
+			e, _, _ := newEngine(b, "flood: {limit: 1000000}\n")
+			b.ReportAllocs()
+			b.ReportMetric(float64(e.FloodTableBytes()), "flood-table-bytes")
+			i := 0
+			for b.Loop() {
+				e.Admit(netip.AddrFrom4([4]byte{100, byte(i >> 16), byte(i >> 8), byte(i)}), t0.Add(time.Duration(i)*time.Microsecond))
+				i = (i + 1) % n
+			}
+		})
+	}
+}
