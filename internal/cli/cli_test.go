@@ -78,8 +78,8 @@ func TestHelpAndDispatch(t *testing.T) {
 		notOut   string
 		wantServ string
 	}{
-		{"no command", nil, 2, nil, []string{"usage: tollguard COMMAND", "  serve    run the guard", "  unban    lift the bans"}, "", ""},
-		{"help", []string{"help"}, 0, []string{"  bans     jail settings", "  version  print the version", "  serve    run the guard"}, nil, "", ""},
+		{"no command", nil, 2, nil, []string{"usage: tollguard COMMAND", "  serve        run the guard", "  unban        lift the bans"}, "", ""},
+		{"help", []string{"help"}, 0, []string{"  bans         jail settings", "  version      print the version", "  serve        run the guard"}, nil, "", ""},
 		{"--help", []string{"--help"}, 0, []string{"commands:"}, nil, "", ""},
 		{"help command", []string{"help", "ban"}, 0, []string{"usage: tollguard ban IP [--account A]", "-for D", "-token-file FILE"}, nil, "", ""},
 		{"command -h", []string{"unban", "-h"}, 0, []string{"usage: tollguard unban IP [ACCOUNT]", "-json"}, nil, "-account", ""},

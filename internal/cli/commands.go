@@ -8,6 +8,10 @@ func builtin() []Command {
 		{Name: "bans", Args: "[--json]", Summary: "jail settings, failure history and active bans (like `cti show baninfo`)", Run: runBans},
 		{Name: "ban", Args: "IP [--account A] [--for D] [--reason R] [--json]", Summary: "ban an address, or one account from it", Run: runBan},
 		{Name: "unban", Args: "IP [ACCOUNT] [--json]", Summary: "lift the bans on an address (only ACCOUNT's, when given)", Run: runUnban},
+		{Name: "events", Args: "[--ip IP] [--account A] [--call-id C] [--kind K,...] [--since D] [--until D] [--limit N] [--unmask] [--json|--csv]", Summary: "recorded events, newest first (phone numbers masked unless --unmask)", Run: runEvents},
+		{Name: "investigate", Args: "[--since 24h] [--unmask] [--json]", Summary: "incident report: attackers, targeted and compromised accounts, expensive calls, timeline", Run: runInvestigate},
+		{Name: "log", Args: "verify [-c FILE] [--json]", Summary: "check the event log's hash chain and signed checkpoints; exits 1 when broken", Run: runLog},
+		{Name: "backup", Args: "FILE", Summary: "have the daemon write a consistent copy of its SQLite store to FILE", Run: runBackup},
 		{Name: "version", Args: "[--json]", Summary: "print the version", Run: runVersion},
 	}
 }

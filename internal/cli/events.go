@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"context"
+	"encoding/csv"
+	"flag"
+	"fmt"
+	"net/url"
+	"strconv"
+
+	"github.com/tollguard/tollguard/internal/api"
+)
+
+// runEvents is `tollguard events [filters] [--json|--csv] [--unmask]`.
+func runEvents(ctx context.Context, e *Env, args []string) error {
+	fs := flag.NewFlagSet("events", flag.ContinueOnError)
+	cf := addClientFlags(fs)
+	q := url.Values{}
+	for _, f := range []struct{ name, param, usage string }{
+		{"ip", "ip", "only events from (or bans of) this `IP`"},
+		{"account", "account", "only events of this `ACCOUNT`"},
+		{"call-id", "call_id", "only events of this `CALL-ID`"},
+		{"kind", "kind", "only these `KINDS`, comma separated: auth_failure,register,call_attempt,call_answered,call_ended,ban,unban,verdict,admin,request,response"},
+		{"since", "since", "events from `D` ago (24h, 7d) or an RFC 3339 time"},
+		{"until", "until", "events before `D` ago or an RFC 3339 time"},
+	} {
+		fs.Func(f.name, f.usage, func(v string) error { q.Set(f.param, v); return nil })
+	}
+	limit := fs.Int("limit", 100, "show at most `N` events, newest first")
+	unmask := fs.Bool("unmask", false, "show phone numbers in full (recorded as an admin action)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	asCSV := fs.Bool("csv", false, "print CSV")
+	pos, err := e.Parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", capString(pos[0], 40))
+	}
+	if *asJSON && *asCSV {
+		return usagef("--json and --csv exclude each other")
+	}
+	if *limit < 1 {
+		return usagef("--limit must be positive")
+	}
+	q.Set("limit", strconv.Itoa(*limit))
+	if *unmask {
+		q.Set("unmask", "true")
+	}
+	c, err := cf.client(e)
+	if err != nil {
+		return err
+	}
+	var rep api.EventsReply
+	if err := c.Do(ctx, "GET", "/api/v1/events", q, nil, &rep); err != nil {
+		return err
+	}
+	switch {
+	case *asJSON:
+		return writeJSON(e.Stdout, rep)
+	case *asCSV:
+		return writeEventsCSV(e, rep.Records)
+	}
+	t := newTable(e.Stdout, "TIME", "KIND", "SOURCE", "ACCOUNT", "FROM", "TO", "CODE", "RULE", "USER-AGENT", "DETAIL")
+	for _, r := range rep.Records {
+		t.Row(fmtTime(r.Time, e.Loc), r.Kind, r.Source, r.Account, r.From, r.To, codeText(r.Code), r.Rule, r.UserAgent, r.Summary)
+	}
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	if len(rep.Records) == *limit {
+		fmt.Fprintf(e.Stderr, "showing the newest %d events; use --limit or narrow the filters for more\n", *limit)
+	}
+	return nil
+}
+
+func codeText(c int) string {
+	if c == 0 {
+		return ""
+	}
+	return strconv.Itoa(c)
+}
+
+// csvHeader is the column order of `tollguard events --csv`.
+var csvHeader = []string{"seq", "time", "kind", "source", "transport", "account", "from", "to", "ruri", "user_agent", "call_id", "code", "rule", "detail", "hash"}
+
+// writeEventsCSV writes records as CSV. Cells that a spreadsheet would
+// run as a formula are prefixed with a quote (CSV injection).
+func writeEventsCSV(e *Env, recs []api.EventRecord) error {
+	w := csv.NewWriter(e.Stdout)
+	w.Write(csvHeader)
+	for _, r := range recs {
+		row := []string{strconv.FormatInt(r.Seq, 10), r.Time.UTC().Format("2006-01-02T15:04:05.000000Z"), r.Kind, r.Source, r.Transport,
+			r.Account, r.From, r.To, r.RURI, r.UserAgent, r.CallID, codeText(r.Code), r.Rule, r.Summary, r.Hash}
+		for i, c := range row {
+			if c != "" && (c[0] == '=' || c[0] == '@' || c[0] == '-' || c[0] == '\t' || c[0] == '\r') {
+				row[i] = "'" + c
+			}
+		}
+		w.Write(row)
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		return fmt.Errorf("writing CSV: %w", err)
+	}
+	return nil
+}
