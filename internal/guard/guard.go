@@ -21,6 +21,7 @@ import (
 	"github.com/tollguard/tollguard/internal/api"
 	"github.com/tollguard/tollguard/internal/config"
 	"github.com/tollguard/tollguard/internal/decision"
+	"github.com/tollguard/tollguard/internal/enforce/fail2ban"
 	"github.com/tollguard/tollguard/internal/engine"
 	"github.com/tollguard/tollguard/internal/event"
 	"github.com/tollguard/tollguard/internal/sipfw"
@@ -52,6 +53,7 @@ type Guard struct {
 	pers  *persister
 	proxy *sipfw.Proxy // nil without sip.listen
 	api   *api.Server
+	f2b   *fail2ban.Writer // nil without log.fail2ban_file
 
 	upstream netip.Prefix
 	ready    chan struct{}
@@ -97,10 +99,20 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 	}
 	g.lists.Store(g.buildLists(cfg))
 	g.pers = newPersister(st, g.log.With("component", "bans"))
+	apply := decision.Fanout{g.set, g.pers}
+	var rec recordFunc = st.Record
+	if cfg.Log.Fail2banFile != "" {
+		g.f2b, err = fail2ban.Open(cfg.Log.Fail2banFile, fail2ban.Options{Registry: g.reg})
+		if err != nil {
+			return fail(fmt.Errorf("opening log.fail2ban_file: %w", err))
+		}
+		apply = append(apply, g.f2b)
+		rec = func(ev event.Event) { st.Record(ev); g.f2b.Observe(ev) }
+	}
 	g.eng, err = engine.New(cfg, engine.Options{
 		Set:      g.set,
 		Lists:    g.lists.Load(),
-		Apply:    decision.Fanout{g.set, g.pers},
+		Apply:    apply,
 		Now:      g.now,
 		Logger:   g.log,
 		Registry: g.reg,
@@ -118,7 +130,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 			Listen: cfg.SIP.Listen, Upstream: cfg.SIP.Upstream, Advertise: cfg.SIP.Advertise, TLS: tc,
 			BannedResponse: cfg.SIP.BannedResponse, UpstreamTimeout: cfg.SIP.UpstreamTimeout.D(),
 			MaxMessageSize: cfg.SIP.MaxMessageSize,
-			Checker:        recorder{next: g.eng, rec: st},
+			Checker:        recorder{next: g.eng, rec: rec},
 			Gate:           g.eng,
 			Logger:         g.log,
 			Registry:       g.reg,
@@ -202,6 +214,11 @@ func (g *Guard) Run(ctx context.Context) error {
 		return nil
 	})
 	err := grp.Wait()
+	if g.f2b != nil {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = errors.Join(err, g.f2b.Close(cctx))
+		cancel()
+	}
 	if cerr := g.st.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("closing store: %w", cerr))
 	}
@@ -237,6 +254,9 @@ func (g *Guard) audit(_ context.Context, a event.Admin) {
 
 // notify logs an operator's decision (the engine logs its own).
 func (g *Guard) notify(d decision.Decision) {
+	if g.f2b != nil {
+		g.f2b.Apply(d)
+	}
 	if d.Type == decision.TypeUnban {
 		g.log.Info("unban", "scope", string(d.Scope), "target", d.Target(), "by", d.Origin)
 		return

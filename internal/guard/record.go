@@ -12,8 +12,12 @@ import (
 // packet path stays synchronous and cheap.
 type recorder struct {
 	next engine.Checker
-	rec  interface{ Record(event.Event) }
+	rec  recordFunc
 }
+
+// recordFunc hands an event to the store (and the fail2ban log); it must
+// not block.
+type recordFunc func(event.Event)
 
 var _ engine.Checker = recorder{}
 
@@ -29,19 +33,19 @@ func (r recorder) Check(ctx context.Context, ev event.Event) engine.Verdict {
 	switch e := ev.(type) {
 	case *event.Request:
 		if v.Action != engine.Pass {
-			r.rec.Record(verdictEvent(e.Meta, e.SIP, v))
+			r.rec(verdictEvent(e.Meta, e.SIP, v))
 		}
 	case *event.Response:
 		if e.Method != "OPTIONS" {
-			r.rec.Record(e)
+			r.rec(e)
 		}
 	case *event.CallAttempt:
-		r.rec.Record(e)
+		r.rec(e)
 		if v.Action != engine.Pass {
-			r.rec.Record(verdictEvent(e.Meta, e.SIP, v))
+			r.rec(verdictEvent(e.Meta, e.SIP, v))
 		}
 	default:
-		r.rec.Record(ev)
+		r.rec(ev)
 	}
 	return v
 }
