@@ -169,11 +169,11 @@ func TestFlooder(t *testing.T) {
 		wantBanned bool
 	}{
 		{name: "all answered", answer: 1 << 30, count: 100},
-		{name: "silenced", answer: 30, count: 300, wantBanned: true},
+		{name: "silenced", answer: 30, count: 2000, wantBanned: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a := sim.Attack{Target: cutoff(t, tc.answer), Source: source(), Timeout: 100 * time.Millisecond, Silence: 5}
+			a := sim.Attack{Target: cutoff(t, tc.answer), Source: source(), Timeout: 250 * time.Millisecond, Silence: 5}
 			r, err := sim.Flooder{Attack: a, Rate: 2000, Count: tc.count}.Run(testCtx(t))
 			if err != nil {
 				t.Fatal(err)

@@ -92,8 +92,11 @@ func (f Flooder) Run(ctx context.Context) (AttackReport, error) {
 			return t.done(), fmt.Errorf("sim: flooder: sending: %w", err)
 		}
 		sent++
+		// Silenced: no answer for a whole timeout, and at least Silence
+		// requests after the last answered one are older than the timeout.
+		overdue := int64(i) - int64(f.timeout()/interval) - lastSeq.Load()
 		quiet := time.Since(time.Unix(0, lastAnswer.Load()))
-		if int64(i)-lastSeq.Load() > int64(f.silence()) && quiet > f.timeout() {
+		if overdue >= int64(f.silence()) && quiet > f.timeout() {
 			break
 		}
 	}
