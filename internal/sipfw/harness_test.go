@@ -304,3 +304,9 @@ func invite(to netip.AddrPort, user, dest, callID, extra string) string {
 }
 
 func testutilValue(c prometheus.Collector) float64 { return testutil.ToFloat64(c) }
+
+func mustAP(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+func contextWithCancel() (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
+}

@@ -1,0 +1,148 @@
+package sipfw
+
+import (
+	"net"
+	"net/netip"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/tollguard/tollguard/internal/engine"
+)
+
+// benchProxy is a bound but not running proxy whose upstream is a socket
+// nobody reads.
+func benchProxy(b *testing.B) (*Proxy, *listener) {
+	b.Helper()
+	sink, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.51:0")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { sink.Close() })
+	p, err := New(Options{
+		Listen:   []string{"udp://127.0.0.11:0"},
+		Upstream: "udp://" + sink.LocalAddr().String(),
+		Checker:  engine.PassThrough{}, Gate: engine.PassThrough{},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := p.bind(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(p.closeAll)
+	return p, p.listeners[0]
+}
+
+// BenchmarkForwardRequest measures the per-request path from raw bytes to
+// the write toward the upstream: parse, Gate, tap extraction, Checker,
+// Max-Forwards, loop check, Via/Path/X-AUTH-IP, pending entry and the UDP
+// write. Parsing is included.
+func BenchmarkForwardRequest(b *testing.B) {
+	p, l := benchProxy(b)
+	src := netip.MustParseAddrPort("127.0.0.21:5060")
+	msgs := map[string][]byte{
+		"REGISTER": []byte(crlf(register(nil, l.bind, "1001", "Authorization: Digest username=\"1001\", realm=\"pbx\", nonce=\"n\", response=\"r\"\n"))),
+		"INVITE":   []byte(crlf(invite(l.bind, "1001", "0044201", "bench-call", "User-Agent: TestPhone/1.0\n"))),
+	}
+	for name, data := range msgs {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				now := time.Now()
+				if v := p.o.Gate.Admit(src.Addr(), now); v.Action != engine.Pass {
+					b.Fatal("gated")
+				}
+				msg, err := p.parser.ParseSIP(data)
+				if err != nil {
+					b.Fatal(err)
+				}
+				p.handle(msg, &inbound{from: flow{lis: l, remote: src}, at: now})
+			}
+		})
+	}
+}
+
+// BenchmarkParseOnly is the sipgo parse of the same INVITE, to subtract
+// from BenchmarkForwardRequest.
+func BenchmarkParseOnly(b *testing.B) {
+	data := []byte(crlf(invite(mustAP("127.0.0.11:5060"), "1001", "0044201", "bench-call", "User-Agent: TestPhone/1.0\n")))
+	parser := sip.NewParser()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := parser.ParseSIP(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRoundTrip measures one OPTIONS transaction phone → proxy → PBX
+// → proxy → phone over loopback UDP, one at a time; compare with
+// BenchmarkRoundTripDirect (phone ↔ PBX) for the latency the proxy adds.
+func BenchmarkRoundTrip(b *testing.B) {
+	benchRoundTrip(b, true)
+}
+
+// BenchmarkRoundTripDirect is BenchmarkRoundTrip without the proxy.
+func BenchmarkRoundTripDirect(b *testing.B) { benchRoundTrip(b, false) }
+
+func benchRoundTrip(b *testing.B, viaProxy bool) {
+	pbx, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.52:0")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pbx.Close()
+	// The PBX answers every request with 200 by swapping the start line.
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := pbx.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			msg, err := sip.ParseMessage(buf[:n])
+			req, ok := msg.(*sip.Request)
+			if err != nil || !ok {
+				continue
+			}
+			res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+			_, _ = pbx.WriteToUDPAddrPort([]byte(res.String()), from)
+		}
+	}()
+	target := pbx.LocalAddr().(*net.UDPAddr).AddrPort()
+	if viaProxy {
+		p, err := New(Options{Listen: []string{"udp://127.0.0.12:0"}, Upstream: "udp://" + target.String(),
+			Checker: engine.PassThrough{}, Gate: engine.PassThrough{}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := contextWithCancel()
+		defer cancel()
+		go func() { _ = p.Run(ctx) }()
+		<-p.Ready()
+		target, _ = netip.ParseAddrPort(p.Addrs()["udp://127.0.0.12:0"].String())
+	}
+	ph, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.22:0")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ph.Close()
+	buf := make([]byte, 65536)
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		i++
+		n := strconv.Itoa(i)
+		msg := crlf("OPTIONS sip:" + target.String() + " SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.22:5060;branch=z9hG4bK-" + n + ";rport\n" +
+			"Max-Forwards: 70\nFrom: <sip:1001@pbx>;tag=" + n + "\nTo: <sip:pbx>\nCall-ID: rt-" + n + "\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n")
+		if _, err := ph.WriteToUDPAddrPort([]byte(msg), target); err != nil {
+			b.Fatal(err)
+		}
+		_ = ph.SetReadDeadline(time.Now().Add(waitLimit))
+		if _, err := ph.Read(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
