@@ -2,10 +2,176 @@ package guard
 
 import (
 	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
 
 	"github.com/tollguard/tollguard/internal/cli"
+	"github.com/tollguard/tollguard/internal/config"
+	"github.com/tollguard/tollguard/internal/demo/pbx"
+	"github.com/tollguard/tollguard/internal/sim"
+)
+
+// The demo's cast, each on its own loopback address so bans by address mean
+// something.
+var (
+	demoAccounts = map[string]string{"1001": "Vx7#pR2qLm", "1002": "Tb4$kW9zNe", "1003": "Qm8!sD3yHc"}
+	demoPhones   = []struct {
+		account, source, password string
+	}{
+		{"1001", "127.0.0.11", ""}, {"1002", "127.0.0.12", ""}, {"1003", "127.0.0.13", ""},
+	}
+	demoHoneypot = "9999"
 )
 
 func runDemo(ctx context.Context, e *cli.Env, args []string) error {
-	return &cli.UsageError{Msg: "demo: not wired yet"}
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	keep := fs.Bool("keep", false, "keep the guard running after the scenario (Ctrl-C to stop) to try the client commands")
+	verbose := fs.Bool("v", false, "show the guard's own log")
+	if _, err := e.Parse(fs, args); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "tollguard-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	logw := io.Discard
+	if *verbose {
+		logw = e.Stderr
+	}
+	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	out := e.Stdout
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// The PBX: a registrar with digest auth that answers calls.
+	p, err := pbx.New(pbx.Options{Addr: "udp://127.0.0.1:0", Realm: "demo.tollguard", Accounts: demoAccounts, Logger: log})
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = p.Run(ctx) })
+	<-p.Ready()
+
+	cfg := config.Default()
+	cfg.DataDir = dir
+	cfg.SIP.Listen = []string{"udp://127.0.0.1:0"}
+	cfg.SIP.Upstream = p.Target()
+	cfg.Admin.Listen = "127.0.0.1:0"
+	cfg.Honeypot.Accounts = []string{demoHoneypot}
+	g, err := New(ctx, cfg, Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	gerr := make(chan error, 1)
+	go func() { gerr <- g.Run(ctx) }()
+	select {
+	case <-g.Ready():
+	case err := <-gerr:
+		return err
+	}
+	var guardAddr netip.AddrPort
+	for _, a := range g.SIPAddrs() {
+		guardAddr = a.(*net.UDPAddr).AddrPort()
+	}
+	fmt.Fprintf(out, "tollguard demo: guard on udp://%s in front of the demo PBX on %s (admin API http://%s)\n\n",
+		guardAddr, p.Target(), g.AdminAddr())
+
+	step := func(s string) { fmt.Fprintf(out, "── %s\n", s) }
+	step("legitimate phones register and call through the guard")
+	var phones []*sim.Phone
+	for _, ph := range demoPhones {
+		pw := demoAccounts[ph.account]
+		phone := sim.NewPhone(sim.PhoneConfig{Account: ph.account, Password: pw, Target: guardAddr,
+			Source: netip.MustParseAddr(ph.source), Domain: p.Realm(), UserAgent: "Yealink SIP-T46U 108.86.0.20", Logger: log})
+		if err := phone.Start(ctx); err != nil {
+			return fmt.Errorf("starting phone %s: %w", ph.account, err)
+		}
+		phones = append(phones, phone)
+		if err := phone.Register(ctx); err != nil {
+			fmt.Fprintf(out, "   %s: register failed: %v\n", ph.account, err)
+			continue
+		}
+		if err := phone.Call(ctx, "13800138000", 300*time.Millisecond); err != nil {
+			fmt.Fprintf(out, "   %s: call failed: %v\n", ph.account, err)
+		}
+	}
+	for _, ph := range phones {
+		fmt.Fprintf(out, "   %s\n", ph.Report())
+	}
+	step("the PBX calls phone 1002 (PBX → guard → phone, routed by the Path the guard added)")
+	if err := p.Call(ctx, "1002"); err != nil {
+		fmt.Fprintf(out, "   call failed: %v\n", err)
+	} else {
+		fmt.Fprintf(out, "   1002 answered and the call ended normally\n")
+	}
+
+	step("a user mistypes the password twice: not banned (3 failures in 60s are needed)")
+	typo := sim.NewPhone(sim.PhoneConfig{Account: "1003", Password: "qm8!sd3yhc", Target: guardAddr,
+		Source: netip.MustParseAddr("127.0.0.14"), Domain: p.Realm(), Logger: log})
+	if err := typo.Start(ctx); err == nil {
+		_ = typo.Register(ctx)
+		_ = typo.Register(ctx)
+		fmt.Fprintf(out, "   %s\n", typo.Report())
+	}
+
+	step("attackers, each from its own address")
+	atk := func(src string) sim.Attack {
+		return sim.Attack{Target: guardAddr, Source: netip.MustParseAddr(src), Timeout: 300 * time.Millisecond, Silence: 3}
+	}
+	reports := []func() (sim.AttackReport, error){
+		func() (sim.AttackReport, error) { return sim.Scanner{Attack: atk("127.0.0.66"), Probes: 5}.Run(ctx) },
+		func() (sim.AttackReport, error) {
+			return sim.Cracker{Attack: atk("127.0.0.67"), Account: "1001", Domain: p.Realm(),
+				Passwords: []string{"1234", "1001", "password", "123456", "admin", "1001pass", "Vx7#pR2qLm"}}.Run(ctx)
+		},
+		func() (sim.AttackReport, error) {
+			return sim.Enumerator{Attack: atk("127.0.0.68"), Extensions: sim.Extensions(100, 130), Domain: p.Realm(), UserAgent: "Z 5.4.12 v2.10.20.4"}.Run(ctx)
+		},
+		func() (sim.AttackReport, error) {
+			return sim.Cracker{Attack: atk("127.0.0.69"), Account: demoHoneypot, Domain: p.Realm(), Passwords: []string{"9999", "1234"}, UserAgent: "Grandstream GXP2160"}.Run(ctx)
+		},
+	}
+	for _, run := range reports {
+		r, err := run()
+		if err != nil {
+			fmt.Fprintf(out, "   attacker error: %v\n", err)
+			continue
+		}
+		fmt.Fprintf(out, "   %s\n", r)
+	}
+
+	step("the phones keep working while attackers are banned")
+	for _, ph := range phones {
+		if err := ph.Call(ctx, "13800138000", 100*time.Millisecond); err != nil {
+			fmt.Fprintf(out, "   %s: call failed: %v\n", ph.Account(), err)
+		} else {
+			fmt.Fprintf(out, "   %s: call answered\n", ph.Account())
+		}
+	}
+
+	step("bans in force")
+	for _, d := range g.Set().List(time.Now()) {
+		fmt.Fprintf(out, "   %-22s %-10s rule=%-20s until %s  %s\n", d.Target(), d.Scope, d.Rule, d.Until.Format("15:04:05"), d.Reason)
+	}
+	st := p.Stats()
+	fmt.Fprintf(out, "\nThe PBX saw %d wrong-password or unknown-account requests in all; every other attempt was stopped by the guard.\n", st.AuthFailures)
+	fmt.Fprintf(out, "It answered %d calls and %d registrations.\n", st.CallsAnswered, st.RegistersOK)
+
+	if *keep {
+		fmt.Fprintf(out, "\nThe guard keeps running. Try:\n  go run ./cmd/tollguard bans --admin http://%s --token-file %s/admin.token\nCtrl-C stops it.\n", g.AdminAddr(), dir)
+		<-ctx.Done()
+	}
+	cancel()
+	err = <-gerr
+	wg.Wait()
+	return err
 }
