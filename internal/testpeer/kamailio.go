@@ -166,6 +166,18 @@ func (k *Kamailio) Count(what string, and ...string) int {
 	return n
 }
 
+// Lines returns the "TGPEER <what>" lines Kamailio has logged, from
+// "TGPEER" on.
+func (k *Kamailio) Lines(what string) []string {
+	var out []string
+	for _, line := range strings.Split(k.log.String(), "\n") {
+		if i := strings.Index(line, "TGPEER "+what); i >= 0 {
+			out = append(out, line[i:])
+		}
+	}
+	return out
+}
+
 // WaitCount waits up to timeout until Count(what, and...) is at least n and
 // returns the last count seen.
 func (k *Kamailio) WaitCount(timeout time.Duration, n int, what string, and ...string) int {
