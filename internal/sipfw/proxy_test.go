@@ -401,3 +401,29 @@ func readTCPResponse(t *testing.T, c net.Conn) string {
 }
 
 func firstLine(s string) string { return strings.SplitN(s, "\r\n", 2)[0] }
+
+// TestAckToNon2xxKeepsBranch checks RFC 3261 §17.1.1.3 through a stateless
+// proxy (§16.11): the ACK to a non-2xx final response carries the INVITE's
+// branch and the response's To tag; the proxy must forward it with the same
+// branch it gave the INVITE, or the PBX never matches the ACK to its INVITE
+// transaction and keeps retransmitting the 407.
+func TestAckToNon2xxKeepsBranch(t *testing.T) {
+	r := startRig(t, nil)
+	ph := newPeer(t, "127.0.0.26")
+	ph.send(r.addr("udp"), invite(r.addr("udp"), "1007", "1008", "call-ack", ""))
+	inv := r.pbx.recvReq()
+	r.pbx.answer(inv, 407, "Proxy Authentication Required", func(res *sip.Response) { res.To().Params.Add("tag", "t407") })
+	if c := ph.recvRes().StatusCode; c != 407 {
+		t.Fatalf("phone got %d, want 407", c)
+	}
+	ack := strings.NewReplacer("INVITE sip:", "ACK sip:", "CSeq: 1 INVITE", "CSeq: 1 ACK",
+		"To: <sip:1008@pbx.example>", "To: <sip:1008@pbx.example>;tag=t407").
+		Replace(invite(r.addr("udp"), "1007", "1008", "call-ack", ""))
+	ph.send(r.addr("udp"), ack)
+	a := r.pbx.recvReq()
+	ib, _ := inv.Via().Params.Get("branch")
+	ab, _ := a.Via().Params.Get("branch")
+	if a.Method != sip.ACK || ib != ab {
+		t.Fatalf("ACK branch %q, INVITE branch %q: must match", ab, ib)
+	}
+}

@@ -28,8 +28,11 @@ func fnvStr(h uint64, s string) uint64 {
 }
 
 // loopHash covers the fields RFC 3261 §16.6 step 8 names for loop
-// detection: Request-URI, Call-ID, From tag, To tag and CSeq number (not the
-// method, so a CANCEL or an ACK to a non-2xx matches its INVITE).
+// detection — Request-URI, Call-ID, From tag and CSeq number — but not the
+// method, so a CANCEL matches its INVITE, and not the To tag: the ACK to a
+// non-2xx answer gains the To tag yet must keep its INVITE's branch
+// (§17.1.1.3), and the branch of a stateless proxy is derived from this hash
+// (§16.11). Call-ID and CSeq number still tell in-dialog requests apart.
 func loopHash(req *sip.Request) uint64 {
 	h := uint64(fnvOffset)
 	u := &req.Recipient
@@ -40,8 +43,6 @@ func loopHash(req *sip.Request) uint64 {
 	h = fnvStr(h, string(*req.CallID()))
 	ft, _ := req.From().Params.Get("tag")
 	h = fnvStr(h, ft)
-	tt, _ := req.To().Params.Get("tag")
-	h = fnvStr(h, tt)
 	h = fnvStr(h, strconv.FormatUint(uint64(req.CSeq().SeqNo), 10))
 	return h
 }
