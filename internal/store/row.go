@@ -91,7 +91,20 @@ func column(s string) string {
 	if len(s) <= maxColumn && utf8.ValidString(s) && !strings.ContainsRune(s, 0) {
 		return s
 	}
-	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
+	// Each invalid byte becomes U+FFFD, as encoding/json does, so the
+	// columns of an event read back from its JSON are the same.
+	var b strings.Builder
+	for i := 0; i < len(s) && b.Len() <= maxColumn; {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			b.WriteRune(utf8.RuneError)
+		case r != 0:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	s = b.String()
 	if len(s) <= maxColumn {
 		return s
 	}
