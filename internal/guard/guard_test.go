@@ -1,0 +1,155 @@
+package guard
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollguard/tollguard/internal/api"
+	"github.com/tollguard/tollguard/internal/cli"
+	"github.com/tollguard/tollguard/internal/config"
+	"github.com/tollguard/tollguard/internal/decision"
+	"github.com/tollguard/tollguard/internal/demo/pbx"
+	"github.com/tollguard/tollguard/internal/sim"
+)
+
+// TestDemo runs the README's first command as a newcomer would and checks
+// what it prints: phones work before and during the attacks, the PBX-side
+// call reaches a phone, the typo is not banned, every attacker is stopped.
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole demo scenario")
+	}
+	var out, errb bytes.Buffer
+	code := cli.Main(context.Background(), []string{"demo"}, &out, &errb, Commands()...)
+	text := out.String()
+	t.Log(text)
+	if code != 0 {
+		t.Fatalf("demo exited %d: %s", code, errb.String())
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`phone 1001 .*registered 1/1 .*calls answered 1/1`),
+		regexp.MustCompile(`phone 1002 .*registered 1/1 .*calls answered 1/1`),
+		regexp.MustCompile(`phone 1003 .*registered 1/1 .*calls answered 1/1`),
+		regexp.MustCompile(`1002 answered and the call ended normally`),
+		regexp.MustCompile(`scanner +from 127\.0\.0\.66 .*silenced after 0 requests`),
+		regexp.MustCompile(`(?m)^ +1001@127\.0\.0\.67 +ip_account rule=register_failure\[0\]`),
+		regexp.MustCompile(`(?m)^ +127\.0\.0\.66 +ip +rule=scanner`),
+		regexp.MustCompile(`(?m)^ +127\.0\.0\.69 +ip +rule=honeypot`),
+		regexp.MustCompile(`(?m)^ +1001: call answered$`),
+		regexp.MustCompile(`(?m)^ +1003: call answered$`),
+	} {
+		if !want.MatchString(text) {
+			t.Errorf("demo output lacks %v", want)
+		}
+	}
+	if strings.Contains(text, "127.0.0.14") && strings.Contains(text, "1003@127.0.0.14") {
+		t.Error("the typo phone was banned")
+	}
+}
+
+// TestBansSurviveRestart bans a cracker through the engine, stops the
+// guard, starts a new one on the same data_dir: the ban is back, with its
+// expiry, and unbanning through the ban service lets the address in at once.
+func TestBansSurviveRestart(t *testing.T) {
+	ctx := t.Context()
+	p, err := pbx.New(pbx.Options{Accounts: map[string]string{"1001": "Vx7#pR2qLm"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Run(ctx)
+	<-p.Ready()
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.DataDir = dir
+	cfg.SIP.Listen = []string{"udp://127.0.0.1:0"}
+	cfg.SIP.Upstream = p.Target()
+	cfg.Admin.Listen = "127.0.0.1:0"
+	cfg.Jail.RegisterFailure[0].BanMode = "ip"
+
+	start := func() (*Guard, netip.AddrPort, context.CancelFunc, chan error) {
+		t.Helper()
+		gctx, cancel := context.WithCancel(ctx)
+		g, err := New(gctx, cfg, Options{Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- g.Run(gctx) }()
+		select {
+		case <-g.Ready():
+		case err := <-done:
+			t.Fatal(err)
+		}
+		var a netip.AddrPort
+		for _, v := range g.SIPAddrs() {
+			a = v.(*net.UDPAddr).AddrPort()
+		}
+		return g, a, cancel, done
+	}
+	g, addr, stop, done := start()
+	attacker := netip.MustParseAddr("127.0.0.77")
+	r, err := sim.Cracker{Attack: sim.Attack{Target: addr, Source: attacker, Timeout: 300 * time.Millisecond},
+		Account: "1001", Domain: p.Realm(), Passwords: []string{"a1", "b2", "c3", "d4", "e5", "f6", "g7", "h8"}}.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Banned || r.Answers[403] != 3 {
+		t.Fatalf("cracker: %v; want 3 refusals then silence", r)
+	}
+	if _, ok := g.Set().Banned(attacker, time.Now()); !ok {
+		t.Fatal("attacker not in the ban set")
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("clean shutdown: %v", err)
+	}
+
+	g, addr, stop, done = start()
+	defer func() { stop(); <-done }()
+	d, ok := g.Set().Banned(attacker, time.Now())
+	if !ok {
+		t.Fatal("ban lost across restart")
+	}
+	if left := time.Until(d.Until); left <= 0 || left > cfg.Jail.RegisterFailure[0].BanTime.D() {
+		t.Errorf("restored ban has %v left", left)
+	}
+	if _, err := sim.RegisterOnce(ctx, attacker, addr, p.Realm(), "1001", "Vx7#pR2qLm", nil); err == nil {
+		t.Fatal("banned address registered after the restart")
+	}
+	lifted, err := banService{g}.Unban(ctx, attacker, "", "test")
+	if err != nil || len(lifted) != 1 {
+		t.Fatalf("unban: %v %v", lifted, err)
+	}
+	if res, err := sim.RegisterOnce(ctx, attacker, addr, p.Realm(), "1001", "Vx7#pR2qLm", nil); err != nil || res.Code != 200 {
+		t.Fatalf("after unban the address cannot register: %v %+v", err, res)
+	}
+}
+
+// TestOperatorBanRefusesAllowed checks the upstream and allow-listed
+// addresses cannot be banned by hand either.
+func TestOperatorBanRefusesAllowed(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.SIP.Listen = nil
+	cfg.Admin.Listen = "127.0.0.1:0"
+	g, err := New(t.Context(), cfg, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.st.Close()
+	_, err = banService{g}.Ban(t.Context(), api.BanRequest{IP: netip.MustParseAddr("127.0.0.1"), For: time.Hour})
+	if err == nil {
+		t.Fatal("banned the upstream's address")
+	}
+	d, err := banService{g}.Ban(t.Context(), api.BanRequest{IP: netip.MustParseAddr("198.51.100.7"), For: time.Hour})
+	if err != nil || d.Scope != decision.ScopeIP {
+		t.Fatalf("ban: %+v %v", d, err)
+	}
+}
