@@ -181,55 +181,59 @@ func (s *sqlStore) run() {
 	defer close(s.done)
 	tick := time.NewTicker(s.cfg.FlushInterval.D())
 	defer tick.Stop()
-	max := s.opts.BatchSize
-	pending := make([]event.Event, 0, max)
+	pending := make([]event.Event, 0, s.opts.BatchSize)
 	for {
 		select {
 		case ev := <-s.queue:
-			if f, ok := ev.(*flushReq); ok {
-				f.done <- s.flush(pending, nil, false)
-				pending = pending[:0]
-				continue
-			}
-			pending = append(pending, ev)
-			if len(pending) >= max {
-				s.flush(pending, nil, false)
-				pending = pending[:0]
-			}
+			pending = s.take(pending, ev)
 		case req := <-s.syncs:
 			err := s.flush(append(pending, req.evs...), req.ops, false)
 			pending = pending[:0]
 			req.done <- err
 		case <-tick.C:
+			// Everything recorded before the tick goes into this flush.
+			pending = s.drain(pending, len(s.queue))
 			if len(pending) > 0 || s.checkpointDue(false) {
 				s.flush(pending, nil, false)
 				pending = pending[:0]
 			}
 		case <-s.stop:
-			for {
-				select {
-				case ev := <-s.queue:
-					if f, ok := ev.(*flushReq); ok {
-						f.done <- s.flush(pending, nil, false)
-						pending = pending[:0]
-						continue
-					}
-					pending = append(pending, ev)
-					if len(pending) >= max {
-						s.flush(pending, nil, false)
-						pending = pending[:0]
-					}
-					continue
-				default:
-				}
-				break
-			}
+			pending = s.drain(pending, -1)
 			if err := s.flush(pending, nil, true); err != nil {
 				s.err = err
 			}
 			return
 		}
 	}
+}
+
+// take adds ev to pending, flushing when the batch is full or ev is a
+// Flush request.
+func (s *sqlStore) take(pending []event.Event, ev event.Event) []event.Event {
+	if f, ok := ev.(*flushReq); ok {
+		f.done <- s.flush(pending, nil, false)
+		return pending[:0]
+	}
+	pending = append(pending, ev)
+	if len(pending) >= s.opts.BatchSize {
+		s.flush(pending, nil, false)
+		return pending[:0]
+	}
+	return pending
+}
+
+// drain takes up to n queued events (all of them when n < 0) without
+// waiting.
+func (s *sqlStore) drain(pending []event.Event, n int) []event.Event {
+	for ; n != 0; n-- {
+		select {
+		case ev := <-s.queue:
+			pending = s.take(pending, ev)
+		default:
+			return pending
+		}
+	}
+	return pending
 }
 
 // checkpointDue reports whether a checkpoint should be written now.
