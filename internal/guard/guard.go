@@ -148,7 +148,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 	if err != nil {
 		return fail(fmt.Errorf("building admin API: %w", err))
 	}
-	mountStoreRoutes(g.api, st, g.now)
+	g.api.MountEvents(st)
 	g.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tollguard_bans_active", Help: "Bans in force on this node, expired ones not yet swept included.",
 	}, func() float64 { return float64(g.set.Len()) }))
