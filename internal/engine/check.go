@@ -56,7 +56,8 @@ func (e *Engine) Admit(src netip.Addr, now time.Time) Verdict {
 // Check implements Checker. Requests (*event.Request, *event.CallAttempt)
 // get a verdict; *event.AuthFailure feeds the jail, enumeration and
 // distributed detectors; *event.Register records where an account
-// registered. Other kinds pass. Check is safe for concurrent use and does
+// registered; *event.Response feeds the enumeration detector's abandoned
+// challenges. Other kinds pass. Check is safe for concurrent use and does
 // not allocate for a request that passes.
 func (e *Engine) Check(_ context.Context, ev event.Event) Verdict {
 	switch ev := ev.(type) {
@@ -68,6 +69,8 @@ func (e *Engine) Check(_ context.Context, ev event.Event) Verdict {
 			acct = ev.SIP.Account()
 		}
 		return e.checkRequest(&ev.Meta, &ev.SIP, acct, false)
+	case *event.Response:
+		return e.response(ev)
 	case *event.AuthFailure:
 		return e.failure(ev)
 	case *event.Register:
@@ -84,8 +87,9 @@ func (e *Engine) clock(m *event.Meta) time.Time {
 }
 
 // checkRequest decides one request, in the documented order: allow, deny,
-// ip ban, scanner fingerprints, honeypot, ip_account ban, account lock.
-func (e *Engine) checkRequest(m *event.Meta, s *event.SIP, account string, score bool) Verdict {
+// ip ban, scanner fingerprints, honeypot, abandoned challenges (Request
+// only), ip_account ban, account lock.
+func (e *Engine) checkRequest(m *event.Meta, s *event.SIP, account string, request bool) Verdict {
 	now := e.clock(m)
 	src := decision.Unmap(m.Source.Addr())
 	l := e.lists.Load()
@@ -104,7 +108,7 @@ func (e *Engine) checkRequest(m *event.Meta, s *event.SIP, account string, score
 		e.banIP(src, now, RuleScanner, "scanner fingerprint "+fp.Strong, r.cfg.Fingerprints.BanTime.D())
 		return e.count(Verdict{Action: Drop, Rule: RuleScanner, Reason: fp.Strong})
 	}
-	if fp.Weak != 0 && score {
+	if fp.Weak != 0 && request {
 		if total := e.addScore(r, src, fp.Weak, now); total >= r.cfg.Fingerprints.Threshold {
 			e.banIP(src, now, RuleScanner, "weak scanner marks reached fingerprints.threshold", r.cfg.Fingerprints.BanTime.D())
 			return e.count(Verdict{Action: Drop, Rule: RuleScanner, Reason: "score"})
@@ -113,6 +117,11 @@ func (e *Engine) checkRequest(m *event.Meta, s *event.SIP, account string, score
 	if r.isHoneypot(account, s.ToUser, s.RURIUser) {
 		e.banIP(src, now, RuleHoneypot, "request for a honeypot account", r.cfg.Honeypot.BanTime.D())
 		return e.count(Verdict{Action: Drop, Rule: RuleHoneypot, Reason: "honeypot account"})
+	}
+	if request && r.enum.MayHavePending(src) {
+		if v, banned := e.judgeChallenges(r, src, s, now); banned {
+			return v
+		}
 	}
 	if account == "" {
 		return Verdict{}
@@ -215,8 +224,9 @@ func (e *Engine) failure(ev *event.AuthFailure) Verdict {
 		ds = append(ds, decision.Decision{Type: decision.TypeBan, Scope: k.Scope, Prefix: host, Account: k.Account,
 			Origin: decision.OriginEngine, Rule: r.jailNames[i], Reason: r.jailReasons[i], At: now, Until: now.Add(d), Count: n})
 	}
-	if r.enum.Fail(src, account, now) {
-		ipBan(RuleEnumeration, "auth failures on enumeration.max_accounts accounts", r.cfg.Enumeration.BanTime.D())
+	r.enum.Answered(src, account, challengedAccount(&ev.SIP))
+	if t := r.enum.Fail(src, account, now); t.Tripped() {
+		ipBan(RuleEnumeration, t.Reason(), r.cfg.Enumeration.BanTime.D())
 	}
 	if account != "" && r.dist.Fail(src, account, now) {
 		ds = append(ds, decision.Decision{Type: decision.TypeBan, Scope: decision.ScopeAccount, Account: account, Origin: decision.OriginEngine,
@@ -257,6 +267,7 @@ func (e *Engine) registered(ev *event.Register) {
 	e.mu.Lock()
 	e.known.Registered(src, account)
 	r.jail.Succeeded(src, account)
+	r.enum.Answered(src, account, challengedAccount(&ev.SIP))
 	e.mu.Unlock()
 }
 

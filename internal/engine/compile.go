@@ -66,7 +66,7 @@ func compile(cfg *config.Config, fpData []byte, old *rules) (*rules, error) {
 	if r.jail, err = jail.New(jr, maxJailKeys); err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
-	if r.enum, err = enumeration.New(cfg.Enumeration.FindTime.D(), cfg.Enumeration.MaxAccounts, maxEnumSources); err != nil {
+	if r.enum, err = enumeration.New(cfg.Enumeration.FindTime.D(), enumeration.Grace, cfg.Enumeration.MaxAccounts, maxEnumSources); err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
 	if r.dist, err = distributed.New(cfg.Distributed.FindTime.D(), cfg.Distributed.MaxSources, maxDistAccounts); err != nil {

@@ -16,7 +16,7 @@ var decisionRules = []string{RuleJail, RuleEnumeration, RuleDistributed, RuleSca
 
 var verdictKinds = [][2]string{
 	{"drop", RuleDeny}, {"drop", RuleBan}, {"drop", RuleFlood}, {"drop", RuleScanner}, {"drop", RuleHoneypot},
-	{"reject", RuleBan}, {"reject", RuleDistributed},
+	{"drop", RuleEnumeration}, {"reject", RuleBan}, {"reject", RuleDistributed},
 }
 
 // newMetrics registers the engine's metrics on reg (nil: unregistered).
