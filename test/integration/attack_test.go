@@ -44,7 +44,7 @@ func legitTraffic(t *testing.T, g *guard, trunk netip.Addr, user string) func() 
 			uas := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: testpeer.ScenarioUAS, Local: trunk})
 			call := testpeer.Sipp(t, testpeer.SippOptions{Scenario: testpeer.ScenarioCall, Local: phone, Remote: g.SIP(),
 				User: user, Password: users[user], Vars: map[string]string{"callee": "90055501", "hold": "100"}})
-			srv := uas.Stop()
+			srv := finish(uas, call)
 			switch {
 			case reg.ExitCode != 0 || reg.Successful != 1:
 				first = errors.New("legit REGISTER failed: " + reg.Summary())
