@@ -33,7 +33,7 @@ lint:
 ## bench: Go benchmarks of the hot paths plus the proxy latency run; see BENCHMARKS.md
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 $(PKGS)
-	$(GO) run ./cmd/tollguard simulate bench
+	$(GO) run ./internal/bench/cmd/tgbench
 
 ## fuzz: a short run of every fuzz target (the seed corpus runs in `make test`)
 fuzz:
