@@ -70,3 +70,61 @@ func BenchmarkAdmit(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkChallenge measures the abandoned-challenge path: a 401 to a
+// REGISTER without credentials (tracked as pending), the phone's
+// credentialed REGISTER that answers it, and a request from a source with
+// nothing pending while 4096 other sources have challenges pending.
+func BenchmarkChallenge(b *testing.B) {
+	const sources = 4096
+	src := func(i int) netip.AddrPort {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)}), 5060)
+	}
+	challenge := func(i int) *event.Response {
+		return &event.Response{Meta: event.Meta{Time: t0.Add(time.Duration(i) * time.Microsecond), Source: src(i % sources)},
+			SIP: event.SIP{Method: "REGISTER", FromUser: "1001", ToUser: "1001"}, Code: 401}
+	}
+	answer := func(i int) *event.Request {
+		return &event.Request{Meta: event.Meta{Time: t0.Add(time.Duration(i) * time.Microsecond), Source: src(i % sources)},
+			SIP: event.SIP{Method: "REGISTER", FromUser: "1001", ToUser: "1001", AuthUser: "1001", HasCredentials: true}}
+	}
+	ctx := context.Background()
+	b.Run("response_challenge", func(b *testing.B) {
+		e, _, _ := newEngine(b, "")
+		evs := make([]event.Event, sources)
+		for i := range evs {
+			evs[i] = challenge(i)
+		}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			e.Check(ctx, evs[i%len(evs)])
+			i++
+		}
+	})
+	b.Run("challenge_then_answer", func(b *testing.B) {
+		e, _, _ := newEngine(b, "")
+		evs := make([]event.Event, 0, 2*sources)
+		for i := range sources {
+			evs = append(evs, challenge(i), answer(i))
+		}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			e.Check(ctx, evs[i%len(evs)])
+			i++
+		}
+	})
+	b.Run("request_others_pending", func(b *testing.B) {
+		e, _, _ := newEngine(b, "")
+		for i := range sources {
+			e.Check(ctx, challenge(i))
+		}
+		req := &event.Request{Meta: event.Meta{Time: t0, Source: netip.MustParseAddrPort("198.51.100.7:5060")},
+			SIP: event.SIP{Method: "REGISTER", FromUser: "1002", ToUser: "1002", AuthUser: "1002", HasCredentials: true}}
+		b.ReportAllocs()
+		for b.Loop() {
+			e.Check(ctx, req)
+		}
+	})
+}

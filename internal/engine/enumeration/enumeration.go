@@ -48,6 +48,10 @@ const MaxPending = 16
 // evictSample is how many sources are looked at to pick one to evict.
 const evictSample = 8
 
+// maxFree is how many released source records are kept for reuse, so that
+// the phone's challenge-then-answer path does not allocate.
+const maxFree = 256
+
 // filterBits sizes the lock-free filter of sources with pending challenges.
 const filterBits = 12
 
@@ -96,6 +100,7 @@ type Detector struct {
 	max        int
 	maxSources int
 	m          map[netip.Addr]*source
+	free       []*source
 	// filter counts, per hash bucket, the sources with pending challenges,
 	// so that requests from other sources skip the lock.
 	filter [1 << filterBits]atomic.Int32
@@ -209,7 +214,11 @@ func (d *Detector) get(addr netip.Addr, now time.Time) *source {
 		if len(d.m) >= d.maxSources {
 			d.evict(now)
 		}
-		s = &source{}
+		if n := len(d.free); n > 0 {
+			s, d.free = d.free[n-1], d.free[:n-1]
+		} else {
+			s = &source{}
+		}
 		d.m[addr] = s
 	}
 	s.last = now
@@ -257,7 +266,7 @@ func (d *Detector) judge(addr netip.Addr, s *source, now time.Time) Trip {
 		return t
 	}
 	if n == 0 && len(s.pending) == 0 {
-		delete(d.m, addr)
+		d.drop(addr, s)
 	}
 	return Trip{}
 }
@@ -291,12 +300,18 @@ func (d *Detector) unpend(addr netip.Addr, s *source, account string) {
 	}
 }
 
-// drop forgets addr.
+// drop forgets addr and keeps its record for reuse.
 func (d *Detector) drop(addr netip.Addr, s *source) {
 	if len(s.pending) > 0 {
 		d.bucket(addr).Add(-1)
 	}
 	delete(d.m, addr)
+	if len(d.free) < maxFree {
+		clear(s.seen)
+		clear(s.pending)
+		s.seen, s.pending = s.seen[:0], s.pending[:0]
+		d.free = append(d.free, s)
+	}
 }
 
 // evict makes room: among a few sources (map order is random) it drops
