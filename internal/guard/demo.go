@@ -134,7 +134,11 @@ func runDemo(ctx context.Context, e *cli.Env, args []string) error {
 				Passwords: []string{"1234", "1001", "password", "123456", "admin", "1001pass", "Vx7#pR2qLm"}}.Run(ctx)
 		},
 		func() (sim.AttackReport, error) {
-			return sim.Enumerator{Attack: atk("127.0.0.68"), Extensions: sim.Extensions(100, 130), Domain: p.Realm(), UserAgent: "Z 5.4.12 v2.10.20.4"}.Run(ctx)
+			// svwar keeps sweeping; its challenges go unanswered, and the
+			// engine bans it once they stay so for 5 s.
+			a := atk("127.0.0.68")
+			a.Interval = 100 * time.Millisecond
+			return sim.Enumerator{Attack: a, Extensions: sim.Extensions(100, 199), Domain: p.Realm(), UserAgent: "Z 5.4.12 v2.10.20.4"}.Run(ctx)
 		},
 		func() (sim.AttackReport, error) {
 			return sim.Cracker{Attack: atk("127.0.0.69"), Account: demoHoneypot, Domain: p.Realm(), Passwords: []string{"9999", "1234"}, UserAgent: "Grandstream GXP2160"}.Run(ctx)

@@ -42,6 +42,8 @@ func TestDemo(t *testing.T) {
 		regexp.MustCompile(`(?m)^ +1001@127\.0\.0\.67 +ip_account rule=register_failure\[0\]`),
 		regexp.MustCompile(`(?m)^ +127\.0\.0\.66 +ip +rule=scanner`),
 		regexp.MustCompile(`(?m)^ +127\.0\.0\.69 +ip +rule=honeypot`),
+		regexp.MustCompile(`enumerator +from 127\.0\.0\.68 .*silenced after \d+ requests`),
+		regexp.MustCompile(`(?m)^ +127\.0\.0\.68 +ip +rule=enumeration`),
 		regexp.MustCompile(`(?m)^ +1001: call answered$`),
 		regexp.MustCompile(`(?m)^ +1003: call answered$`),
 	} {
