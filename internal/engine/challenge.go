@@ -45,7 +45,7 @@ func (e *Engine) response(ev *event.Response) Verdict {
 	if !t.Tripped() {
 		return Verdict{}
 	}
-	return e.enumBan(r, src, now, t)
+	return e.enumBan(r, src, now, t) // not counted: no request was refused
 }
 
 // judgeChallenges runs for a request from a source that may have pending
@@ -62,17 +62,17 @@ func (e *Engine) judgeChallenges(r *rules, src netip.Addr, s *event.SIP, now tim
 	if !t.Tripped() {
 		return Verdict{}, false
 	}
-	return e.enumBan(r, src, now, t), true
+	return e.count(e.enumBan(r, src, now, t)), true
 }
 
 // enumBan bans src for enumeration.bantime unless it is already banned for
-// at least as long, and returns the drop verdict.
+// at least as long, and returns the drop verdict (uncounted).
 func (e *Engine) enumBan(r *rules, src netip.Addr, now time.Time, t enumeration.Trip) Verdict {
 	d := r.cfg.Enumeration.BanTime.D()
 	if b, ok := e.set.Banned(src, now); !ok || !b.Until.IsZero() && b.Until.Before(now.Add(d)) {
 		e.banIP(src, now, RuleEnumeration, t.Reason(), d)
 	}
-	return e.count(Verdict{Action: Drop, Rule: RuleEnumeration, Reason: "accounts challenged and never answered"})
+	return Verdict{Action: Drop, Rule: RuleEnumeration, Reason: "accounts challenged and never answered"}
 }
 
 // isChallenge reports whether r is a digest challenge to a REGISTER or

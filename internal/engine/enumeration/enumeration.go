@@ -172,6 +172,9 @@ func (d *Detector) Answered(addr netip.Addr, account, alt string) {
 			}
 		}
 	}
+	if len(s.seen) == 0 && len(s.pending) == 0 {
+		d.drop(addr, s)
+	}
 }
 
 // Check judges addr's pending challenges at now and reports whether addr
