@@ -26,6 +26,37 @@ func MaskNumber(s string) string {
 	return string(b)
 }
 
+// MaskText masks every phone number inside free text (admin targets such as
+// "13812345678@198.51.100.9", details, reasons): each run of 7 or more
+// digits, with a + before it or not, gets MaskNumber's form. Addresses,
+// times and durations have shorter runs and are left alone.
+func MaskText(s string) string {
+	var b []byte
+	for i := 0; i < len(s); {
+		if s[i] < '0' || s[i] > '9' {
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		if j-i >= 7 {
+			if b == nil {
+				b = []byte(s)
+			}
+			for k := i + 3; k < j-4; k++ {
+				b[k] = '*'
+			}
+		}
+		i = j
+	}
+	if b == nil {
+		return s
+	}
+	return string(b)
+}
+
 // Mask replaces the phone numbers of r (account, From, To, Request-URI
 // users, destination) with MaskNumber's form, in place.
 func (r *Record) Mask() {
@@ -56,11 +87,12 @@ func (r *Record) Mask() {
 		e.Account, e.Destination = MaskNumber(e.Account), MaskNumber(e.Destination)
 	case *event.Verdict:
 		maskSIP(&e.SIP)
+		e.Reason = MaskText(e.Reason)
 	case *event.Ban:
-		e.Account = MaskNumber(e.Account)
+		e.Account, e.Reason = MaskNumber(e.Account), MaskText(e.Reason)
 	case *event.Unban:
-		e.Account = MaskNumber(e.Account)
+		e.Account, e.Reason = MaskNumber(e.Account), MaskText(e.Reason)
 	case *event.Admin:
-		e.Target = MaskNumber(e.Target)
+		e.Target, e.Detail = MaskText(e.Target), MaskText(e.Detail)
 	}
 }

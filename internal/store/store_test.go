@@ -364,3 +364,28 @@ func TestMaskNumber(t *testing.T) {
 		t.Errorf("Mask left numbers: %q %q %q", r.Account, ca.Destination, ca.SIP.ToUser)
 	}
 }
+
+// TestMaskText checks numbers inside free text are masked in the admin
+// trail too (an operator's ban of 13812345678@198.51.100.9 must not leak
+// the number in masked output), while addresses and times stay readable.
+func TestMaskText(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"account at address", "13812345678@198.51.100.9", "138****5678@198.51.100.9"},
+		{"detail", "ban 13812345678@198.51.100.9 for=10m0s reason=x", "ban 138****5678@198.51.100.9 for=10m0s reason=x"},
+		{"two numbers", "0088612345678 then 13812345678", "008******5678 then 138****5678"},
+		{"time and address untouched", "until 2026-11-21T05:49:56Z from 2001:db8::1", "until 2026-11-21T05:49:56Z from 2001:db8::1"},
+		{"extension untouched", "unban 1001@198.51.100.7", "unban 1001@198.51.100.7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := MaskText(tt.in); got != tt.want {
+				t.Errorf("MaskText(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+	r := Record{Event: &event.Admin{Action: "ban", Target: "13812345678@198.51.100.9", Detail: "ban 13812345678@198.51.100.9"}}
+	r.Mask()
+	if a := r.Event.(*event.Admin); a.Target != "138****5678@198.51.100.9" || a.Detail != "ban 138****5678@198.51.100.9" {
+		t.Errorf("admin record not masked: %+v", a)
+	}
+}
