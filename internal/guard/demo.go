@@ -164,7 +164,7 @@ func runDemo(ctx context.Context, e *cli.Env, args []string) error {
 
 	step("bans in force")
 	for _, d := range g.Set().List(time.Now()) {
-		fmt.Fprintf(out, "   %-22s %-10s rule=%-20s until %s  %s\n", d.Target(), d.Scope, d.Rule, d.Until.Format("15:04:05"), d.Reason)
+		fmt.Fprintf(out, "   %-22s %-10s rule=%-20s for %-9s %s\n", d.Target(), d.Scope, d.Rule, time.Until(d.Until).Round(time.Minute), d.Reason)
 	}
 	st := p.Stats()
 	fmt.Fprintf(out, "\nThe PBX saw %d wrong-password or unknown-account requests in all; every other attempt was stopped by the guard.\n", st.AuthFailures)
