@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tollguard/tollguard/internal/sim"
@@ -52,7 +53,7 @@ type Options struct {
 	SweepStep time.Duration
 	// RSSRequests is the request count of the RSS scenario; default 1e6.
 	RSSRequests int
-	// RSSRate is the RSS scenario's rate; zero means 80 % of the sustained
+	// RSSRate is the RSS scenario's rate; zero means 60 % of the sustained
 	// rate found by the throughput scenario, or 8000 without it.
 	RSSRate int
 	// FloodDuration is the length of each flood phase; default 5s.
@@ -78,7 +79,7 @@ func (o *Options) defaults() {
 		o.Sources = 512
 	}
 	if len(o.SweepRates) == 0 {
-		o.SweepRates = []int{4000, 8000, 12000, 16000, 20000, 25000, 30000}
+		o.SweepRates = []int{5000, 10000, 15000, 20000, 25000, 30000, 40000}
 	}
 	if o.SweepStep <= 0 {
 		o.SweepStep = 3 * time.Second
@@ -137,6 +138,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	r := &runner{o: o, tmp: tmp, resp: resp, direct: resp.Addr(), rep: &Report{Started: time.Now(), CPUs: runtime.NumCPU()}}
 	for _, s := range o.Scenarios {
 		fmt.Fprintf(o.Log, "== %s\n", s)
+		// Other work on the machine skews tails; say how busy it was.
+		if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+			r.rep.note("%s: load average before the scenario: %s", s, strings.TrimSpace(string(la)))
+		}
 		var err error
 		switch s {
 		case ScenarioLatency:
