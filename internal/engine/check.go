@@ -29,15 +29,8 @@ const (
 // ("flood"). Admit does not allocate unless it bans.
 func (e *Engine) Admit(src netip.Addr, now time.Time) Verdict {
 	src = decision.Unmap(src)
-	l := e.lists.Load()
-	if l.Allowed(src) {
-		return Verdict{}
-	}
-	if l.Denied(src) {
-		return e.count(Verdict{Action: Drop, Rule: RuleDeny, Reason: "deny list"})
-	}
-	if d, ok := e.set.Banned(src, now); ok {
-		return e.count(Verdict{Action: Drop, Rule: RuleBan, Reason: d.Rule})
+	if v, done := e.screen(src, now); done {
+		return v
 	}
 	r := e.rules.Load()
 	if r.flood.Hit(src, now) {
@@ -92,15 +85,8 @@ func (e *Engine) clock(m *event.Meta) time.Time {
 func (e *Engine) checkRequest(m *event.Meta, s *event.SIP, account string, request bool) Verdict {
 	now := e.clock(m)
 	src := decision.Unmap(m.Source.Addr())
-	l := e.lists.Load()
-	if l.Allowed(src) {
-		return Verdict{}
-	}
-	if l.Denied(src) {
-		return e.count(Verdict{Action: Drop, Rule: RuleDeny, Reason: "deny list"})
-	}
-	if d, ok := e.set.Banned(src, now); ok {
-		return e.count(Verdict{Action: Drop, Rule: RuleBan, Reason: d.Rule})
+	if v, done := e.screen(src, now); done {
+		return v
 	}
 	r := e.rules.Load()
 	fp := r.fp.Match(s)
@@ -269,6 +255,24 @@ func (e *Engine) registered(ev *event.Register) {
 	r.jail.Succeeded(src, account)
 	r.enum.Answered(src, account, challengedAccount(&ev.SIP))
 	e.mu.Unlock()
+}
+
+// screen applies the allow and deny lists and the address bans to src: done
+// is true when they settle the verdict (allowed: Pass; denied or banned:
+// Drop). Both Admit and Check call it: a ban placed while a TCP connection
+// is open, or a sidecar source that has no Admit, is caught at Check.
+func (e *Engine) screen(src netip.Addr, now time.Time) (v Verdict, done bool) {
+	l := e.lists.Load()
+	if l.Allowed(src) {
+		return Verdict{}, true
+	}
+	if l.Denied(src) {
+		return e.count(Verdict{Action: Drop, Rule: RuleDeny, Reason: "deny list"}), true
+	}
+	if d, ok := e.set.Banned(src, now); ok {
+		return e.count(Verdict{Action: Drop, Rule: RuleBan, Reason: d.Rule}), true
+	}
+	return Verdict{}, false
 }
 
 // banIP emits an ip ban of src for d unless src is allowed.
