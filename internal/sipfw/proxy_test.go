@@ -427,3 +427,30 @@ func TestAckToNon2xxKeepsBranch(t *testing.T) {
 		t.Fatalf("ACK branch %q, INVITE branch %q: must match", ab, ib)
 	}
 }
+
+// TestOneLostAnswerIsNotAnOutage checks a PBX that answers other requests
+// while one request goes unanswered (a datagram lost under load) is not
+// marked down: that one client gets 503 (RFC 3261 §16.7 step 6), the next
+// request is still forwarded.
+func TestOneLostAnswerIsNotAnOutage(t *testing.T) {
+	r := startRig(t, nil)
+	ph := newPeer(t, "127.0.0.29")
+	ph.send(r.addr("udp"), register(ph, r.addr("udp"), "1011", ""))
+	lost := r.pbx.recvReq() // never answered
+	// Another request is answered while the first one waits.
+	ph.send(r.addr("udp"), strings.Replace(register(ph, r.addr("udp"), "1012", ""), "CSeq: 1", "CSeq: 7", 1))
+	r.pbx.answer(r.pbx.recvReq(), 200, "OK", nil)
+	got := map[int]bool{}
+	got[ph.recvRes().StatusCode] = true
+	got[ph.recvRes().StatusCode] = true
+	if !got[200] || !got[503] {
+		t.Fatalf("phone got %v, want a 200 and a 503 for %s", got, lost.CallID().Value())
+	}
+	if r.p.up.down.Load() {
+		t.Fatal("upstream marked down although it answered during the wait")
+	}
+	ph.send(r.addr("udp"), strings.Replace(register(ph, r.addr("udp"), "1013", ""), "CSeq: 1", "CSeq: 9", 1))
+	if m := r.pbx.recvReq(); m.Method != sip.REGISTER {
+		t.Fatalf("PBX got %s, want the next REGISTER forwarded", m.Method)
+	}
+}

@@ -15,16 +15,19 @@ import (
 const probeBranch = branchPrefix + "probe"
 
 // upstreamHealth tracks whether the PBX answers. It goes down when a
-// request waits UpstreamTimeout without any answer, and up again on any
-// message from the PBX; while down, requests get 503 at once and the sweeper
-// probes the PBX with OPTIONS.
+// request waits UpstreamTimeout and nothing at all came from the PBX since
+// that request was sent — one datagram lost under load must not turn every
+// caller away — and up again on any message from the PBX; while down,
+// requests get 503 at once and the sweeper probes the PBX with OPTIONS.
 type upstreamHealth struct {
 	down      atomic.Bool
+	heard     atomic.Int64 // UnixNano of the last message from the PBX
 	lastProbe atomic.Int64
 	seq       atomic.Uint32
 }
 
 func (p *Proxy) upstreamAlive() {
+	p.up.heard.Store(p.now().UnixNano())
 	if p.up.down.Load() && p.up.down.CompareAndSwap(true, false) {
 		p.m.upstream.Set(1)
 		p.log.Info("upstream answering again", "upstream", p.o.Upstream)
@@ -98,7 +101,9 @@ func (p *Proxy) sweep(ctx context.Context) {
 		}
 		now := p.now()
 		for _, e := range p.pending.expire(now) {
-			p.upstreamDown()
+			if sent := e.deadline.Add(-p.o.UpstreamTimeout); p.up.heard.Load() < sent.UnixNano() {
+				p.upstreamDown()
+			}
 			if e.req.Method == sip.ACK {
 				continue
 			}
