@@ -320,6 +320,9 @@ func (p *Proxy) bind() error {
 	return nil
 }
 
+// udpReadBuffer is the receive buffer asked for on UDP listeners.
+const udpReadBuffer = 8 << 20
+
 // open binds l to ap.
 func (p *Proxy) open(l *listener, ap netip.AddrPort) error {
 	l.viaProto = strings.ToUpper(l.network)
@@ -330,6 +333,10 @@ func (p *Proxy) open(l *listener, ap netip.AddrPort) error {
 		if err != nil {
 			return fmt.Errorf("sipfw: listening on udp %s: %w", ap, err)
 		}
+		// A deep receive buffer rides out bursts (a banned flood shares the
+		// socket with phones). The kernel caps it at net.core.rmem_max; a
+		// smaller buffer still works, so the error is not fatal.
+		_ = pc.SetReadBuffer(udpReadBuffer)
 		l.pc = pc
 		l.bind = pc.LocalAddr().(*net.UDPAddr).AddrPort()
 	default:
