@@ -47,14 +47,17 @@ func (p *Proxy) handleResponse(res *sip.Response, in *inbound) {
 		p.m.drop(dropNoRoute)
 		return
 	}
+	// Tap first: a ban the final answer triggers (the third wrong password)
+	// is in force before the client reads that answer, so its next request
+	// cannot slip past the ban.
+	if in.up {
+		p.tapResponse(res, branch, in)
+	}
 	if err := p.write(res, dst); err != nil {
 		p.m.drop(dropSendError)
 		p.log.Debug("forward response failed", "error", err)
 	} else {
 		p.m.forwarded(in.at, p.now())
-	}
-	if in.up {
-		p.tapResponse(res, branch, in)
 	}
 }
 
