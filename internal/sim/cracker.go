@@ -31,10 +31,7 @@ func (c Cracker) Run(ctx context.Context) (AttackReport, error) {
 		return t.done(), err
 	}
 	defer p.Close()
-	domain := c.Domain
-	if domain == "" {
-		domain = c.Target.Addr().String()
-	}
+	domain := domainOr(c.Domain, c.Target)
 	uri := "sip:" + domain
 	callID := randHex(12)
 	cseq := 0
@@ -43,10 +40,7 @@ func (c Cracker) Run(ctx context.Context) (AttackReport, error) {
 		req := rawRequest{Method: "REGISTER", URI: uri, FromUser: c.Account, ToUser: c.Account,
 			Domain: domain, UserAgent: c.UserAgent, CallID: callID, CSeq: cseq}
 		res, err := p.exchange(ctx, req, c.timeout())
-		code := 0
-		if res != nil {
-			code = res.StatusCode
-		}
+		code := statusCode(res)
 		stop, fatal := t.record(code, err)
 		if fatal != nil {
 			return t.done(), fatal
@@ -62,10 +56,7 @@ func (c Cracker) Run(ctx context.Context) (AttackReport, error) {
 			cseq++
 			req.CSeq, req.Extra = cseq, []string{auth}
 			res, err = p.exchange(ctx, req, c.timeout())
-			code = 0
-			if res != nil {
-				code = res.StatusCode
-			}
+			code = statusCode(res)
 			stop, fatal = t.record(code, err)
 			if fatal != nil {
 				return t.done(), fatal

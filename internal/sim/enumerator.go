@@ -39,10 +39,7 @@ func (e Enumerator) Run(ctx context.Context) (AttackReport, error) {
 		return t.done(), err
 	}
 	defer p.Close()
-	domain := e.Domain
-	if domain == "" {
-		domain = e.Target.Addr().String()
-	}
+	domain := domainOr(e.Domain, e.Target)
 	ua := e.UserAgent
 	if ua == "" {
 		ua = ScannerUserAgent
@@ -51,10 +48,7 @@ func (e Enumerator) Run(ctx context.Context) (AttackReport, error) {
 		req := rawRequest{Method: "REGISTER", URI: "sip:" + domain, FromUser: ext, ToUser: ext,
 			Domain: domain, UserAgent: ua, CallID: randHex(12), CSeq: 1}
 		res, err := p.exchange(ctx, req, e.timeout())
-		code := 0
-		if res != nil {
-			code = res.StatusCode
-		}
+		code := statusCode(res)
 		stop, fatal := t.record(code, err)
 		if fatal != nil {
 			return t.done(), fatal

@@ -108,10 +108,7 @@ func NewPhone(cfg PhoneConfig) *Phone {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	domain := cfg.Domain
-	if domain == "" {
-		domain = cfg.Target.Addr().String()
-	}
+	domain := domainOr(cfg.Domain, cfg.Target)
 	return &Phone{
 		cfg:    cfg,
 		log:    cfg.Logger.With("component", "sim", "phone", cfg.Account),

@@ -24,9 +24,7 @@ func RegisterOnce(ctx context.Context, source netip.Addr, target netip.AddrPort,
 		return ProbeResult{}, err
 	}
 	defer p.Close()
-	if domain == "" {
-		domain = target.Addr().String()
-	}
+	domain = domainOr(domain, target)
 	uri := "sip:" + domain
 	req := rawRequest{Method: "REGISTER", URI: uri, FromUser: account, ToUser: account,
 		Domain: domain, CallID: randHex(12), CSeq: 1}

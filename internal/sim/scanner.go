@@ -40,10 +40,7 @@ func (s Scanner) Run(ctx context.Context) (AttackReport, error) {
 			Extra: []string{"Accept: application/sdp"},
 		}
 		res, err := p.exchange(ctx, req, s.timeout())
-		code := 0
-		if res != nil {
-			code = res.StatusCode
-		}
+		code := statusCode(res)
 		stop, fatal := t.record(code, err)
 		if fatal != nil {
 			return t.done(), fatal

@@ -148,3 +148,20 @@ func randHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// statusCode is res's status, or 0 when no response came.
+func statusCode(res *sip.Response) int {
+	if res == nil {
+		return 0
+	}
+	return res.StatusCode
+}
+
+// domainOr is the SIP domain to use: d, or the target's address when d is
+// empty.
+func domainOr(d string, target netip.AddrPort) string {
+	if d == "" {
+		return target.Addr().String()
+	}
+	return d
+}
