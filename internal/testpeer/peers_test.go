@@ -205,3 +205,62 @@ func TestProbe(t *testing.T) {
 		t.Errorf("Probe(nobody) = %d, %v; want ErrNoAnswer", code, err)
 	}
 }
+
+// TestForge: a forged datagram arrives with the claimed source address and
+// port and its payload intact (the kernel verified both checksums).
+func TestForge(t *testing.T) {
+	dst := netip.AddrPortFrom(LoopbackAddr(t), uint16(FreePort(t, netip.MustParseAddr("127.0.0.1"))))
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(dst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	victim := netip.AddrPortFrom(LoopbackAddr(t), 5060)
+	payload := []byte("OPTIONS sip:x SIP/2.0\r\n\r\nodd")
+	Forge(t, victim, dst, payload)
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 256)
+	n, from, err := c.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatalf("forged datagram not received: %v", err)
+	}
+	if from != victim || string(buf[:n]) != string(payload) {
+		t.Fatalf("received %q from %s, want %q from %s", buf[:n], from, payload, victim)
+	}
+}
+
+// TestSendInvite: Send acknowledges a non-2xx final answer to an INVITE.
+func TestSendInvite(t *testing.T) {
+	srv := netip.AddrPortFrom(LoopbackAddr(t), 5060)
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := make(chan string, 2)
+	go func() {
+		buf := make([]byte, 4096)
+		for range 2 {
+			n, from, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			msg := string(buf[:n])
+			got <- msg
+			if strings.HasPrefix(msg, "INVITE ") {
+				res := "SIP/2.0 407 Proxy Authentication Required\r\nVia: " + header(msg, "Via") + "\r\nFrom: " + header(msg, "From") +
+					"\r\nTo: " + header(msg, "To") + ";tag=srv1\r\nCall-ID: " + header(msg, "Call-ID") + "\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+				_, _ = c.WriteToUDPAddrPort([]byte(res), from)
+			}
+		}
+	}()
+	code, err := Send(LoopbackAddr(t), srv, Request{Method: "INVITE", User: "0088112345", UserAgent: "x"}, 2*time.Second)
+	if err != nil || code != 407 {
+		t.Fatalf("Send = %d, %v; want 407", code, err)
+	}
+	inv, ack := <-got, <-got
+	if !strings.HasPrefix(inv, "INVITE sip:0088112345@") || !strings.HasPrefix(ack, "ACK ") || !strings.Contains(ack, ";tag=srv1") ||
+		header(ack, "Via") != header(inv, "Via") {
+		t.Fatalf("INVITE/ACK pair wrong:\n%s\n%s", inv, ack)
+	}
+}

@@ -42,6 +42,17 @@ func RequireTool(t testing.TB, name string) string {
 	return ""
 }
 
+// requireRoot fails the test when CI is set and skips it otherwise: the
+// caller could not do what only root may (raw sockets, namespaces).
+func requireRoot(t testing.TB, why string) {
+	t.Helper()
+	msg := "needs root (CAP_NET_RAW): " + why
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
 var (
 	addrOnce sync.Once
 	addrBase int
