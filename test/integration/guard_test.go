@@ -31,6 +31,11 @@ type guardOptions struct {
 	MutualTLS bool
 	// Extra is YAML appended to the generated config.
 	Extra string
+	// DefaultRules runs the detectors with the shipped defaults instead of
+	// defaultJail, as an operator who changed nothing would.
+	DefaultRules bool
+	// Fail2banFile, when set, is log.fail2ban_file.
+	Fail2banFile string
 }
 
 // guard is a running tollguard serve process.
@@ -95,9 +100,9 @@ func startGuard(t *testing.T, opts guardOptions) *guard {
 	for i, l := range listen {
 		quoted[i] = fmt.Sprintf("%q", l)
 	}
-	cfg := fmt.Sprintf("data_dir: %q\nlog: {level: debug}\nsip:\n  listen: [%s]\n  upstream: %q\n%sadmin: {listen: %q}\n",
-		g.DataDir, strings.Join(quoted, ", "), "udp://"+opts.Upstream.String(), tlsConf, g.Admin.String())
-	if !strings.Contains(opts.Extra, "jail:") {
+	cfg := fmt.Sprintf("data_dir: %q\nlog: {level: debug, fail2ban_file: %q}\nsip:\n  listen: [%s]\n  upstream: %q\n%sadmin: {listen: %q}\n",
+		g.DataDir, opts.Fail2banFile, strings.Join(quoted, ", "), "udp://"+opts.Upstream.String(), tlsConf, g.Admin.String())
+	if !opts.DefaultRules && !strings.Contains(opts.Extra, "jail:") {
 		cfg += defaultJail
 	}
 	cfg += opts.Extra
