@@ -83,15 +83,20 @@ func (a *auditor) profile(p *Profile) {
 			Why: "sofia.c sets PFLAG_SECURE for it and no code ever tests that flag: media stays plain RTP unless SRTP is asked for by channel variables",
 			Fix: "remove it; set the channel variable rtp_secure_media=mandatory (per user or in the dialplan) where SRTP is required"})
 	}
-	a.acls(p, subj, "apply-inbound-acl", authCalls)
-	a.acls(p, subj, "apply-register-acl", true)
+	if on, at := p.Flag("disable-rtp-auto-adjust", false); on {
+		a.add(Finding{Rule: "rtp-auto-adjust-off", Severity: Low, File: at.File, Line: at.Line, Subject: subj, Message: "disable-rtp-auto-adjust is true",
+			Why: "the guard relays no media: phones behind NAT send RTP straight to FreeSWITCH, which must answer to where it comes from; with auto-adjust off they get one-way or no audio and users are pushed to insecure workarounds",
+			Fix: "remove disable-rtp-auto-adjust (auto-adjust is on by default)"})
+	}
+	a.acls(p, subj, "apply-inbound-acl")
+	a.acls(p, subj, "apply-register-acl")
 	a.proxyACL(p, subj)
 	a.tls(p, subj)
 }
 
 // acls checks the lists of an inbound or register ACL param.
-func (a *auditor) acls(p *Profile, subj, param string, trust bool) {
-	effect := "a match authorises the call with no password (sofia.c, sofia_handle_sip_i_invite, \"Approved by acl\")"
+func (a *auditor) acls(p *Profile, subj, param string) {
+	effect := "a match authorises the call with no password when auth-calls is on, and is the only filter when it is off (sofia.c, sofia_handle_sip_i_invite)"
 	if param == "apply-register-acl" {
 		effect = "a match accepts the REGISTER with no password (sofia_reg.c, REG_AUTO_REGISTER)"
 	}
@@ -103,7 +108,7 @@ func (a *auditor) acls(p *Profile, subj, param string, trust bool) {
 				Fix: "define the list in autoload_configs/acl.conf.xml or correct the name"})
 			continue
 		}
-		if why := l.Broad(); why != "" && trust {
+		if why := l.Broad(); why != "" {
 			a.add(Finding{Rule: "acl-broad", Severity: High, File: x.File, Line: x.Line, Subject: subj, Message: fmt.Sprintf("%s %q is broad: %s", param, l.Name, why),
 				Why: effect + "; a broad list hands that to every address in it",
 				Fix: `use a list with default="deny" that allows only the hosts that must skip the password (carriers, not the guard)`})

@@ -274,6 +274,12 @@ func (p *preprocessor) command(cwd, at, file string, no int, cmd, arg string, de
 		if !filepath.IsAbs(pattern) {
 			pattern = filepath.Join(cwd, pattern)
 		}
+		pattern = filepath.Clean(pattern)
+		// Refuse before globbing anything outside the tree: a pattern like
+		// /*/*/* would otherwise walk the whole file system.
+		if base := staticPrefix(pattern); base != p.root && !strings.HasPrefix(base, p.root+string(filepath.Separator)) {
+			return fmt.Errorf("%s: include %q points outside the audited directory; audit the directory it lives in, or copy it in", at, arg)
+		}
 		matches, err := filepath.Glob(pattern)
 		if err != nil {
 			return fmt.Errorf("%s: include %q: %w", at, arg, err)
@@ -288,6 +294,16 @@ func (p *preprocessor) command(cwd, at, file string, no int, cmd, arg string, de
 		}
 	}
 	return nil
+}
+
+// staticPrefix returns the leading path components of pattern that hold no
+// glob characters.
+func staticPrefix(pattern string) string {
+	dir := pattern
+	for strings.ContainsAny(dir, "*?[\\") {
+		dir = filepath.Dir(dir)
+	}
+	return dir
 }
 
 // parseCommand reads cmd="..." and data="..." after "X-PRE-PROCESS" the way

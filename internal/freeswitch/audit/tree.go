@@ -98,7 +98,8 @@ func Parse(doc *Doc) (*Node, error) {
 		return "", 0
 	}
 	d := xml.NewDecoder(strings.NewReader(b.String()))
-	d.Strict = false
+	// FreeSWITCH's parser (ezxml) rejects unmatched and unclosed tags too.
+	d.Strict = true
 	root := &Node{Name: "#root"}
 	cur := root
 	count := 0
@@ -115,6 +116,9 @@ func Parse(doc *Doc) (*Node, error) {
 				err = errors.New(se.Msg)
 			}
 			f, no := at(line)
+			if cur != root {
+				err = fmt.Errorf("%w (the open element is <%s> from %s:%d)", err, cur.Name, cur.File, cur.Line)
+			}
 			return nil, fmt.Errorf("%s:%d: malformed XML after preprocessing: %w", f, no, err)
 		}
 		switch t := tok.(type) {
