@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -84,5 +86,38 @@ func TestAuditJSON(t *testing.T) {
 	f := rep.Findings[0]
 	if f.Severity != "critical" || f.Rule != "default-password" || f.File != "directory/default/1000.xml" || f.Line != 4 || f.Why == "" || f.Fix == "" {
 		t.Errorf("first finding %+v", f)
+	}
+}
+
+// The synopsis names every flag `tollguard help audit` prints, and the
+// reverse.
+func TestAuditHelpMatchesFlags(t *testing.T) {
+	e, out, _ := testEnv(t)
+	if code := run(context.Background(), e, []string{"help", "audit"}, nil); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	var c *Command
+	for _, b := range builtin() {
+		if b.Name == "audit" {
+			c = &b
+		}
+	}
+	var flags []string
+	for _, l := range strings.Split(out.String(), "\n") {
+		if f, ok := strings.CutPrefix(l, "  -"); ok {
+			flags = append(flags, strings.Fields(f)[0])
+		}
+	}
+	if len(flags) != 3 {
+		t.Fatalf("flags %q in:\n%s", flags, out)
+	}
+	var named []string
+	for _, m := range regexp.MustCompile(`\[--?([a-z-]+)`).FindAllStringSubmatch(c.Args, -1) {
+		named = append(named, m[1])
+	}
+	slices.Sort(flags)
+	slices.Sort(named)
+	if !slices.Equal(flags, named) {
+		t.Errorf("help prints flags %q, synopsis %q names %q", flags, c.Args, named)
 	}
 }
