@@ -236,6 +236,16 @@ func TestTricks(t *testing.T) {
 			"vars.xml":              "",
 			"directory/default.xml": "<domain name=\"d\"><user id=\"7\"><params><param name=\"password\" value=\"abcdef12\"/></params></user></domain>\n",
 		}, "", "weak-password"},
+		{"sip-force-contact 2.0 keeps the path", map[string]string{
+			"vars.xml":              "",
+			"directory/default.xml": "<domain name=\"d\"><user id=\"7\"><params><param name=\"password\" value=\"Str0ng!Pass\"/><param name=\"sip-force-contact\" value=\"NDLB-connectile-dysfunction-2.0\"/></params></user></domain>\n",
+		}, "", ""},
+		{"guard in a domain list through a user's cidr", map[string]string{
+			"vars.xml":                      "<X-PRE-PROCESS cmd=\"set\" data=\"domain=d\"/>\n",
+			"autoload_configs/acl.conf.xml": "<configuration name=\"acl.conf\"><network-lists><list name=\"domains\" default=\"deny\"><node type=\"allow\" domain=\"$${domain}\"/></list></network-lists></configuration>\n",
+			"sip_profiles/internal.xml":     profile("internal", "auth-calls", "true", "apply-inbound-acl", "domains"),
+			"directory/default.xml":         "<domain name=\"$${domain}\"><user id=\"pbx2\" cidr=\"10.0.0.0/24\"><params><param name=\"password\" value=\"Str0ng!Pass\"/></params></user></domain>\n",
+		}, "10.0.0.2", "guard-in-acl"},
 		{"disable-rtp-auto-adjust", map[string]string{
 			"vars.xml":                  "",
 			"sip_profiles/internal.xml": profile("internal", "auth-calls", "true", "disable-rtp-auto-adjust", "true"),

@@ -123,9 +123,13 @@ func (a *auditor) acls(p *Profile, subj, param string) {
 			if !in {
 				continue
 			}
-			sev, msg := Critical, fmt.Sprintf("%s %q contains the guard's address %s", param, l.Name, g)
+			name := l.Name
+			if l.Builtin != "" {
+				name = fmt.Sprintf("%s (%s)", l.Name, l.Builtin)
+			}
+			sev, msg := Critical, fmt.Sprintf("%s %s contains the guard's address %s", param, name, g)
 			if maybe {
-				sev, msg = High, fmt.Sprintf("%s %q (%s) likely contains the guard's address %s", param, l.Name, l.Builtin, g)
+				sev, msg = High, fmt.Sprintf("%s %s likely contains the guard's address %s", param, name, g)
 			}
 			a.add(Finding{Rule: "guard-in-acl", Severity: sev, File: x.File, Line: x.Line, Subject: subj, Message: msg,
 				Why: "FreeSWITCH checks this ACL against the packet's source, which for everything the guard forwards is the guard: " + effect + " for every request that comes through the guard",
@@ -221,9 +225,12 @@ func (a *auditor) passwords() {
 			if !ok {
 				x, ok = u.Vars[k]
 			}
-			if ok && x.Value != "" {
+			// The -2.0 form keeps an fs_path already in the Contact
+			// (sofia_reg_handle_register_token); the others replace the
+			// whole Contact, the guard's path with it.
+			if ok && x.Value != "" && !strings.EqualFold(x.Value, "NDLB-connectile-dysfunction-2.0") {
 				a.add(Finding{Rule: "sip-force-contact", Severity: Medium, File: x.File, Line: x.Line, Subject: subj, Message: fmt.Sprintf("sip-force-contact is %q", x.Value),
-					Why: "sofia_reg.c rewrites the registered Contact to the packet's source and drops the Path the guard recorded: calls to this phone no longer pass the guard",
+					Why: "sofia_reg.c (sofia_reg_handle_register_token) replaces the registered Contact with the packet's source, the guard, and the fs_path the guard's Path put there is lost: calls to this phone no longer reach it through the guard",
 					Fix: "remove sip-force-contact for phones that register through the guard"})
 			}
 		}
