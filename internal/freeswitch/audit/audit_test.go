@@ -318,6 +318,9 @@ func TestHostileTrees(t *testing.T) {
 		{"unclosed element", func(t *testing.T) string {
 			return tree(t, map[string]string{"vars.xml": "", "sip_profiles/internal.xml": "<profile name=\"internal\">\n<settings>\n"})
 		}, "the open element is <settings> from sip_profiles/internal.xml:2"},
+		{"deep nesting", func(t *testing.T) string {
+			return tree(t, map[string]string{"vars.xml": "", "directory/x.xml": strings.Repeat("<a>\n", 5000) + strings.Repeat("</a>\n", 5000)})
+		}, "directory/x.xml:999: XML elements nested deeper than 1000"},
 		{"long line", func(t *testing.T) string {
 			return tree(t, map[string]string{"vars.xml": strings.Repeat("a", maxLineBytes+1) + "\n"})
 		}, "vars.xml: a line longer than 64 KiB"},

@@ -8,8 +8,12 @@ import (
 	"strings"
 )
 
-// maxNodes bounds the elements of one parsed document.
-const maxNodes = 2_000_000
+// maxNodes bounds the elements of one parsed document, maxNesting their
+// depth (the checks walk the tree recursively).
+const (
+	maxNodes   = 2_000_000
+	maxNesting = 1000
+)
 
 // Node is one XML element of the preprocessed document, with the file and
 // line it came from.
@@ -102,7 +106,7 @@ func Parse(doc *Doc) (*Node, error) {
 	d.Strict = true
 	root := &Node{Name: "#root"}
 	cur := root
-	count := 0
+	count, depth := 0, 0
 	for {
 		tok, err := d.Token()
 		if errors.Is(err, io.EOF) {
@@ -130,12 +134,16 @@ func Parse(doc *Doc) (*Node, error) {
 			}
 			line, _ := d.InputPos()
 			f, no := at(line)
+			if depth++; depth > maxNesting {
+				return nil, fmt.Errorf("%s:%d: XML elements nested deeper than %d", f, no, maxNesting)
+			}
 			n := &Node{Name: t.Name.Local, Attrs: t.Copy().Attr, Parent: cur, File: f, Line: no}
 			cur.Children = append(cur.Children, n)
 			cur = n
 		case xml.EndElement:
 			if cur.Parent != nil {
 				cur = cur.Parent
+				depth--
 			}
 		}
 	}
