@@ -22,6 +22,10 @@ func TestAuditCommand(t *testing.T) {
 	if err := os.WriteFile(loop, []byte("sip:\n  upstream: udp://127.0.0.1:5080\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	withDir := filepath.Join(t.TempDir(), "dir.yaml")
+	if err := os.WriteFile(withDir, []byte("sip:\n  upstream: udp://127.0.0.1:5080\nfreeswitch: {conf_dir: ../../examples/freeswitch}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name   string
 		args   []string
@@ -36,6 +40,7 @@ func TestAuditCommand(t *testing.T) {
 		{"example passes at info with the guard on loopback", []string{"audit", "freeswitch", "../../examples/freeswitch", "--fail-on", "info", "-c", loop}, 0, []string{"guard at 127.0.0.1", "no findings"}, nil, ""},
 		{"config adds the guard and the policy", []string{"audit", "freeswitch", flawed, "-c", cfg}, 1, []string{"guard at 127.0.0.1, 192.168.42.42", "[guard-in-acl]"}, []string{"mixes 1 of the 4"}, ""},
 		{"no config, no guard", []string{"audit", "freeswitch", flawed}, 1, nil, []string{"guard-in-acl", "guard at"}, ""},
+		{"conf_dir from the config", []string{"audit", "freeswitch", "-c", withDir}, 0, []string{"audited ../../examples/freeswitch", "no findings"}, nil, ""},
 		{"bad severity", []string{"audit", "freeswitch", flawed, "--fail-on", "severe"}, 2, nil, nil, `unknown severity "severe"`},
 		{"wrong target", []string{"audit", "asterisk", flawed}, 2, nil, nil, "the only audit target is freeswitch"},
 		{"no dir", []string{"audit", "freeswitch"}, 2, nil, nil, "want the FreeSWITCH configuration directory"},
