@@ -95,18 +95,6 @@ type Report struct {
 	Findings []Finding `json:"findings"`
 }
 
-// Max returns the highest severity found, and false when there is none.
-func (r *Report) Max() (Severity, bool) {
-	if len(r.Findings) == 0 {
-		return Info, false
-	}
-	m := Info
-	for _, f := range r.Findings {
-		m = max(m, f.Severity)
-	}
-	return m, true
-}
-
 // AtLeast counts findings of severity s or higher.
 func (r *Report) AtLeast(s Severity) int {
 	n := 0

@@ -42,8 +42,6 @@ type Var struct {
 type Doc struct {
 	Lines []Line
 	Vars  map[string]Var
-	// Sets records every set of a variable, in order (a later one wins).
-	Sets map[string][]Var
 	// Files lists the files read, relative to the root.
 	Files []string
 }
@@ -79,7 +77,7 @@ func Preprocess(dir, entry string, seed map[string]string) (*Doc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", dir, err)
 	}
-	p := &preprocessor{root: root, doc: &Doc{Vars: map[string]Var{}, Sets: map[string][]Var{}}}
+	p := &preprocessor{root: root, doc: &Doc{Vars: map[string]Var{}}}
 	for k, v := range seed {
 		p.doc.Vars[k] = Var{Value: v}
 	}
@@ -99,7 +97,7 @@ func PreprocessBytes(dir, name string, data []byte, seed map[string]string) (*Do
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", dir, err)
 	}
-	p := &preprocessor{root: root, doc: &Doc{Vars: map[string]Var{}, Sets: map[string][]Var{}}}
+	p := &preprocessor{root: root, doc: &Doc{Vars: map[string]Var{}}}
 	for k, v := range seed {
 		p.doc.Vars[k] = Var{Value: v}
 	}
@@ -268,7 +266,6 @@ func (p *preprocessor) command(cwd, at, file string, no int, cmd, arg string, de
 		name, val = strings.TrimRight(name, " "), strings.TrimLeft(val, " ")
 		v := Var{Value: val, File: file, Line: no, InComment: p.inComment}
 		p.doc.Vars[name] = v
-		p.doc.Sets[name] = append(p.doc.Sets[name], v)
 	case "include":
 		pattern := arg
 		if !filepath.IsAbs(pattern) {
