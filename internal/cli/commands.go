@@ -12,6 +12,7 @@ func builtin() []Command {
 		{Name: "investigate", Args: "[--since 24h] [--unmask] [--json]", Summary: "incident report: attackers, targeted and compromised accounts, expensive calls, timeline", Run: runInvestigate},
 		{Name: "log", Args: "verify [-c FILE] [--json]", Summary: "check the event log's hash chain and signed checkpoints; exits 1 when broken", Run: runLog},
 		{Name: "backup", Args: "FILE", Summary: "have the daemon write a consistent copy of its SQLite store to FILE", Run: runBackup},
+		{Name: "audit", Args: "freeswitch [DIR] [--json] [--fail-on SEVERITY] [-c FILE]", Summary: "audit a FreeSWITCH configuration directory for toll-fraud holes; exits 1 on a finding at or above --fail-on (default high)", Run: runAudit},
 		{Name: "simulate", Args: "--target udp://127.0.0.1:5060 [--phones N] [--typos N] [--attackers scanner,cracker,enumerator,flooder] [--duration D]", Summary: "drive simulated phones and attackers at a loopback target and report what each saw", Run: runSimulate},
 		{Name: "version", Args: "[--json]", Summary: "print the version", Run: runVersion},
 	}

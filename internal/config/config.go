@@ -40,6 +40,8 @@ type Config struct {
 	Honeypot Honeypot `yaml:"honeypot"`
 	// PasswordPolicy is used by the configuration audit.
 	PasswordPolicy PasswordPolicy `yaml:"password_policy"`
+	// FreeSWITCH describes the protected FreeSWITCH.
+	FreeSWITCH FreeSWITCH `yaml:"freeswitch"`
 }
 
 // Log configures the daemon's log.
@@ -104,11 +106,12 @@ type Store struct {
 	FlushInterval Duration `yaml:"flush_interval"`
 }
 
-// JailRule is one register_failure entry.
+// JailRule is one register_failure entry. Its UnmarshalYAML also accepts
+// mod_cti's form (integer seconds, banmode 0/1) and normalises it.
 type JailRule struct {
 	FindTime Duration `yaml:"findtime"`
 	MaxRetry int      `yaml:"maxretry"`
-	// BanMode is ip or ip_account.
+	// BanMode is ip or ip_account (mod_cti's 0 and 1 are read as these).
 	BanMode string   `yaml:"banmode"`
 	BanTime Duration `yaml:"bantime"`
 }
@@ -166,10 +169,24 @@ type Honeypot struct {
 	BanTime  Duration `yaml:"bantime"`
 }
 
-// PasswordPolicy is the minimum password quality.
+// PasswordPolicy is the minimum password quality the configuration audit
+// holds directory passwords to, as mod_cti defines it.
 type PasswordPolicy struct {
-	Minimum  int `yaml:"minimum"`
+	// Minimum is the shortest acceptable length. Default 6.
+	Minimum int `yaml:"minimum"`
+	// Strength is how many of the four classes (digits, lower case, upper
+	// case, other characters) a password must mix: 0 (no requirement) to 4.
+	// Default 3.
 	Strength int `yaml:"strength"`
+}
+
+// FreeSWITCH describes the FreeSWITCH the guard protects.
+type FreeSWITCH struct {
+	// ConfDir is FreeSWITCH's configuration directory (the one holding
+	// freeswitch.xml or vars.xml). When set, `tollguard serve --strict`
+	// audits it and refuses to start on a finding of severity high or
+	// above. Default empty: no audit at start.
+	ConfDir string `yaml:"conf_dir"`
 }
 
 // Duration is a time.Duration that also accepts a "d" (day) suffix in YAML.

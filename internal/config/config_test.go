@@ -77,3 +77,62 @@ func TestEmptyFileIsDefault(t *testing.T) {
 		t.Errorf("got %+v", cfg.Jail)
 	}
 }
+
+// mod_cti's cti.json writes register_failure with integer seconds and a
+// numeric banmode; pasted as they are, they load as the same values
+// tollguard's own form gives.
+func TestModCTIForms(t *testing.T) {
+	cases := []struct {
+		name, yaml string
+		want       JailRule
+	}{
+		{"mod_cti integers", "{findtime: 60, maxretry: 3, banmode: 1, bantime: 180}", JailRule{FindTime: Duration(time.Minute), MaxRetry: 3, BanMode: "ip_account", BanTime: Duration(3 * time.Minute)}},
+		{"banmode 0", "{findtime: 60, maxretry: 5, banmode: 0, bantime: 86400}", JailRule{FindTime: Duration(time.Minute), MaxRetry: 5, BanMode: "ip", BanTime: Duration(24 * time.Hour)}},
+		{"quoted mod_cti integers", `{findtime: "60", maxretry: 3, banmode: "1", bantime: "180"}`, JailRule{FindTime: Duration(time.Minute), MaxRetry: 3, BanMode: "ip_account", BanTime: Duration(3 * time.Minute)}},
+		{"tollguard form", "{findtime: 60s, maxretry: 3, banmode: ip_account, bantime: 3m}", JailRule{FindTime: Duration(time.Minute), MaxRetry: 3, BanMode: "ip_account", BanTime: Duration(3 * time.Minute)}},
+		{"mixed", "{findtime: 1m, maxretry: 3, banmode: 0, bantime: 180}", JailRule{FindTime: Duration(time.Minute), MaxRetry: 3, BanMode: "ip", BanTime: Duration(3 * time.Minute)}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse("t.yaml", []byte("jail:\n  register_failure:\n    - "+tc.yaml+"\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Jail.RegisterFailure[0]; got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestModCTIErrors(t *testing.T) {
+	cases := []struct{ name, yaml, want string }{
+		{"banmode 2", "jail:\n  register_failure:\n    - {findtime: 60, maxretry: 3, banmode: 2, bantime: 180}\n", `t.yaml:3: jail.register_failure[0].banmode: unknown banmode "2" (hint: ip or 0`},
+		{"negative seconds", "jail:\n  register_failure:\n    - {findtime: -60, maxretry: 3, banmode: 1, bantime: 180}\n", `t.yaml:3: "-60" is not a duration`},
+		{"zero seconds", "jail:\n  register_failure:\n    - {findtime: 0, maxretry: 3, banmode: 1, bantime: 180}\n", `t.yaml:3: jail.register_failure[0].findtime: must be positive`},
+		{"huge seconds", "jail:\n  register_failure:\n    - {findtime: 99999999999999999999, maxretry: 3, banmode: 1, bantime: 180}\n", `t.yaml:3: "99999999999999999999" seconds is out of range`},
+		{"unknown key in entry", "jail:\n  register_failure:\n    - findtime: 60\n      maxretri: 3\n", `t.yaml:4: unknown key "maxretri"`},
+		{"entry not a mapping", "jail:\n  register_failure:\n    - 60\n", `t.yaml:3: a register_failure entry is a mapping`},
+		{"strength 5", "password_policy: {strength: 5}\n", `t.yaml:1: password_policy.strength: must be between 0 and 4`},
+		{"strength -1", "password_policy: {strength: -1}\n", `t.yaml:1: password_policy.strength: must be between 0 and 4`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("t.yaml", []byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// mod_cti's strength 0 means no class requirement; it loads.
+func TestPasswordStrengthZero(t *testing.T) {
+	cfg, err := Parse("t.yaml", []byte("password_policy: {minimum: 8, strength: 0}\nfreeswitch: {conf_dir: /etc/freeswitch}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.PasswordPolicy != (PasswordPolicy{Minimum: 8, Strength: 0}) || cfg.FreeSWITCH.ConfDir != "/etc/freeswitch" {
+		t.Errorf("got %+v %+v", cfg.PasswordPolicy, cfg.FreeSWITCH)
+	}
+}

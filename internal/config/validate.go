@@ -95,7 +95,7 @@ func (c *Config) Validate() error {
 			return bad(p+".bantime", "must be positive", "e.g. 180s")
 		}
 		if r.BanMode != "ip" && r.BanMode != "ip_account" {
-			return bad(p+".banmode", fmt.Sprintf("unknown banmode %q", r.BanMode), "ip (the address) or ip_account (that account from that address)")
+			return bad(p+".banmode", fmt.Sprintf("unknown banmode %q", r.BanMode), "ip or 0 (the address), ip_account or 1 (that account from that address)")
 		}
 	}
 	if c.Jail.Factor < 1 {
@@ -133,8 +133,8 @@ func (c *Config) Validate() error {
 	if c.PasswordPolicy.Minimum < 1 {
 		return bad("password_policy.minimum", "must be at least 1", "6 is the seed default")
 	}
-	if c.PasswordPolicy.Strength < 1 || c.PasswordPolicy.Strength > 4 {
-		return bad("password_policy.strength", "must be between 1 and 4", "3 = three of digits, lower, upper, special")
+	if c.PasswordPolicy.Strength < 0 || c.PasswordPolicy.Strength > 4 {
+		return bad("password_policy.strength", "must be between 0 and 4", "how many of digits, lower case, upper case, special a password needs; 0 = no requirement, 3 = the default")
 	}
 	return nil
 }

@@ -9,12 +9,13 @@ import (
 
 	"github.com/tollguard/tollguard/internal/cli"
 	"github.com/tollguard/tollguard/internal/config"
+	"github.com/tollguard/tollguard/internal/freeswitch/audit"
 )
 
 // Commands returns the daemon commands main adds to the CLI.
 func Commands() []cli.Command {
 	return []cli.Command{
-		{Name: "serve", Args: "[-c FILE]", Summary: "run the guard (inline proxy, engine, store, admin API)", Run: runServe},
+		{Name: "serve", Args: "[-c FILE] [--strict]", Summary: "run the guard (inline proxy, engine, store, admin API)", Run: runServe},
 		{Name: "demo", Args: "[--for D]", Summary: "guard + demo PBX + simulated phones and attackers, on loopback, embedded defaults", Run: runDemo},
 	}
 }
@@ -22,6 +23,7 @@ func Commands() []cli.Command {
 func runServe(ctx context.Context, e *cli.Env, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	path := fs.String("c", "", "config file (default "+config.DefaultPath+" if it exists, else built-in defaults)")
+	strict := fs.Bool("strict", false, "audit freeswitch.conf_dir first and refuse to start on a finding of severity high or above")
 	rest, err := e.Parse(fs, args)
 	if err != nil {
 		return err
@@ -32,6 +34,11 @@ func runServe(ctx context.Context, e *cli.Env, args []string) error {
 	cfg, used, err := loadConfig(*path)
 	if err != nil {
 		return err
+	}
+	if *strict {
+		if err := strictAudit(e, cfg, used != ""); err != nil {
+			return err
+		}
 	}
 	log := NewLogger(e.Stderr, cfg.Log)
 	if used == "" {
@@ -44,6 +51,26 @@ func runServe(ctx context.Context, e *cli.Env, args []string) error {
 		return err
 	}
 	return g.Run(ctx)
+}
+
+// strictAudit audits freeswitch.conf_dir, printing the report and
+// returning an error when a finding is high or above, as mod_cti refuses
+// to load an unsafe profile.
+func strictAudit(e *cli.Env, cfg *config.Config, fromFile bool) error {
+	if cfg.FreeSWITCH.ConfDir == "" {
+		return errors.New("--strict needs freeswitch.conf_dir in the config")
+	}
+	rep, err := cli.AuditFreeSWITCH(cfg.FreeSWITCH.ConfDir, cfg, fromFile)
+	if err != nil {
+		return fmt.Errorf("auditing %s: %w", cfg.FreeSWITCH.ConfDir, err)
+	}
+	if n := rep.AtLeast(audit.High); n > 0 {
+		if err := rep.WriteText(e.Stderr); err != nil {
+			return err
+		}
+		return fmt.Errorf("refusing to start: %d findings of severity high or above in %s (tollguard audit freeswitch %s)", n, cfg.FreeSWITCH.ConfDir, cfg.FreeSWITCH.ConfDir)
+	}
+	return nil
 }
 
 // loadConfig loads path, or the default path if it exists, or the
