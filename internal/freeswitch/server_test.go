@@ -22,12 +22,12 @@ type testServer struct {
 	reject   bool // answer every connection with text/rude-rejection
 	silent   bool // accept and never speak
 
-	mu       sync.Mutex
-	conns    []*serverConn
-	commands []string // every command line received, in order
+	mu         sync.Mutex
+	conns      []*serverConn
+	commands   []string         // every command line received, in order
 	accepted   chan *serverConn // after auth
 	subscribed chan *serverConn // after an event subscription
-	channels map[string]bool // live channel UUIDs for uuid_kill
+	channels   map[string]bool  // live channel UUIDs for uuid_kill
 }
 
 type serverConn struct {
