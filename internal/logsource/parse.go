@@ -22,7 +22,7 @@ const (
 // security are not drops.
 const (
 	dropNone      = ""
-	dropIgnored   = "ignored"   // not a line this format maps
+	dropIgnored   = "ignored" // not a line this format maps
 	dropBadAddr   = "bad_address"
 	dropAmbiguous = "ambiguous" // several addresses: possibly forged, refused
 	dropDuplicate = "duplicate" // a second line about the same failure
