@@ -2,8 +2,9 @@
 # install-test-deps.sh installs the external programs tollguard's integration
 # tests run against: sipp (Debian package sip-tester), Kamailio with its TLS
 # modules, SIPVicious, fail2ban, nftables, PostgreSQL, Redis, iproute2,
-# util-linux (unshare) and openssl. It is idempotent: packages already installed are left alone, and
-# apt-get update runs at most once, only when something is missing.
+# util-linux (unshare) and openssl. It is idempotent: packages already
+# installed are left alone, and apt-get update runs at most once, only when
+# something is missing.
 #
 # Run as root on Debian 12 (bookworm) or a compatible system:
 #   sudo scripts/install-test-deps.sh

@@ -142,8 +142,8 @@ func (c *Conn) auth(ctx context.Context, password string) error {
 	if r := f.Header("Reply-Text"); !strings.HasPrefix(r, "+OK") {
 		return ErrAuth
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
+	if !stop() {
+		return ctx.Err() // the deadline has been forced into the past
 	}
 	c.nc.SetDeadline(time.Time{})
 	return nil

@@ -313,7 +313,7 @@ func TestStreamReconnects(t *testing.T) {
 	if secs := testutil.ToFloat64(s.m.seconds); secs <= 0 {
 		t.Errorf("connected seconds = %v", secs)
 	}
-	if up := testutil.ToFloat64(*s.m.connected); up != 1 {
+	if up := testutil.ToFloat64(s.m.connected); up != 1 {
 		t.Errorf("connected = %v", up)
 	}
 	cancel()
@@ -359,5 +359,26 @@ func TestTeardown(t *testing.T) {
 		"api hupall NORMAL_CLEARING sip_network_ip 198.51.100.7"}
 	if got := cmds[2:]; strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("commands = %q, want %q", got, want)
+	}
+}
+
+// A command the server never answers ends with the caller's deadline, not
+// a hang.
+func TestAPINeverAnswered(t *testing.T) {
+	srv := newTestServer(t, "ClueCon")
+	s, err := New(Config{Addr: srv.addr(), Password: "ClueCon", Timeout: 200 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	go s.Stream(ctx, make(chan event.Event, 1))
+	<-srv.subscribed
+	for s.current() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := s.API(ctx, "hang"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("API = %v, want context.DeadlineExceeded", err)
 	}
 }

@@ -9,7 +9,7 @@ import (
 )
 
 type metrics struct {
-	connected *prometheus.GaugeFunc
+	connected prometheus.GaugeFunc
 	seconds   prometheus.CounterFunc
 	connects  prometheus.Counter
 	events    *prometheus.CounterVec
@@ -24,14 +24,13 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer, s *Source) (*metrics, error) {
 	m := &metrics{}
 	up := func() bool { return s.current() != nil }
-	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tollguard_esl_connected",
+	m.connected = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tollguard_esl_connected",
 		Help: "1 while the Event Socket connection is up and subscribed."}, func() float64 {
 		if up() {
 			return 1
 		}
 		return 0
 	})
-	m.connected = &g
 	m.seconds = prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tollguard_esl_connected_seconds_total",
 		Help: "Time the Event Socket connection has been up, in seconds."}, func() float64 {
 		s.mu.Lock()
@@ -53,7 +52,7 @@ func newMetrics(reg prometheus.Registerer, s *Source) (*metrics, error) {
 	m.commands = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollguard_esl_commands_total",
 		Help: "api commands sent, by result (ok, error)."}, []string{"result"})
 	if reg != nil {
-		for _, c := range []prometheus.Collector{*m.connected, m.seconds, m.connects, m.events, m.dropped, m.commands} {
+		for _, c := range []prometheus.Collector{m.connected, m.seconds, m.connects, m.events, m.dropped, m.commands} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("freeswitch: registering metrics: %w", err)
 			}
