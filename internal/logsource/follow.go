@@ -93,7 +93,8 @@ func New(cfg Config) (*Follower, error) {
 type follow struct {
 	f      *os.File
 	id     identity
-	offset int64  // just past the last complete line read
+	offset int64  // just past the last complete line read (what is saved)
+	pos    int64  // how far the file has been read
 	buf    []byte // bytes after offset: a line not yet complete
 	skip   bool   // inside an over-long line, dropping to its newline
 }
@@ -152,6 +153,7 @@ func (fl *Follower) Stream(ctx context.Context, out chan<- event.Event) error {
 	default:
 		fw.offset = size
 	}
+	fw.pos = fw.offset
 	if _, err := f.Seek(fw.offset, io.SeekStart); err != nil {
 		return fmt.Errorf("logsource: %s: %w", fl.cfg.Path, err)
 	}
@@ -227,13 +229,13 @@ func (fl *Follower) check(ctx context.Context, fw *follow, chunk []byte, out cha
 	if err != nil {
 		return fmt.Errorf("logsource: %s: %w", fl.cfg.Path, err)
 	}
-	if cur.Size() < fw.offset+int64(len(fw.buf)) {
+	if cur.Size() < fw.pos {
 		fl.log.Info("log file truncated; reading from its start")
 		fl.m.reopens.WithLabelValues(fl.cfg.Type, "truncated").Inc()
 		if _, err := fw.f.Seek(0, io.SeekStart); err != nil {
 			return fmt.Errorf("logsource: %s: %w", fl.cfg.Path, err)
 		}
-		fw.offset, fw.buf, fw.skip = 0, nil, false
+		fw.offset, fw.pos, fw.buf, fw.skip = 0, 0, nil, false
 		return saveState(fl.state, state{Path: fl.cfg.Path, File: fw.id})
 	}
 	return nil
@@ -248,7 +250,7 @@ type pending struct {
 // last complete line and hands the events on.
 func (fl *Follower) consume(ctx context.Context, fw *follow, data []byte, out chan<- event.Event) error {
 	var evs []pending
-	pos := fw.offset + int64(len(fw.buf))
+	pos := fw.pos
 	start := fw.offset
 	for len(data) > 0 {
 		i := bytes.IndexByte(data, '\n')
@@ -267,6 +269,9 @@ func (fl *Follower) consume(ctx context.Context, fw *follow, data []byte, out ch
 		line := data[:i]
 		data = data[i+1:]
 		if fw.skip {
+			// The end of an over-long line: the offset moves past it
+			// only now, so a restart never starts inside it (its tail
+			// could be made to look like a line of its own).
 			fw.skip = false
 			fw.offset = pos
 			continue
@@ -292,9 +297,7 @@ func (fl *Follower) consume(ctx context.Context, fw *follow, data []byte, out ch
 		}
 		evs = append(evs, pending{ev: ev, end: pos})
 	}
-	if fw.skip {
-		fw.offset = pos
-	}
+	fw.pos = pos
 	if fw.offset == start {
 		return nil
 	}

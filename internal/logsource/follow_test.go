@@ -232,3 +232,24 @@ func TestFollowDamagedState(t *testing.T) {
 	h.expect("1")
 	h.stop()
 }
+
+// A restart in the middle of an over-long line starts again at that line,
+// so its tail, written to look like a security line, is never parsed.
+func TestFollowRestartInsideLongLine(t *testing.T) {
+	h := newHarness(t)
+	h.append(failLine(1) + strings.Repeat("A", 2*MaxLine))
+	h.start(true)
+	h.expect("1")
+	for testutil.ToFloat64(h.m.dropped.WithLabelValues(TypeFreeSWITCH, dropTooLong)) < 1 {
+		time.Sleep(2 * time.Millisecond) // until it has read into the long line
+	}
+	h.stop()
+	if s, _, _ := loadState(stateFile(h.state, h.path)); s.Offset != int64(len(failLine(1))) {
+		t.Fatalf("offset %d saved inside the long line, want %d", s.Offset, len(failLine(1)))
+	}
+	forged := " [WARNING] sofia_reg.c:1786 SIP auth failure (REGISTER) on sofia profile 'internal' for [66@h] from ip 192.0.2.66\n"
+	h.append(forged + failLine(2))
+	h.start(true)
+	h.expect("2")
+	h.stop()
+}
