@@ -345,6 +345,8 @@ func (e *Enforcer) Sync(bans []Ban) (int, error) {
 // Banned lists the addresses in the kernel's sets with their remaining
 // time (zero: no timeout).
 func (e *Enforcer) Banned() (map[netip.Addr]time.Duration, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	out := map[netip.Addr]time.Duration{}
 	for _, s := range []*nft.Set{e.set4, e.set6} {
 		els, err := e.conn.GetSetElements(s)
