@@ -1,9 +1,10 @@
 #!/bin/sh
 # install-test-deps.sh installs the external programs tollguard's integration
 # tests run against: sipp (Debian package sip-tester), Kamailio with its TLS
-# modules, SIPVicious, fail2ban, nftables, PostgreSQL, Redis, iproute2 and
-# openssl. It is idempotent: packages already installed are left alone, and
-# apt-get update runs at most once, only when something is missing.
+# modules, SIPVicious, fail2ban, nftables, PostgreSQL, Redis, iproute2,
+# util-linux (unshare) and openssl. It is idempotent: packages already
+# installed are left alone, and apt-get update runs at most once, only when
+# something is missing.
 #
 # Run as root on Debian 12 (bookworm) or a compatible system:
 #   sudo scripts/install-test-deps.sh
@@ -21,6 +22,7 @@ nftables:nft
 postgresql:
 redis-server:redis-server
 iproute2:ip
+util-linux:unshare
 openssl:openssl
 python3:python3
 "

@@ -40,8 +40,13 @@ type Config struct {
 	Honeypot Honeypot `yaml:"honeypot"`
 	// PasswordPolicy is used by the configuration audit.
 	PasswordPolicy PasswordPolicy `yaml:"password_policy"`
-	// FreeSWITCH describes the protected FreeSWITCH.
+	// FreeSWITCH describes the protected FreeSWITCH: its Event Socket
+	// (sidecar mode) and its configuration directory (audit).
 	FreeSWITCH FreeSWITCH `yaml:"freeswitch"`
+	// NFTables configures kernel bans.
+	NFTables NFTables `yaml:"nftables"`
+	// Sources lists log files to follow.
+	Sources []LogSource `yaml:"sources"`
 }
 
 // Log configures the daemon's log.
@@ -180,13 +185,38 @@ type PasswordPolicy struct {
 	Strength int `yaml:"strength"`
 }
 
-// FreeSWITCH describes the FreeSWITCH the guard protects.
+// FreeSWITCH describes the FreeSWITCH the guard protects: the inbound
+// Event Socket connection (sidecar mode) and its configuration directory.
 type FreeSWITCH struct {
 	// ConfDir is FreeSWITCH's configuration directory (the one holding
 	// freeswitch.xml or vars.xml). When set, `tollguard serve --strict`
 	// audits it and refuses to start on a finding of severity high or
 	// above. Default empty: no audit at start.
 	ConfDir string `yaml:"conf_dir"`
+	// ESL is the Event Socket's host:port (FreeSWITCH listens on
+	// 127.0.0.1:8021 by default). Empty: no Event Socket connection.
+	ESL string `yaml:"esl"`
+	// Password is the Event Socket password (FreeSWITCH's default is
+	// ClueCon). Mutually exclusive with PasswordFile.
+	Password string `yaml:"password"`
+	// PasswordFile holds the password on its first line.
+	PasswordFile string `yaml:"password_file"`
+}
+
+// NFTables configures kernel bans.
+type NFTables struct {
+	// Enabled turns kernel bans on. Default false.
+	Enabled bool `yaml:"enabled"`
+	// Table is the inet table tollguard owns. Default tollguard.
+	Table string `yaml:"table"`
+}
+
+// LogSource is one followed log file.
+type LogSource struct {
+	// Type is freeswitch_log, mod_cti_fail2ban or asterisk_security.
+	Type string `yaml:"type"`
+	// Path is the file.
+	Path string `yaml:"path"`
 }
 
 // Duration is a time.Duration that also accepts a "d" (day) suffix in YAML.

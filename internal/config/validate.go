@@ -136,7 +136,55 @@ func (c *Config) Validate() error {
 	if c.PasswordPolicy.Strength < 0 || c.PasswordPolicy.Strength > 4 {
 		return bad("password_policy.strength", "must be between 0 and 4", "how many of digits, lower case, upper case, special a password needs; 0 = no requirement, 3 = the default")
 	}
+	return c.validateSidecar()
+}
+
+// validateSidecar checks the freeswitch, nftables and sources sections.
+func (c *Config) validateSidecar() error {
+	bad := func(path, msg, hint string) error { return &Error{Path: path, Msg: msg, Hint: hint} }
+	if e := c.FreeSWITCH.ESL; e != "" {
+		host, port, err := net.SplitHostPort(e)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			return bad("freeswitch.esl", fmt.Sprintf("%q is not host:port", e), "FreeSWITCH's Event Socket, e.g. 127.0.0.1:8021")
+		}
+	}
+	if c.FreeSWITCH.Password != "" && c.FreeSWITCH.PasswordFile != "" {
+		return bad("freeswitch.password_file", "set either password or password_file, not both", "keep the secret in password_file")
+	}
+	if strings.ContainsAny(c.FreeSWITCH.Password, "\r\n") {
+		return bad("freeswitch.password", "must not contain a line break", "the password from event_socket.conf.xml")
+	}
+	if !validTable(c.NFTables.Table) {
+		return bad("nftables.table", fmt.Sprintf("%q is not a table name", c.NFTables.Table), "letters, digits and _, at most 64, e.g. tollguard")
+	}
+	seen := map[string]bool{}
+	for i, s := range c.Sources {
+		switch s.Type {
+		case "freeswitch_log", "mod_cti_fail2ban", "asterisk_security":
+		default:
+			return bad(fmt.Sprintf("sources[%d].type", i), fmt.Sprintf("unknown type %q", s.Type), "freeswitch_log, mod_cti_fail2ban or asterisk_security")
+		}
+		if s.Path == "" {
+			return bad(fmt.Sprintf("sources[%d].path", i), "must not be empty", "the log file, e.g. /var/log/freeswitch/freeswitch.log")
+		}
+		if seen[s.Path] {
+			return bad(fmt.Sprintf("sources[%d].path", i), fmt.Sprintf("%q is listed twice", s.Path), "follow each file once")
+		}
+		seen[s.Path] = true
+	}
 	return nil
+}
+
+func validTable(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '_' || '0' <= r && r <= '9' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseSIPURL parses "scheme://host:port" with a scheme from allowed.

@@ -1,0 +1,78 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tollguard/tollguard/internal/event"
+)
+
+type flaky struct {
+	runs   int
+	failN  int
+	cancel context.CancelFunc
+}
+
+func (f *flaky) Stream(ctx context.Context, out chan<- event.Event) error {
+	f.runs++
+	out <- &event.Register{Account: "1001"}
+	if f.runs > f.failN {
+		f.cancel()
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return errors.New("connection refused")
+}
+
+func TestRunRestartsWithBackoff(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := &flaky{failN: 5, cancel: cancel}
+	var waits []time.Duration
+	reg := prometheus.NewRegistry()
+	restarts, err := NewRestarts(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv := &Supervisor{Name: "esl", Min: time.Second, Max: 4 * time.Second, Restarts: restarts,
+		Sleep: func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }}
+	out := make(chan event.Event, 16)
+	if err := sv.Run(ctx, f, out); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, want context.Canceled", err)
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second, 4 * time.Second}
+	if len(waits) != len(want) {
+		t.Fatalf("waits = %v, want %v", waits, want)
+	}
+	for i := range want {
+		if waits[i] != want[i] {
+			t.Fatalf("waits = %v, want %v", waits, want)
+		}
+	}
+	if f.runs != 6 || len(out) != 6 {
+		t.Errorf("runs = %d, events = %d, want 6 and 6", f.runs, len(out))
+	}
+	if got := testutil.ToFloat64(restarts.WithLabelValues("esl")); got != 5 {
+		t.Errorf("restarts = %v, want 5", got)
+	}
+}
+
+func TestRunStopsDuringWait(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &flaky{failN: 100, cancel: func() {}}
+	sv := &Supervisor{Name: "x", Sleep: func(ctx context.Context, d time.Duration) error {
+		cancel()
+		return sleepCtx(ctx, d)
+	}}
+	if err := sv.Run(ctx, f, make(chan event.Event, 4)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, want context.Canceled", err)
+	}
+	if f.runs != 1 {
+		t.Errorf("runs = %d, want 1", f.runs)
+	}
+}
