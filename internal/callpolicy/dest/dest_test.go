@@ -27,20 +27,20 @@ func TestSameNumberManyWays(t *testing.T) {
 		"+44 7400 123456",
 		"0044 7400 123456",
 		"00447400123456",
-		"011447400123456",          // US-style international prefix
-		"9 00 44 7400 123456",      // outside-line 9
-		"9011447400123456",         // outside-line 9 and 011
-		"  +447400123456  ",        // padding
-		"\u3000+447400123456",      // ideographic space
-		"%2B447400123456",          // escaped +
+		"011447400123456",     // US-style international prefix
+		"9 00 44 7400 123456", // outside-line 9
+		"9011447400123456",    // outside-line 9 and 011
+		"  +447400123456  ",   // padding
+		"\u3000+447400123456", // ideographic space
+		"%2B447400123456",     // escaped +
 		"sip:%2B447400123456@pbx.example.com;user=phone",
 		"<sip:+447400123456@pbx.example.com>",
 		"sips:0044-7400-123456@pbx.example.com",
 		"tel:+44-7400-123456;phone-context=+44",
 		"TEL:+44.7400.123456",
-		"+44 (0) 7400 123456", // not valid E.164 writing, but common: the national 0 is dropped
+		"+44 (0) 7400 123456",                                                            // not valid E.164 writing, but common: the national 0 is dropped
 		"\uff0b\uff14\uff14\uff17\uff14\uff10\uff10\uff11\uff12\uff13\uff14\uff15\uff16", // full-width
-		"+44\u20117400\u2011123456", // non-breaking hyphens
+		"+44\u20117400\u2011123456",                                                      // non-breaking hyphens
 	} {
 		got := n.Normalize(in)
 		if got != want {
@@ -56,6 +56,10 @@ func TestNormalize(t *testing.T) {
 		t.Fatal(err)
 	}
 	gb, err := New(Options{DefaultCountry: "GB", OutsidePrefixes: []string{"9"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ru, err := New(Options{DefaultCountry: "RU"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +87,9 @@ func TestNormalize(t *testing.T) {
 		{"US 011 Cuba", us, "011 53 5 234 5678", KindNumber, "+5352345678", "CU", 53, TypeMobile, International | HighRisk},
 		{"GB premium 09", gb, "09001234567", KindNumber, "+449001234567", "GB", 44, TypePremiumRate, Premium},
 		{"GB 0845 service number is premium in the metadata", gb, "0845 464 0000", KindNumber, "+448454640000", "GB", 44, TypePremiumRate, Premium},
+		{"GB to Guernsey behind +44", gb, "07781 123456", KindNumber, "+447781123456", "GG", 44, TypeMobile, International},
+		{"GB national mobile", gb, "07400 123456", KindNumber, "+447400123456", "GB", 44, TypeMobile, 0},
+		{"RU to Kazakhstan behind +7", ru, "+7 701 234 5678", KindNumber, "+77012345678", "KZ", 7, TypeMobile, International},
 		{"Iridium satellite", cn, "00881612345678", KindNumber, "+881612345678", "", 881, TypeMobile, International | Satellite},
 		{"Thuraya", cn, "+88216 1234 5678", KindNumber, "+8821612345678", "", 882, TypeVoIP, International | Satellite},
 		{"Inmarsat", cn, "+870 773 112345", KindNumber, "+870773112345", "", 870, TypeMobile, International | Satellite},
