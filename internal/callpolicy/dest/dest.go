@@ -6,6 +6,7 @@ package dest
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -149,6 +150,7 @@ type Normalizer struct {
 	cache       *cache
 	nationalNDD string
 	ownIDD      string
+	allIDD      []string // idd and ownIDD, without duplicates
 }
 
 // New checks opts and returns a Normalizer.
@@ -178,6 +180,10 @@ func New(opts Options) (*Normalizer, error) {
 			return nil, fmt.Errorf("international prefix %q: want 1 to 4 digits", p)
 		}
 		n.idd = append(n.idd, p)
+	}
+	n.allIDD = slices.Clone(n.idd)
+	if n.ownIDD != "" && !slices.Contains(n.allIDD, n.ownIDD) {
+		n.allIDD = append(n.allIDD, n.ownIDD)
 	}
 	if n.table == nil {
 		t, err := HighRiskTable()
@@ -238,15 +244,20 @@ func (n *Normalizer) normalize(raw string) Result {
 // explicitly (so an unassigned foreign range still counts as international);
 // failing that, the first that parses.
 func (n *Normalizer) parse(plus bool, digits string) (*phonenumbers.PhoneNumber, phonenumbers.PhoneNumberType, error) {
-	if plus {
-		num, err := phonenumbers.ParseAndKeepRawInput("+"+digits, n.region)
-		if err != nil {
-			return nil, 0, fmt.Errorf("not a phone number: %w", err)
-		}
-		return num, phonenumbers.GetNumberType(num), nil
-	}
 	var cands [16]string
 	k := 0
+	if plus {
+		// "+" then an international prefix ("+0044…") is a dial string
+		// some PBXs still route; read it both ways like any other.
+		cands[0], k = "+"+digits, 1
+		for _, p := range n.allIDD {
+			if k < len(cands) && len(digits) > len(p) && strings.HasPrefix(digits, p) {
+				cands[k] = "+" + digits[len(p):]
+				k++
+			}
+		}
+		return n.pick(cands[:k])
+	}
 	add := func(s string) {
 		if k < len(cands) && s != "" {
 			cands[k] = s
@@ -265,9 +276,14 @@ func (n *Normalizer) parse(plus bool, digits string) (*phonenumbers.PhoneNumber,
 			add(digits[len(p):])
 		}
 	}
+	return n.pick(cands[:k])
+}
+
+// pick parses each candidate and chooses as parse documents.
+func (n *Normalizer) pick(cands []string) (*phonenumbers.PhoneNumber, phonenumbers.PhoneNumberType, error) {
 	var explicit, first *phonenumbers.PhoneNumber
 	var firstErr error
-	for _, s := range cands[:k] {
+	for _, s := range cands {
 		num, err := phonenumbers.ParseAndKeepRawInput(s, n.region)
 		if err != nil {
 			if firstErr == nil {

@@ -216,3 +216,28 @@ func TestClassString(t *testing.T) {
 		t.Error("Has is wrong")
 	}
 }
+
+// TestConcurrent: one Normalizer serves every INVITE; run under -race.
+func TestConcurrent(t *testing.T) {
+	n, err := New(Options{DefaultCountry: "CN", OutsidePrefixes: []string{"9"}, CacheSize: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := n.Normalize("+447400123456")
+	ins := []string{"+447400123456", "0044 7400 123456", "+0044 7400 123456", "9 011 44 7400 123456", "%2B447400123456"}
+	done := make(chan struct{})
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 200 {
+				if got := n.Normalize(ins[(g+i)%len(ins)]); got != want {
+					t.Errorf("Normalize(%q) = %+v", ins[(g+i)%len(ins)], got)
+					return
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+}
