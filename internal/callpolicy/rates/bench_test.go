@@ -3,6 +3,7 @@ package rates
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +44,17 @@ func pow10(n int) int {
 }
 
 // BenchmarkLookup: longest-prefix match and estimate with 50k prefixes.
+// table-MB is the live heap the compiled table holds.
 func BenchmarkLookup(b *testing.B) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	kept, _ := bigTable(b, 50000)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(kept)
+	tableMB := float64(after.HeapAlloc-before.HeapAlloc) / (1 << 20)
+
 	tab, numbers := bigTable(b, 50000)
 	b.ReportAllocs()
 	i := 0
@@ -53,6 +64,7 @@ func BenchmarkLookup(b *testing.B) {
 		}
 		i++
 	}
+	b.ReportMetric(tableMB, "table-MB")
 }
 
 // BenchmarkLookupMiss: a number no row covers probes every length.
