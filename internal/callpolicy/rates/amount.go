@@ -54,9 +54,6 @@ func (a Amount) String() string {
 	return s
 }
 
-// Float returns the amount in currency units, for metrics and display.
-func (a Amount) Float() float64 { return float64(a) / float64(Micro) }
-
 // mulDivCeil returns a*b/c rounded up, saturating instead of overflowing.
 func mulDivCeil(a, b, c int64) int64 {
 	if a == 0 || b == 0 {
