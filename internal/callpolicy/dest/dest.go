@@ -216,7 +216,9 @@ func (n *Normalizer) Normalize(raw string) Result {
 	}
 	r := n.normalize(raw)
 	if n.cache != nil && len(raw) <= maxCachedKey {
-		n.cache.put(raw, r)
+		// Clone: raw is often a slice of a whole SIP message, which the
+		// cache must not keep alive.
+		n.cache.put(strings.Clone(raw), r)
 	}
 	return r
 }
