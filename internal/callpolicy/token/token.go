@@ -191,7 +191,12 @@ func (v *Verifier) Verify(account, secret, header string) error {
 			return ErrFull
 		}
 	}
-	v.last[account] = matched
+	if _, ok := v.last[account]; ok {
+		v.last[account] = matched
+	} else {
+		// Clone: account is often a slice of the SIP message.
+		v.last[strings.Clone(account)] = matched
+	}
 	return nil
 }
 
