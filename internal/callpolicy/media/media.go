@@ -78,7 +78,7 @@ type Policy struct {
 
 // Check returns nil when offer (an SDP body) protects every audio, video
 // and text stream, or a *Reject saying why not. Streams with port 0 are
-// disabled (RFC 3264 §5.1) and not judged; neither are image (T.38) and
+// disabled (RFC 3264 §5.1) and not judged, unless marked a=bundle-only; neither are image (T.38) and
 // application (data channel) streams. An empty body is refused: with a
 // late offer the media would be agreed after the guard has let the call
 // through.
@@ -113,7 +113,7 @@ func (p Policy) Check(offer []byte) error {
 		default:
 			continue
 		}
-		if md.MediaName.Port.Value == 0 {
+		if md.MediaName.Port.Value == 0 && !bundleOnly(md.Attributes) {
 			continue
 		}
 		judged++
@@ -243,6 +243,18 @@ func fingerprints(attrs []sdp.Attribute) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// bundleOnly reports a=bundle-only: port 0 then means "carried on the
+// BUNDLE group's transport" (RFC 8843 §6), not "disabled", so the stream is
+// judged like an active one.
+func bundleOnly(attrs []sdp.Attribute) bool {
+	for _, a := range attrs {
+		if a.Key == "bundle-only" {
+			return true
+		}
+	}
+	return false
 }
 
 // quote quotes attacker text and caps it, for a reason that ends up in a

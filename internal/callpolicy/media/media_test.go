@@ -108,6 +108,8 @@ func TestCheck(t *testing.T) {
 		// pion/sdp refuses media types outside audio, video, text,
 		// application and message: a T.38 offer fails closed.
 		{"T.38 beside secure audio", body(join(savp("1 AES_CM_128_HMAC_SHA1_80 inline:"+key30), []string{"m=image 4004 udptl t38"})...), 0, "malformed SDP"},
+		{"bundle-only plain stream is judged", body("a=group:BUNDLE 0 1", "m=audio 9 UDP/TLS/RTP/SAVPF 111", "a=fingerprint:"+fp256, "a=mid:0", "m=video 0 RTP/AVP 96", "a=bundle-only", "a=mid:1"), 2, "plain RTP"},
+		{"bundle-only secure stream", body("a=group:BUNDLE 0 1", "a=fingerprint:"+fp256, "m=audio 9 UDP/TLS/RTP/SAVPF 111", "a=mid:0", "m=video 0 UDP/TLS/RTP/SAVPF 96", "a=bundle-only", "a=mid:1"), 0, ""},
 		{"only disabled streams", body("m=audio 0 RTP/SAVP 0"), 0, "no active audio"},
 		{"only data channel", body("m=application 9 UDP/DTLS/SCTP webrtc-datachannel", "a=fingerprint:"+fp256), 0, "no active audio"},
 		{"no media", body(), 0, "no media"},
