@@ -78,10 +78,12 @@ type Policy struct {
 
 // Check returns nil when offer (an SDP body) protects every audio, video
 // and text stream, or a *Reject saying why not. Streams with port 0 are
-// disabled (RFC 3264 §5.1) and not judged, unless marked a=bundle-only; neither are image (T.38) and
-// application (data channel) streams. An empty body is refused: with a
-// late offer the media would be agreed after the guard has let the call
-// through.
+// disabled (RFC 3264 §5.1) and not judged, unless marked a=bundle-only.
+// Application (data channel) and message (MSRP) streams are not judged
+// either. The parser refuses media types it does not know, such as image
+// (T.38), so such offers are refused as malformed. An empty body is
+// refused: with a late offer the media would be agreed after the guard has
+// let the call through.
 func (p Policy) Check(offer []byte) error {
 	switch {
 	case len(offer) == 0:
