@@ -62,5 +62,9 @@ func mulDivCeil(a, b, c int64) int64 {
 	if a > math.MaxInt64/b {
 		return math.MaxInt64
 	}
-	return (a*b + c - 1) / c
+	q, r := a*b/c, a*b%c
+	if r != 0 {
+		q++
+	}
+	return q
 }

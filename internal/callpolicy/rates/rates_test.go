@@ -2,6 +2,7 @@ package rates
 
 import (
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,6 +102,9 @@ func TestParseAmount(t *testing.T) {
 		if got, err := ParseAmount(in); err == nil {
 			t.Errorf("ParseAmount(%q) = %d, want an error", in, got)
 		}
+	}
+	if got := (Rate{PerMinute: Amount(math.MaxInt64 / 2), Increment: 1}).Cost(1000 * time.Hour); got != math.MaxInt64 {
+		t.Errorf("overflowing cost = %d, want saturation", got)
 	}
 	if s := Amount(-1500000).String(); s != "-1.50" {
 		t.Errorf("String = %q", s)
