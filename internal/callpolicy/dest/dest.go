@@ -151,6 +151,7 @@ type Normalizer struct {
 	nationalNDD string
 	ownIDD      string
 	allIDD      []string // idd and ownIDD, without duplicates
+	sharedCode  bool     // other regions use cc too
 }
 
 // New checks opts and returns a Normalizer.
@@ -181,6 +182,7 @@ func New(opts Options) (*Normalizer, error) {
 		}
 		n.idd = append(n.idd, p)
 	}
+	n.sharedCode = len(phonenumbers.GetRegionCodesForCountryCode(cc)) > 1
 	n.allIDD = slices.Clone(n.idd)
 	if n.ownIDD != "" && !slices.Contains(n.allIDD, n.ownIDD) {
 		n.allIDD = append(n.allIDD, n.ownIDD)
@@ -331,6 +333,12 @@ func (n *Normalizer) describe(num *phonenumbers.PhoneNumber, typ phonenumbers.Ph
 	case r.CallingCode != n.cc:
 		r.Classes |= International
 	case r.Country != "" && r.Country != n.region:
+		r.Classes |= International
+	case r.Country == "" && n.sharedCode:
+		// A number the metadata cannot place, behind a code several
+		// countries share (+1, +7, +44…), may be a new foreign range:
+		// count it international rather than let it past the rule. It
+		// is not a valid number, so such a call rarely connects anyway.
 		r.Classes |= International
 	}
 	if r.Type == TypePremiumRate {
