@@ -23,6 +23,8 @@ type sqlStore struct {
 	m    *metrics
 	cfg  config.Store
 	opts Options
+	// backupDir is where Backup writes (BackupDir).
+	backupDir string
 
 	mu     sync.RWMutex // guards closed against Record and the sync calls
 	closed bool
