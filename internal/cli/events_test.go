@@ -110,16 +110,40 @@ func TestInvestigateCommand(t *testing.T) {
 
 func TestBackupAndLogVerifyCommands(t *testing.T) {
 	d, st := storeDaemon(t)
-	to := filepath.Join(t.TempDir(), "copy.db")
-	if code, out, errb := d.cli(t, "backup", "-c", d.cfg, to); code != 0 || !strings.Contains(out, to) {
-		t.Fatalf("backup: exit %d %s %s", code, out, errb)
+	// Through the real admin API: the copy lands 0600 in <data_dir>/backups.
+	to := filepath.Join(d.dir, "data", store.BackupDirName, "copy.db")
+	if code, out, errb := d.cli(t, "backup", "-c", d.cfg, "copy.db"); code != 0 || out != "backup written to "+to+"\n" {
+		t.Fatalf("backup: exit %d %q %s", code, out, errb)
+	}
+	if fi, err := os.Stat(to); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("backup file: %v %v", fi, err)
+	}
+	c := config.Default().Store
+	c.DSN = to
+	cp, err := store.Open(context.Background(), c, filepath.Join(d.dir, "data"), store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := cp.Verify(context.Background()); err != nil || !rep.OK || rep.Records < 7 {
+		t.Errorf("the copy: %+v %v", rep, err)
+	}
+	cp.Close()
+	// Taken by the first backup: refused by the daemon, with no path named.
+	if code, _, errb := d.cli(t, "backup", "-c", d.cfg, "copy.db"); code != ExitError || !strings.Contains(errb, "backup refused") || strings.Contains(errb, "/") {
+		t.Errorf("backup to a taken name: exit %d %q", code, errb)
+	}
+	// A path is a usage error, before the daemon is asked.
+	for _, arg := range []string{to, "../x.db", "data/../x.db", "x\x00.db", "./x.db"} {
+		if code, _, errb := d.cli(t, "backup", "-c", d.cfg, arg); code != ExitUsage || !strings.Contains(errb, "not a path") {
+			t.Errorf("backup %q: exit %d %q", arg, code, errb)
+		}
 	}
 	// Verify runs beside the live daemon.
 	if err := st.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	code, out, errb := d.cli(t, "log", "verify", "-c", d.cfg)
-	if code != 0 || !strings.HasPrefix(out, "ok: 8 records") {
+	if code != 0 || !strings.HasPrefix(out, "ok: 9 records") { // 7 events, 2 audited backups
 		t.Fatalf("log verify on a good log: exit %d %q %s", code, out, errb)
 	}
 	if err := st.Close(); err != nil {

@@ -8,8 +8,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
 	"unicode/utf8"
+
+	"github.com/tollguard/tollguard/internal/safetext"
 )
 
 // writeJSON prints v as indented JSON.
@@ -65,13 +66,11 @@ func safeCell(s string) string {
 	return capString(s, maxCell)
 }
 
-// printable reports whether s is valid UTF-8 with only printable runes and
-// no tab (which would break the columns).
+// printable reports whether s is valid UTF-8 without a rune
+// safetext.Unsafe refuses: no control or bidi character, and no tab (which
+// would break the columns).
 func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	return strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0
+	return utf8.ValidString(s) && strings.IndexFunc(s, safetext.Unsafe) < 0
 }
 
 // capString cuts s to n runes, marking the cut.
