@@ -155,6 +155,25 @@ func TestSafeCell(t *testing.T) {
 	}
 }
 
+// Every control and bidi character is escaped in a table cell, whatever
+// surrounds it.
+func TestSafeCellEscapesEveryListedCharacter(t *testing.T) {
+	var rs []rune
+	for r := rune(0); r < 0x20; r++ {
+		rs = append(rs, r)
+	}
+	for r := rune(0x7f); r < 0xa0; r++ {
+		rs = append(rs, r)
+	}
+	rs = append(rs, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x2066, 0x2067, 0x2068, 0x2069, 0x200e, 0x200f, 0x061c)
+	for _, r := range rs {
+		got := safeCell("10" + string(r) + "01")
+		if strings.ContainsRune(got, r) || !strings.HasPrefix(got, `"10\`) {
+			t.Errorf("safeCell with %U = %q", r, got)
+		}
+	}
+}
+
 func TestFmtDuration(t *testing.T) {
 	cases := []struct {
 		d    time.Duration

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,11 +14,17 @@ import (
 	"github.com/tollguard/tollguard/internal/safetext"
 )
 
-// writeJSON prints v as indented JSON.
+// writeJSON prints v as indented JSON, with the control and bidi
+// characters encoding/json leaves raw escaped (safetext.JSON): the values
+// decode unchanged, and nothing drives the terminal.
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("writing JSON: %w", err)
+	}
+	if _, err := w.Write(safetext.JSON(b.Bytes())); err != nil {
 		return fmt.Errorf("writing JSON: %w", err)
 	}
 	return nil

@@ -30,7 +30,9 @@ func TestWriteTextEscapesAttackerText(t *testing.T) {
 	}
 	defer s.Close()
 	src := netip.MustParseAddrPort("203.0.113.20:5070")
-	at := func(sec int) event.Meta { return event.Meta{Time: t0.Add(time.Duration(sec) * time.Second), Source: src} }
+	at := func(sec int) event.Meta {
+		return event.Meta{Time: t0.Add(time.Duration(sec) * time.Second), Source: src}
+	}
 	for i := range 4 {
 		s.Record(&event.AuthFailure{Meta: at(i), SIP: event.SIP{Method: "REGISTER", UserAgent: "ua" + hostile}, Account: hostile, Code: 403})
 	}

@@ -3,15 +3,16 @@
 // spreadsheet: control and bidi characters are escaped, never passed raw,
 // and CSV cells a spreadsheet would run as a formula are defused.
 //
-// JSON output needs none of this: encoding/json escapes C0 controls and
-// the line separators itself and the text stays faithful; these helpers
-// are for text and CSV, where the reader is a person.
+// JSON output stays faithful; but encoding/json leaves DEL, C1 and bidi
+// controls raw inside strings, so JSON rewrites those as \u escapes, which
+// decode to the same text.
 package safetext
 
 import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -78,4 +79,42 @@ func CSVCell(s string) string {
 		return "'" + Escape(s)
 	}
 	return Escape(s)
+}
+
+// JSON rewrites encoded JSON so it prints safely: every unsafe rune that
+// encoding/json leaves raw inside a string (DEL, C1, bidi controls, other
+// format characters) becomes a \uXXXX escape, a surrogate pair beyond the
+// BMP. The JSON still decodes to exactly the same values; newlines between
+// tokens (indentation) are kept.
+func JSON(b []byte) []byte {
+	i := 0
+	for i < len(b) && b[i] < utf8.RuneSelf && b[i] != 0x7f {
+		i++
+	}
+	if i == len(b) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+32)
+	out = append(out, b[:i]...)
+	for i < len(b) {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == '\n' || !Unsafe(r) || r == utf8.RuneError && n == 1 {
+			out = append(out, b[i:i+n]...)
+			i += n
+			continue
+		}
+		if r > 0xffff {
+			r1, r2 := utf16.EncodeRune(r)
+			out = appendU(appendU(out, r1), r2)
+		} else {
+			out = appendU(out, r)
+		}
+		i += n
+	}
+	return out
+}
+
+func appendU(b []byte, r rune) []byte {
+	const hex = "0123456789abcdef"
+	return append(b, '\\', 'u', hex[r>>12&15], hex[r>>8&15], hex[r>>4&15], hex[r&15])
 }

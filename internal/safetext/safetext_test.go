@@ -1,6 +1,8 @@
 package safetext
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -121,6 +123,58 @@ func FuzzEscape(f *testing.F) {
 		}
 		if !needsEscape(s) && got != s {
 			t.Fatalf("Escape changed safe text %q to %q", s, got)
+		}
+	})
+}
+
+func TestJSONEscapesWhatEncodingJSONLeavesRaw(t *testing.T) {
+	in := map[string]string{"s": "a" + string(listed()) + "\U000e0001\U0001d173 张三 \"q\" \\ <>&"}
+	b, err := json.MarshalIndent(in, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := JSON(b)
+	for i, r := range string(got) {
+		if r != '\n' && Unsafe(r) {
+			t.Fatalf("raw %U at byte %d: %s", r, i, got)
+		}
+	}
+	for _, want := range []string{`\u202e`, `\u0085`, `\u007f`, `\udb40\udc01`, "张三"} {
+		if !bytes.Contains(got, []byte(want)) {
+			t.Errorf("JSON lacks %s: %s", want, got)
+		}
+	}
+	var back map[string]string
+	if err := json.Unmarshal(got, &back); err != nil || back["s"] != in["s"] {
+		t.Fatalf("JSON does not decode to the same text: %v %q", err, back["s"])
+	}
+	plain := []byte(`{"a": "b"}`)
+	if got := JSON(plain); &got[0] != &plain[0] {
+		t.Error("JSON copied ASCII-only input")
+	}
+}
+
+func FuzzJSON(f *testing.F) {
+	for _, s := range []string{"", "a\x1bb", "\u202e", "\u0085", "\U000e0001", "\xff", `\`, "张三"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := json.Marshal([]string{s})
+		if err != nil {
+			t.Skip()
+		}
+		got := JSON(b)
+		for _, r := range string(got) {
+			if Unsafe(r) {
+				t.Fatalf("raw %U in %q", r, got)
+			}
+		}
+		var want, back []string
+		if err := json.Unmarshal(b, &want); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(got, &back); err != nil || back[0] != want[0] {
+			t.Fatalf("JSON(%q) = %q decodes to %q, %v", b, got, back, err)
 		}
 	})
 }
