@@ -197,3 +197,17 @@ func TestFmtDuration(t *testing.T) {
 		t.Errorf("past until = %q", got)
 	}
 }
+
+func TestSafeMessage(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{`ip "\x1b" is not an IP address`, `ip "\x1b" is not an IP address`},
+		{"line one\nline two", "line one\nline two"},
+		{"account \x1b[2J\u202e1001 refused", `account \x1b[2J\u202e1001 refused`},
+		{"a\\b \u202e\nc\x07", `a\\b \u202e` + "\n" + `c\a`},
+	}
+	for _, c := range cases {
+		if got := safeMessage(c.in); got != c.want {
+			t.Errorf("safeMessage(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
