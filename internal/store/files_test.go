@@ -381,3 +381,16 @@ func listing(t *testing.T, dir string) string {
 	}
 	return b.String()
 }
+
+// The key is checked whatever the driver.
+func TestOpenRefusesWideKeyOnEveryDriver(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		b.open(t, Options{}).Close()
+		key := filepath.Join(b.dir, KeyFile)
+		must(t, os.Chmod(key, 0o604))
+		_, err := Open(context.Background(), b.cfg, b.dir, Options{})
+		if err == nil || !strings.Contains(err.Error(), "run `chmod 600 "+key+"`") {
+			t.Fatalf("Open with a 0604 key: %v", err)
+		}
+	})
+}
