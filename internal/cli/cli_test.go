@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -208,6 +209,38 @@ func TestSafeMessage(t *testing.T) {
 	for _, c := range cases {
 		if got := safeMessage(c.in); got != c.want {
 			t.Errorf("safeMessage(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// The top README's command list names every command with the same first
+// argument as the command table, so `tollguard backup NAME` cannot drift
+// back to FILE in one of them.
+func TestReadmeListsEveryCommand(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(b), "## Commands\n\n```\n")
+	block, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 {
+		t.Fatal("README has no command block under ## Commands")
+	}
+	lines := map[string][]string{}
+	for _, l := range strings.Split(block, "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "tollguard" {
+			lines[f[1]] = f[2:]
+		}
+	}
+	for _, c := range builtin() {
+		rest, ok := lines[c.Name]
+		if !ok {
+			t.Errorf("README does not list `tollguard %s`", c.Name)
+			continue
+		}
+		first := strings.Fields(c.Args)
+		if len(first) > 0 && !strings.HasPrefix(first[0], "[") && (len(rest) == 0 || rest[0] != first[0]) {
+			t.Errorf("README: tollguard %s %v, command table: %s", c.Name, rest, c.Args)
 		}
 	}
 }
