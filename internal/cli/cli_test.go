@@ -84,6 +84,8 @@ func TestHelpAndDispatch(t *testing.T) {
 		{"--help", []string{"--help"}, 0, []string{"commands:"}, nil, "", ""},
 		{"help command", []string{"help", "ban"}, 0, []string{"usage: tollguard ban IP [--account A]", "-for D", "-token-file FILE"}, nil, "", ""},
 		{"command -h", []string{"unban", "-h"}, 0, []string{"usage: tollguard unban IP [ACCOUNT]", "-json"}, nil, "-account", ""},
+		{"help backup", []string{"help", "backup"}, 0, []string{"usage: tollguard backup NAME", "new file NAME in its backup directory", "not a path"}, nil, "", ""},
+		{"backup path is a usage error", []string{"backup", "../x.db"}, 2, nil, []string{"NAME is a new file name in the daemon's backup directory", "usage: tollguard backup NAME"}, "", ""},
 		{"help extra command", []string{"help", "serve"}, 0, []string{"usage: tollguard serve [-c FILE]", "-c FILE"}, nil, "", ""},
 		{"help unknown", []string{"help", "frobnicate"}, 2, nil, []string{`unknown command "frobnicate"`}, "", ""},
 		{"unknown command", []string{"frobnicate"}, 2, nil, []string{`unknown command "frobnicate"`, "tollguard help"}, "", ""},
