@@ -155,12 +155,12 @@ func (s *Server) MountEvents(st EventStore) {
 		case err == nil:
 			WriteJSON(w, http.StatusOK, BackupReply{Path: path})
 		case errors.Is(err, store.ErrBackupRefused):
-			s.log.Warn("backup refused", "name", quoteCap(b.Name, 200), "err", err)
+			s.log.Warn("backup refused", "name", capText(b.Name, 200), "err", err)
 			WriteError(w, http.StatusBadRequest, backupRefused)
 		case errors.Is(err, store.ErrUnsupported):
 			WriteError(w, http.StatusNotImplemented, "backup is not supported by this store driver: use pg_dump for postgres")
 		default:
-			s.log.Error("backup failed", "name", quoteCap(b.Name, 200), "err", err)
+			s.log.Error("backup failed", "name", capText(b.Name, 200), "err", err)
 			WriteError(w, http.StatusInternalServerError, "backup failed (see the daemon's log)")
 		}
 	})

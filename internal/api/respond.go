@@ -75,7 +75,9 @@ func capText(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// quoteCap quotes client-supplied text for logs and error messages, capped.
+// quoteCap quotes client-supplied text for error messages, capped. Log
+// attributes take capText: the slog handler quotes them, and quoting here
+// too would log "\"…\"".
 func quoteCap(s string, n int) string {
 	return strconv.Quote(capText(s, n))
 }
