@@ -97,6 +97,17 @@ func JSON(b []byte) []byte {
 	out := make([]byte, 0, len(b)+32)
 	out = append(out, b[:i]...)
 	for i < len(b) {
+		if c := b[i]; c < utf8.RuneSelf && c != 0x7f {
+			// Inside strings encoding/json has escaped C0 already; between
+			// tokens there is only structure and indentation.
+			j := i + 1
+			for j < len(b) && b[j] < utf8.RuneSelf && b[j] != 0x7f {
+				j++
+			}
+			out = append(out, b[i:j]...)
+			i = j
+			continue
+		}
 		r, n := utf8.DecodeRune(b[i:])
 		if r == '\n' || !Unsafe(r) || r == utf8.RuneError && n == 1 {
 			out = append(out, b[i:i+n]...)
