@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/tollguard/tollguard/internal/config"
 )
@@ -89,6 +90,11 @@ func (s *sqlStore) Backup(ctx context.Context, name string) (string, error) {
 			ErrBackupRefused, dir, perm, shellQuote(dir))
 	}
 	to := filepath.Join(dir, name)
+	// With store.backup_dir set to the database's directory, a missing
+	// tollguard.db-wal or -journal is a free name; SQLite would read it.
+	if sidecarOf(to, s.dbPath) {
+		return "", fmt.Errorf("%w: %s would be a side file of the database", ErrBackupRefused, to)
+	}
 	if _, err := os.Lstat(to); err == nil {
 		return "", fmt.Errorf("%w: %s: %w", ErrBackupRefused, to, fs.ErrExist)
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -135,4 +141,15 @@ func syncPrivate(path string) error {
 	}
 	err = errors.Join(f.Chmod(privateFileMode), f.Sync())
 	return errors.Join(err, f.Close())
+}
+
+// sidecarOf reports whether path names a file SQLite keeps beside the
+// database db (db-wal, db-shm, db-journal, …).
+func sidecarOf(path, db string) bool {
+	if db == "" {
+		return false
+	}
+	p, err1 := filepath.Abs(path)
+	d, err2 := filepath.Abs(db)
+	return err1 != nil || err2 != nil || strings.HasPrefix(p, d+"-")
 }

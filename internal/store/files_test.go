@@ -317,6 +317,24 @@ func TestBackupRefusals(t *testing.T) {
 	}
 }
 
+// With store.backup_dir set to data_dir, the names of the database's side
+// files and of the other files there are refused.
+func TestBackupIntoDataDir(t *testing.T) {
+	s, b := backupStore(t, nil)
+	s.backupDir = b.dir // as store.backup_dir: <data_dir> makes it
+	for _, name := range []string{"tollguard.db", "tollguard.db-wal", "tollguard.db-journal", "tollguard.db-shm", KeyFile} {
+		if _, err := s.Backup(context.Background(), name); !errors.Is(err, ErrBackupRefused) {
+			t.Errorf("Backup(%q) into data_dir: %v, want refused", name, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(b.dir, "tollguard.db-journal")); err == nil {
+		t.Error("a backup was written as the database's journal")
+	}
+	if _, err := s.Backup(context.Background(), "copy.db"); err != nil {
+		t.Errorf("an unrelated name: %v", err)
+	}
+}
+
 func TestBackupRefusesUnusableDir(t *testing.T) {
 	cases := []struct {
 		name string

@@ -41,9 +41,10 @@ func Open(ctx context.Context, cfg config.Store, dataDir string, opts Options) (
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
 	private := []string{filepath.Join(dataDir, KeyFile)}
+	var dbPath string
 	if cfg.Driver == "" || cfg.Driver == "sqlite" {
-		p := sqlitePath(cfg.DSN, dataDir)
-		private = append(private, p, p+"-wal", p+"-shm")
+		dbPath = sqlitePath(cfg.DSN, dataDir)
+		private = append(private, dbPath, dbPath+"-wal", dbPath+"-shm")
 	}
 	if err := checkPrivateFiles(private...); err != nil {
 		return nil, fmt.Errorf("opening store: %w", err)
@@ -67,7 +68,7 @@ func Open(ctx context.Context, cfg config.Store, dataDir string, opts Options) (
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
 	s := &sqlStore{db: d, log: opts.Logger.With("component", "store"), now: opts.Now, key: key, cfg: cfg, opts: opts,
-		backupDir: BackupDir(cfg, dataDir)}
+		backupDir: BackupDir(cfg, dataDir), dbPath: dbPath}
 	s.m = newMetrics(opts.Registry, func() float64 { return float64(len(s.queue)) })
 	if opts.ReadOnly {
 		return s, nil
