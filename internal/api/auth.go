@@ -27,7 +27,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		if !s.tokenOK(r.Header.Get("Authorization")) {
 			s.metrics.authFailures.Inc()
 			s.log.Warn("admin API request refused: missing or wrong token",
-				"remote", r.RemoteAddr, "method", quoteCap(r.Method, 16), "path", quoteCap(r.URL.Path, 80))
+				"remote", r.RemoteAddr, "method", capText(r.Method, 16), "path", capText(r.URL.Path, 80))
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tollguard"`)
 			WriteError(w, http.StatusUnauthorized, "missing or wrong admin token (send Authorization: Bearer <contents of "+TokenFile+">)")
 			return

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +23,7 @@ import (
 // implements it).
 type EventStore interface {
 	Query(ctx context.Context, f store.Filter) ([]store.Record, error)
-	Backup(ctx context.Context, path string) error
+	Backup(ctx context.Context, name string) (string, error)
 }
 
 // EventRecord is one stored event as GET /api/v1/events returns it: the
@@ -68,9 +67,24 @@ type InvestigateReply struct {
 
 // BackupBody is POST /api/v1/backup.
 type BackupBody struct {
-	// Path is an absolute path on the daemon's host; it must not exist.
+	// Name is a new file name in the daemon's backup directory
+	// (store.backup_dir, default <data_dir>/backups), not a path: see
+	// store.CheckBackupName.
+	Name string `json:"name"`
+}
+
+// BackupReply answers POST /api/v1/backup.
+type BackupReply struct {
+	// Path is where the daemon wrote the backup, on its host.
 	Path string `json:"path"`
 }
+
+// backupRefused is the one answer to every refused backup name, whether
+// it is malformed, taken, or the backup directory is unusable: the client
+// learns nothing about which paths exist; the daemon's log says which.
+const backupRefused = "backup refused: name must be a new file name in the backup directory " +
+	"(letters, digits, '.', '_' and '-', starting with a letter or a digit, at most 128 bytes); " +
+	"the daemon's log says why"
 
 // investigateLimit bounds the events one report reads.
 const investigateLimit = 100000
@@ -135,21 +149,20 @@ func (s *Server) MountEvents(st EventStore) {
 			WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		if err := CheckText("path", b.Path, 4096); err != nil || !filepath.IsAbs(b.Path) {
-			WriteError(w, http.StatusBadRequest, "path must be an absolute file path on the daemon's host")
-			return
+		Annotate(r, "backup", capText(b.Name, 200), "")
+		path, err := st.Backup(r.Context(), b.Name)
+		switch {
+		case err == nil:
+			WriteJSON(w, http.StatusOK, BackupReply{Path: path})
+		case errors.Is(err, store.ErrBackupRefused):
+			s.log.Warn("backup refused", "name", capText(b.Name, 200), "err", err)
+			WriteError(w, http.StatusBadRequest, backupRefused)
+		case errors.Is(err, store.ErrUnsupported):
+			WriteError(w, http.StatusNotImplemented, "backup is not supported by this store driver: use pg_dump for postgres")
+		default:
+			s.log.Error("backup failed", "name", capText(b.Name, 200), "err", err)
+			WriteError(w, http.StatusInternalServerError, "backup failed (see the daemon's log)")
 		}
-		Annotate(r, "backup", b.Path, "")
-		if err := st.Backup(r.Context(), b.Path); err != nil {
-			code := http.StatusInternalServerError
-			if errors.Is(err, store.ErrUnsupported) {
-				code = http.StatusNotImplemented
-			}
-			s.log.Error("backup failed", "path", quoteCap(b.Path, 200), "err", err)
-			WriteError(w, code, err.Error())
-			return
-		}
-		WriteJSON(w, http.StatusOK, map[string]string{"path": b.Path})
 	})
 }
 

@@ -21,9 +21,15 @@ import (
 // registration and a call abroad from it.
 func storeHarness(t *testing.T) *harness {
 	t.Helper()
+	return storeHarnessIn(t, t.TempDir(), config.Default().Store)
+}
+
+// storeHarnessIn is storeHarness with the store in dataDir, configured by cfg.
+func storeHarnessIn(t *testing.T, dataDir string, cfg config.Store) *harness {
+	t.Helper()
 	h := newHarness(t)
 	ctx := context.Background()
-	st, err := store.Open(ctx, config.Default().Store, t.TempDir(), store.Options{Now: func() time.Time { return t0 }})
+	st, err := store.Open(ctx, cfg, dataDir, store.Options{Now: func() time.Time { return t0 }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,19 +145,73 @@ func TestInvestigate(t *testing.T) {
 }
 
 func TestBackupRoute(t *testing.T) {
-	h := storeHarness(t)
-	to := filepath.Join(t.TempDir(), "copy.db")
-	if w := h.do("POST", "/api/v1/backup", h.bearer(), `{"path":"relative.db"}`); w.Code != 400 {
-		t.Errorf("relative path: %d", w.Code)
-	}
-	w := h.do("POST", "/api/v1/backup", h.bearer(), `{"path":"`+to+`"}`)
+	data := t.TempDir()
+	h := storeHarnessIn(t, data, config.Default().Store)
+	dir := filepath.Join(data, store.BackupDirName)
+	w := h.do("POST", "/api/v1/backup", h.bearer(), `{"name":"copy.db"}`)
 	if w.Code != 200 {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
-	if fi, err := os.Stat(to); err != nil || fi.Size() == 0 {
-		t.Fatalf("backup file: %v", err)
+	var rep api.BackupReply
+	if err := json.Unmarshal(w.Body.Bytes(), &rep); err != nil || rep.Path != filepath.Join(dir, "copy.db") {
+		t.Fatalf("reply %s: %v", w.Body, err)
 	}
-	if n := len(h.audit); n < 2 || h.audit[n-1].Action != "backup" || h.audit[n-1].Target != to {
+	if fi, err := os.Stat(rep.Path); err != nil || fi.Size() == 0 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("backup file: %v %v", fi, err)
+	}
+	if n := len(h.audit); n < 1 || h.audit[n-1].Action != "backup" || h.audit[n-1].Target != "copy.db" {
 		t.Errorf("backup not audited: %+v", h.audit)
+	}
+	if err := os.Symlink("/etc/passwd", filepath.Join(dir, "link.db")); err != nil {
+		t.Fatal(err)
+	}
+
+	// No-dir is a store whose backup_dir cannot be created.
+	blocker := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default().Store
+	cfg.BackupDir = filepath.Join(blocker, "backups")
+	noDir := storeHarnessIn(t, t.TempDir(), cfg)
+
+	// Whatever the reason, one answer: the client learns nothing of which
+	// paths exist.
+	cases := []struct {
+		name string
+		h    *harness
+		body string
+	}{
+		{"exists", h, `{"name":"copy.db"}`},
+		{"symlink planted", h, `{"name":"link.db"}`},
+		{"traversal", h, `{"name":"../x.db"}`},
+		{"traversal after a directory", h, `{"name":"data/../x.db"}`},
+		{"absolute outside", h, `{"name":"/tmp/x.db"}`},
+		{"absolute inside", h, `{"name":"` + filepath.Join(dir, "y.db") + `"}`},
+		{"NUL byte", h, `{"name":"x\u0000.db"}`},
+		{"bidi", h, `{"name":"x\u202e.db"}`},
+		{"empty", h, `{"name":""}`},
+		{"no such dir", noDir, `{"name":"x.db"}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := c.h.do("POST", "/api/v1/backup", c.h.bearer(), c.body)
+			var e struct{ Error string }
+			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil {
+				t.Fatal(err)
+			}
+			if w.Code != 400 || !strings.HasPrefix(e.Error, "backup refused: name must be a new file name in the backup directory") {
+				t.Fatalf("%d %s", w.Code, w.Body)
+			}
+			if strings.Contains(e.Error, "/") {
+				t.Errorf("the answer names a path: %s", e.Error)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(data, "x.db")); err == nil {
+		t.Error("x.db written outside the backup directory")
+	}
+	if w := h.do("POST", "/api/v1/backup", h.bearer(), `{"path":"/tmp/x.db"}`); w.Code != 400 {
+		t.Errorf("the old path field: %d %s", w.Code, w.Body)
 	}
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tollguard/tollguard/internal/safetext"
 )
 
 // maxBody bounds a request body; admin requests are small.
@@ -20,15 +23,19 @@ type ErrorBody struct {
 }
 
 // WriteJSON writes v as JSON with status code. Encoding errors after the
-// header is sent cannot be reported and are ignored.
+// header is sent cannot be reported and are ignored. Control and bidi
+// characters encoding/json leaves raw are written as \uXXXX
+// (safetext.JSON), so the answer is safe on a terminal and decodes the same.
 func WriteJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+	_, _ = w.Write(safetext.JSON(b.Bytes()))
 }
 
 // WriteError writes {"error": msg} with status code.
@@ -68,7 +75,9 @@ func capText(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// quoteCap quotes client-supplied text for logs and error messages, capped.
+// quoteCap quotes client-supplied text for error messages, capped. Log
+// attributes take capText: the slog handler quotes them, and quoting here
+// too would log "\"…\"".
 func quoteCap(s string, n int) string {
 	return strconv.Quote(capText(s, n))
 }

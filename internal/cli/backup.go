@@ -4,14 +4,17 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"path/filepath"
 
 	"github.com/tollguard/tollguard/internal/api"
+	"github.com/tollguard/tollguard/internal/safetext"
+	"github.com/tollguard/tollguard/internal/store"
 )
 
-// runBackup is `tollguard backup FILE`: the running daemon writes a
-// consistent copy of its SQLite store to FILE (VACUUM INTO). FILE is on the
-// daemon's host and must not exist. For the postgres driver use pg_dump.
+// runBackup is `tollguard backup NAME`: the running daemon writes a
+// consistent copy of its SQLite store (VACUUM INTO), mode 0600, to the new
+// file NAME in its backup directory (store.backup_dir, default
+// <data_dir>/backups). NAME is a file name, not a path. For the postgres
+// driver use pg_dump.
 func runBackup(ctx context.Context, e *Env, args []string) error {
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
 	cf := addClientFlags(fs)
@@ -20,19 +23,19 @@ func runBackup(ctx context.Context, e *Env, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return usagef("want exactly one FILE, got %d arguments", len(pos))
+		return usagef("want exactly one NAME, got %d arguments", len(pos))
 	}
-	path, err := filepath.Abs(pos[0])
-	if err != nil {
-		return fmt.Errorf("backup: %w", err)
+	if err := store.CheckBackupName(pos[0]); err != nil {
+		return usagef("%s: NAME is a new file name in the daemon's backup directory (store.backup_dir, default <data_dir>/backups), not a path", err)
 	}
 	c, err := cf.client(e)
 	if err != nil {
 		return err
 	}
-	if err := c.Do(ctx, "POST", "/api/v1/backup", nil, api.BackupBody{Path: path}, nil); err != nil {
+	var rep api.BackupReply
+	if err := c.Do(ctx, "POST", "/api/v1/backup", nil, api.BackupBody{Name: pos[0]}, &rep); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.Stdout, "backup written to %s\n", path)
+	fmt.Fprintf(e.Stdout, "backup written to %s\n", safetext.Escape(rep.Path))
 	return nil
 }

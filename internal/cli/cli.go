@@ -10,7 +10,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/tollguard/tollguard/internal/safetext"
 )
 
 // Exit codes of Main.
@@ -104,11 +108,12 @@ func run(ctx context.Context, e *Env, args []string, extra []Command) int {
 	case errors.Is(err, flag.ErrHelp):
 		return ExitOK
 	case errors.As(err, &ue):
-		fmt.Fprintf(e.Stderr, "tollguard %s: %s\n", c.Name, ue.Msg)
+		fmt.Fprintf(e.Stderr, "tollguard %s: %s\n", c.Name, safeMessage(ue.Msg))
 		fmt.Fprintf(e.Stderr, "usage: tollguard %s %s\n", c.Name, c.Args)
 		return ExitUsage
 	default:
-		fmt.Fprintf(e.Stderr, "tollguard %s: %v\n", c.Name, err)
+		// The daemon's answer may quote what a client sent: escaped.
+		fmt.Fprintf(e.Stderr, "tollguard %s: %s\n", c.Name, safeMessage(err.Error()))
 		return ExitError
 	}
 }
@@ -192,4 +197,18 @@ func (e *Env) Parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
+}
+
+// safeMessage returns an error message as it is unless it holds a control
+// or bidi character other than a newline (a daemon's answer may quote what
+// a client sent); then each line is escaped (safetext.Escape).
+func safeMessage(s string) string {
+	if utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return r != '\n' && safetext.Unsafe(r) }) < 0 {
+		return s
+	}
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = safetext.Escape(l)
+	}
+	return strings.Join(lines, "\n")
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -83,6 +84,8 @@ func TestHelpAndDispatch(t *testing.T) {
 		{"--help", []string{"--help"}, 0, []string{"commands:"}, nil, "", ""},
 		{"help command", []string{"help", "ban"}, 0, []string{"usage: tollguard ban IP [--account A]", "-for D", "-token-file FILE"}, nil, "", ""},
 		{"command -h", []string{"unban", "-h"}, 0, []string{"usage: tollguard unban IP [ACCOUNT]", "-json"}, nil, "-account", ""},
+		{"help backup", []string{"help", "backup"}, 0, []string{"usage: tollguard backup NAME", "new file NAME in its backup directory", "not a path"}, nil, "", ""},
+		{"backup path is a usage error", []string{"backup", "../x.db"}, 2, nil, []string{"NAME is a new file name in the daemon's backup directory", "usage: tollguard backup NAME"}, "", ""},
 		{"help extra command", []string{"help", "serve"}, 0, []string{"usage: tollguard serve [-c FILE]", "-c FILE"}, nil, "", ""},
 		{"help unknown", []string{"help", "frobnicate"}, 2, nil, []string{`unknown command "frobnicate"`}, "", ""},
 		{"unknown command", []string{"frobnicate"}, 2, nil, []string{`unknown command "frobnicate"`, "tollguard help"}, "", ""},
@@ -155,6 +158,25 @@ func TestSafeCell(t *testing.T) {
 	}
 }
 
+// Every control and bidi character is escaped in a table cell, whatever
+// surrounds it.
+func TestSafeCellEscapesEveryListedCharacter(t *testing.T) {
+	var rs []rune
+	for r := rune(0); r < 0x20; r++ {
+		rs = append(rs, r)
+	}
+	for r := rune(0x7f); r < 0xa0; r++ {
+		rs = append(rs, r)
+	}
+	rs = append(rs, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x2066, 0x2067, 0x2068, 0x2069, 0x200e, 0x200f, 0x061c)
+	for _, r := range rs {
+		got := safeCell("10" + string(r) + "01")
+		if strings.ContainsRune(got, r) || !strings.HasPrefix(got, `"10\`) {
+			t.Errorf("safeCell with %U = %q", r, got)
+		}
+	}
+}
+
 func TestFmtDuration(t *testing.T) {
 	cases := []struct {
 		d    time.Duration
@@ -176,5 +198,51 @@ func TestFmtDuration(t *testing.T) {
 	}
 	if got := fmtLeft(now.Add(-time.Second), now); got != "expired" {
 		t.Errorf("past until = %q", got)
+	}
+}
+
+func TestSafeMessage(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{`ip "\x1b" is not an IP address`, `ip "\x1b" is not an IP address`},
+		{"line one\nline two", "line one\nline two"},
+		{"account \x1b[2J\u202e1001 refused", `account \x1b[2J\u202e1001 refused`},
+		{"a\\b \u202e\nc\x07", `a\\b \u202e` + "\n" + `c\a`},
+	}
+	for _, c := range cases {
+		if got := safeMessage(c.in); got != c.want {
+			t.Errorf("safeMessage(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// The top README's command list names every command with the same first
+// argument as the command table, so `tollguard backup NAME` cannot drift
+// back to FILE in one of them.
+func TestReadmeListsEveryCommand(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(b), "## Commands\n\n```\n")
+	block, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 {
+		t.Fatal("README has no command block under ## Commands")
+	}
+	lines := map[string][]string{}
+	for _, l := range strings.Split(block, "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "tollguard" {
+			lines[f[1]] = f[2:]
+		}
+	}
+	for _, c := range builtin() {
+		rest, ok := lines[c.Name]
+		if !ok {
+			t.Errorf("README does not list `tollguard %s`", c.Name)
+			continue
+		}
+		first := strings.Fields(c.Args)
+		if len(first) > 0 && !strings.HasPrefix(first[0], "[") && (len(rest) == 0 || rest[0] != first[0]) {
+			t.Errorf("README: tollguard %s %v, command table: %s", c.Name, rest, c.Args)
+		}
 	}
 }

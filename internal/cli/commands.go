@@ -11,7 +11,7 @@ func builtin() []Command {
 		{Name: "events", Args: "[--ip IP] [--account A] [--call-id C] [--kind K,...] [--since D] [--until D] [--limit N] [--unmask] [--json|--csv]", Summary: "recorded events, newest first (phone numbers masked unless --unmask)", Run: runEvents},
 		{Name: "investigate", Args: "[--since 24h] [--unmask] [--json]", Summary: "incident report: attackers, targeted and compromised accounts, expensive calls, timeline", Run: runInvestigate},
 		{Name: "log", Args: "verify [-c FILE] [--json]", Summary: "check the event log's hash chain and signed checkpoints; exits 1 when broken", Run: runLog},
-		{Name: "backup", Args: "FILE", Summary: "have the daemon write a consistent copy of its SQLite store to FILE", Run: runBackup},
+		{Name: "backup", Args: "NAME", Summary: "have the daemon write a consistent 0600 copy of its SQLite store to the new file NAME in its backup directory (store.backup_dir, default <data_dir>/backups); NAME is a file name, not a path", Run: runBackup},
 		{Name: "audit", Args: "freeswitch [DIR] [--json] [--fail-on SEVERITY] [-c FILE]", Summary: "audit a FreeSWITCH configuration directory for toll-fraud holes; exits 1 on a finding at or above --fail-on (default high)", Run: runAudit},
 		{Name: "simulate", Args: "--target udp://127.0.0.1:5060 [--phones N] [--typos N] [--attackers scanner,cracker,enumerator,flooder] [--duration D]", Summary: "drive simulated phones and attackers at a loopback target and report what each saw", Run: runSimulate},
 		{Name: "version", Args: "[--json]", Summary: "print the version", Run: runVersion},

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/tollguard/tollguard/internal/api"
+	"github.com/tollguard/tollguard/internal/safetext"
 )
 
 // runEvents is `tollguard events [filters] [--json|--csv] [--unmask]`.
@@ -84,8 +85,10 @@ func codeText(c int) string {
 // csvHeader is the column order of `tollguard events --csv`.
 var csvHeader = []string{"seq", "time", "kind", "source", "transport", "account", "from", "to", "ruri", "user_agent", "call_id", "code", "rule", "detail", "hash"}
 
-// writeEventsCSV writes records as CSV. Cells that a spreadsheet would
-// run as a formula are prefixed with a quote (CSV injection).
+// writeEventsCSV writes records as CSV. Every cell goes through
+// safetext.CSVCell: control and bidi characters are escaped, and cells a
+// spreadsheet would run as a formula are prefixed with a quote (CSV
+// injection). --json is the faithful export.
 func writeEventsCSV(e *Env, recs []api.EventRecord) error {
 	w := csv.NewWriter(e.Stdout)
 	w.Write(csvHeader)
@@ -93,9 +96,7 @@ func writeEventsCSV(e *Env, recs []api.EventRecord) error {
 		row := []string{strconv.FormatInt(r.Seq, 10), r.Time.UTC().Format("2006-01-02T15:04:05.000000Z"), r.Kind, r.Source, r.Transport,
 			r.Account, r.From, r.To, r.RURI, r.UserAgent, r.CallID, codeText(r.Code), r.Rule, r.Summary, r.Hash}
 		for i, c := range row {
-			if c != "" && (c[0] == '=' || c[0] == '@' || c[0] == '-' || c[0] == '\t' || c[0] == '\r') {
-				row[i] = "'" + c
-			}
+			row[i] = safetext.CSVCell(c)
 		}
 		w.Write(row)
 	}

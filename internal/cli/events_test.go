@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/csv"
+	"encoding/json"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/tollguard/tollguard/internal/api"
 	"github.com/tollguard/tollguard/internal/config"
 	"github.com/tollguard/tollguard/internal/event"
+	"github.com/tollguard/tollguard/internal/safetext"
 	"github.com/tollguard/tollguard/internal/store"
 )
 
@@ -110,16 +112,40 @@ func TestInvestigateCommand(t *testing.T) {
 
 func TestBackupAndLogVerifyCommands(t *testing.T) {
 	d, st := storeDaemon(t)
-	to := filepath.Join(t.TempDir(), "copy.db")
-	if code, out, errb := d.cli(t, "backup", "-c", d.cfg, to); code != 0 || !strings.Contains(out, to) {
-		t.Fatalf("backup: exit %d %s %s", code, out, errb)
+	// Through the real admin API: the copy lands 0600 in <data_dir>/backups.
+	to := filepath.Join(d.dir, "data", store.BackupDirName, "copy.db")
+	if code, out, errb := d.cli(t, "backup", "-c", d.cfg, "copy.db"); code != 0 || out != "backup written to "+to+"\n" {
+		t.Fatalf("backup: exit %d %q %s", code, out, errb)
+	}
+	if fi, err := os.Stat(to); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("backup file: %v %v", fi, err)
+	}
+	c := config.Default().Store
+	c.DSN = to
+	cp, err := store.Open(context.Background(), c, filepath.Join(d.dir, "data"), store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := cp.Verify(context.Background()); err != nil || !rep.OK || rep.Records < 7 {
+		t.Errorf("the copy: %+v %v", rep, err)
+	}
+	cp.Close()
+	// Taken by the first backup: refused by the daemon, with no path named.
+	if code, _, errb := d.cli(t, "backup", "-c", d.cfg, "copy.db"); code != ExitError || !strings.Contains(errb, "backup refused") || strings.Contains(errb, "/") {
+		t.Errorf("backup to a taken name: exit %d %q", code, errb)
+	}
+	// A path is a usage error, before the daemon is asked.
+	for _, arg := range []string{to, "../x.db", "data/../x.db", "x\x00.db", "./x.db"} {
+		if code, _, errb := d.cli(t, "backup", "-c", d.cfg, arg); code != ExitUsage || !strings.Contains(errb, "not a path") {
+			t.Errorf("backup %q: exit %d %q", arg, code, errb)
+		}
 	}
 	// Verify runs beside the live daemon.
 	if err := st.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	code, out, errb := d.cli(t, "log", "verify", "-c", d.cfg)
-	if code != 0 || !strings.HasPrefix(out, "ok: 8 records") {
+	if code != 0 || !strings.HasPrefix(out, "ok: 9 records") { // 7 events, 2 audited backups
 		t.Fatalf("log verify on a good log: exit %d %q %s", code, out, errb)
 	}
 	if err := st.Close(); err != nil {
@@ -140,4 +166,75 @@ func TestBackupAndLogVerifyCommands(t *testing.T) {
 	if code, _, _ := d.cli(t, "log", "check", "-c", d.cfg); code != ExitUsage {
 		t.Errorf("log check: exit %d, want usage", code)
 	}
+}
+
+// hostileText holds every character class that must not reach a terminal
+// or a spreadsheet raw: C0 (ESC, tab, CR), DEL, C1, bidi controls and
+// marks.
+const hostileText = "\x1b]0;pwned\x07\x7f\u009b31m\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c\t\r"
+
+// Attacker text reaches the table and the CSV escaped, and formulas are
+// defused; the JSON keeps it exactly.
+func TestEventsEscapeAttackerText(t *testing.T) {
+	d, st := storeDaemon(t)
+	src := netip.MustParseAddrPort("198.51.100.9:5060")
+	fields := map[string]string{
+		"account":    "+1" + hostileText,
+		"user_agent": "=HYPERLINK(\"x\")" + hostileText,
+		"call_id":    "@" + hostileText,
+		"from":       "-2" + hostileText,
+		"to":         "\t=1+1",
+		"ruri":       "\r=1+1",
+	}
+	st.Record(&event.AuthFailure{Meta: event.Meta{Time: t0.Add(-time.Minute), Source: src}, Code: 403, Account: fields["account"],
+		SIP: event.SIP{Method: "INVITE", UserAgent: fields["user_agent"], CallID: fields["call_id"], FromUser: fields["from"], ToUser: fields["to"], RURIUser: fields["ruri"]}})
+	if err := st.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	raw := func(what, out string) {
+		t.Helper()
+		for i, r := range out {
+			if r != '\n' && safetext.Unsafe(r) {
+				t.Errorf("%s: raw %U at byte %d:\n%s", what, r, i, out)
+				return
+			}
+		}
+	}
+
+	code, out, errb := d.cli(t, "events", "-c", d.cfg, "--ip", "198.51.100.9")
+	if code != 0 {
+		t.Fatalf("events: exit %d %s", code, errb)
+	}
+	raw("table", out)
+
+	code, out, _ = d.cli(t, "events", "-c", d.cfg, "--ip", "198.51.100.9", "--csv")
+	raw("csv", strings.ReplaceAll(out, "\r\n", "\n"))
+	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if code != 0 || err != nil || len(recs) != 2 {
+		t.Fatalf("events --csv: exit %d, %v\n%s", code, err, out)
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	for name, v := range fields {
+		cell := recs[1][col[name]]
+		if cell != "'"+safetext.Escape(v) {
+			t.Errorf("csv %s = %q, want it defused and escaped", name, cell)
+		}
+	}
+
+	code, out, _ = d.cli(t, "events", "-c", d.cfg, "--ip", "198.51.100.9", "--json")
+	var rep api.EventsReply
+	if err := json.Unmarshal([]byte(out), &rep); code != 0 || err != nil || len(rep.Records) != 1 {
+		t.Fatalf("events --json: exit %d, %v", code, err)
+	}
+	r := rep.Records[0]
+	got := map[string]string{"account": r.Account, "user_agent": r.UserAgent, "call_id": r.CallID, "from": r.From, "to": r.To, "ruri": r.RURI}
+	for name, v := range fields {
+		if got[name] != v {
+			t.Errorf("json %s = %q, want %q exactly", name, got[name], v)
+		}
+	}
+	raw("json", out) // encoding/json escapes what is not printable
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,15 +9,22 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
 	"unicode/utf8"
+
+	"github.com/tollguard/tollguard/internal/safetext"
 )
 
-// writeJSON prints v as indented JSON.
+// writeJSON prints v as indented JSON, with the control and bidi
+// characters encoding/json leaves raw escaped (safetext.JSON): the values
+// decode unchanged, and nothing drives the terminal.
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("writing JSON: %w", err)
+	}
+	if _, err := w.Write(safetext.JSON(b.Bytes())); err != nil {
 		return fmt.Errorf("writing JSON: %w", err)
 	}
 	return nil
@@ -65,13 +73,11 @@ func safeCell(s string) string {
 	return capString(s, maxCell)
 }
 
-// printable reports whether s is valid UTF-8 with only printable runes and
-// no tab (which would break the columns).
+// printable reports whether s is valid UTF-8 without a rune
+// safetext.Unsafe refuses: no control or bidi character, and no tab (which
+// would break the columns).
 func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	return strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0
+	return utf8.ValidString(s) && strings.IndexFunc(s, safetext.Unsafe) < 0
 }
 
 // capString cuts s to n runes, marking the cut.

@@ -109,6 +109,9 @@ type Store struct {
 	// FlushInterval bounds how long an event waits in the write batch.
 	// Default 100ms.
 	FlushInterval Duration `yaml:"flush_interval"`
+	// BackupDir is the only directory backups are written to; the default
+	// (empty) is <data_dir>/backups.
+	BackupDir string `yaml:"backup_dir"`
 }
 
 // JailRule is one register_failure entry. Its UnmarshalYAML also accepts

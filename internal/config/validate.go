@@ -77,6 +77,9 @@ func (c *Config) Validate() error {
 	if c.Store.Retention.D() < 24*3600e9 {
 		return bad("store.retention", "must be at least 1d", "the default 180d meets the six-month log rule")
 	}
+	if strings.ContainsRune(c.Store.BackupDir, 0) {
+		return bad("store.backup_dir", "must not contain a NUL byte", "a directory path, or empty for <data_dir>/backups")
+	}
 	if c.Store.Checkpoint <= 0 || c.Store.FlushInterval <= 0 {
 		return bad("store", "checkpoint and flush_interval must be positive", "defaults: 1m and 100ms")
 	}

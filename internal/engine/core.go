@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -180,15 +179,18 @@ func (e *Engine) apply(d decision.Decision) {
 	e.out.Apply(d)
 	e.m.decision(d.Rule)
 	if e.log.Enabled(context.Background(), slog.LevelInfo) {
-		e.log.Info("ban", "scope", string(d.Scope), "target", quote(d.Target()), "rule", d.Rule,
+		e.log.Info("ban", "scope", string(d.Scope), "target", capLog(d.Target()), "rule", d.Rule,
 			"reason", d.Reason, "until", d.Until, "count", d.Count)
 	}
 }
 
-// quote renders attacker-controlled text for logs: quoted, at most 64 bytes.
-func quote(s string) string {
+// capLog caps attacker-controlled text for logs at 64 bytes. The slog
+// handler quotes it (text: strconv.Quote when it holds a space, a quote
+// or anything unprintable; JSON: escaped), so quoting here too would
+// print "\"1001@…\"".
+func capLog(s string) string {
 	if len(s) > 64 {
 		s = s[:64]
 	}
-	return strconv.Quote(s)
+	return s
 }

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tollguard/tollguard/internal/safetext"
 	"github.com/tollguard/tollguard/internal/store"
 )
 
@@ -36,7 +37,9 @@ func (r *Report) Mask() {
 }
 
 // WriteText writes r as the plain-text report `tollguard investigate`
-// prints. Text that came from the network is quoted.
+// prints. Text that came from the network is quoted (%q) or, in the
+// timeline, escaped (safetext.Escape): no control or bidi character is
+// written raw.
 func (r *Report) WriteText(w io.Writer) error {
 	ew := &errWriter{w: w}
 	ts := func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") }
@@ -86,7 +89,7 @@ func (r *Report) WriteText(w io.Writer) error {
 
 	ew.printf("\nTIMELINE (UTC)\n")
 	for _, e := range r.Timeline {
-		ew.printf("  %s  %s\n", ts(e.Time), strings.Map(printable, e.What))
+		ew.printf("  %s  %s\n", ts(e.Time), safetext.Escape(e.What))
 	}
 	return ew.err
 }
@@ -105,15 +108,6 @@ func quoteList(s []string, n int) string {
 		parts = append(parts, fmt.Sprintf("%q", v))
 	}
 	return strings.Join(parts, ", ")
-}
-
-// printable replaces control characters so timeline text cannot drive the
-// terminal.
-func printable(r rune) rune {
-	if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-		return '?'
-	}
-	return r
 }
 
 type errWriter struct {

@@ -21,7 +21,8 @@ type db struct {
 	// commit writes one batch in one transaction on the writer's
 	// connection.
 	commit func(ctx context.Context, b *batch) error
-	// backup copies the database to a file.
+	// backup copies the database into path, an empty file; nil when the
+	// driver has no file copy.
 	backup func(ctx context.Context, path string) error
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/tollguard/tollguard/internal/config"
@@ -16,6 +17,11 @@ import (
 // loads or creates the checkpoint signing key <dataDir>/store.key, and
 // starts the batch writer and the retention purge. With opts.ReadOnly it
 // only opens the database and reads the key.
+//
+// The key, the SQLite database and its -wal and -shm files are created
+// with mode 0600, and dataDir with 0700. Open refuses to start when one
+// of those files exists and group or others may read or write it, or when
+// group or others may write dataDir: the error says the chmod to run.
 func Open(ctx context.Context, cfg config.Store, dataDir string, opts Options) (Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -31,6 +37,18 @@ func Open(ctx context.Context, cfg config.Store, dataDir string, opts Options) (
 	cfg.Checkpoint = cmpOr(cfg.Checkpoint, def.Checkpoint)
 	cfg.FlushInterval = cmpOr(cfg.FlushInterval, def.FlushInterval)
 
+	if err := checkDataDir(dataDir); err != nil {
+		return nil, fmt.Errorf("opening store: %w", err)
+	}
+	private := []string{filepath.Join(dataDir, KeyFile)}
+	var dbPath string
+	if cfg.Driver == "" || cfg.Driver == "sqlite" {
+		dbPath = sqlitePath(cfg.DSN, dataDir)
+		private = append(private, dbPath, dbPath+"-wal", dbPath+"-shm")
+	}
+	if err := checkPrivateFiles(private...); err != nil {
+		return nil, fmt.Errorf("opening store: %w", err)
+	}
 	key, err := loadKey(dataDir, !opts.ReadOnly)
 	if err != nil {
 		return nil, fmt.Errorf("opening store: %w", err)
@@ -49,7 +67,8 @@ func Open(ctx context.Context, cfg config.Store, dataDir string, opts Options) (
 	if err != nil {
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
-	s := &sqlStore{db: d, log: opts.Logger.With("component", "store"), now: opts.Now, key: key, cfg: cfg, opts: opts}
+	s := &sqlStore{db: d, log: opts.Logger.With("component", "store"), now: opts.Now, key: key, cfg: cfg, opts: opts,
+		backupDir: BackupDir(cfg, dataDir), dbPath: dbPath}
 	s.m = newMetrics(opts.Registry, func() float64 { return float64(len(s.queue)) })
 	if opts.ReadOnly {
 		return s, nil
@@ -110,9 +129,4 @@ func (s *sqlStore) ActiveBans(ctx context.Context, now time.Time) ([]decision.De
 // Query implements Store.
 func (s *sqlStore) Query(ctx context.Context, f Filter) ([]Record, error) {
 	return s.db.query(ctx, f)
-}
-
-// Backup implements Store.
-func (s *sqlStore) Backup(ctx context.Context, path string) error {
-	return s.db.backup(ctx, path)
 }

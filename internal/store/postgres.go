@@ -20,11 +20,7 @@ func openPostgres(ctx context.Context, dsn string) (*db, error) {
 		sdb.Close()
 		return nil, fmt.Errorf("connecting to postgres: %w", err)
 	}
-	d := &db{sql: sdb, pg: true}
-	d.backup = func(context.Context, string) error {
-		return fmt.Errorf("backup: use pg_dump for the postgres driver: %w", ErrUnsupported)
-	}
-	return d, nil
+	return &db{sql: sdb, pg: true}, nil
 }
 
 var copyColumns = []string{"seq", "time_us", "kind", "ip", "port", "account", "call_id", "code", "rule", "data", "hash"}

@@ -62,11 +62,15 @@ func newKey(path string) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generating signing key: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := mkdirPrivate(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("creating data dir: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, privateFileMode)
 	if err != nil {
+		return nil, fmt.Errorf("creating signing key: %w", err)
+	}
+	if err := f.Chmod(privateFileMode); err != nil {
+		f.Close()
 		return nil, fmt.Errorf("creating signing key: %w", err)
 	}
 	if err := pem.Encode(f, &pem.Block{Type: pemType, Bytes: k.Seed()}); err != nil {

@@ -29,8 +29,15 @@ func openSQLite(ctx context.Context, path string, readOnly bool) (*db, error) {
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("opening %s: %w", path, err)
 		}
-	} else if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("creating store directory: %w", err)
+	} else {
+		if err := mkdirPrivate(filepath.Dir(path)); err != nil {
+			return nil, fmt.Errorf("creating store directory: %w", err)
+		}
+		// A new database is created here, 0600, so SQLite opens an
+		// existing file and gives its -wal and -shm the same mode.
+		if err := createPrivate(path); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("creating %s: %w", path, err)
+		}
 	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(5000)")
@@ -53,13 +60,8 @@ func openSQLite(ctx context.Context, path string, readOnly bool) (*db, error) {
 	}
 	d := &db{sql: sdb}
 	d.backup = func(ctx context.Context, to string) error {
-		if _, err := os.Stat(to); err == nil {
-			return fmt.Errorf("backup to %s: %w", to, fs.ErrExist)
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("backup to %s: %w", to, err)
-		}
 		if _, err := sdb.ExecContext(ctx, `VACUUM INTO ?`, to); err != nil {
-			return fmt.Errorf("backup to %s: %w", to, err)
+			return fmt.Errorf("VACUUM INTO %s: %w", to, err)
 		}
 		return nil
 	}

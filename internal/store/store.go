@@ -55,10 +55,13 @@ type Store interface {
 	// anchor. It deletes one checkpoint interval per transaction so writes
 	// are not stalled, and returns how many records it deleted.
 	Purge(ctx context.Context, before time.Time) (int64, error)
-	// Backup writes a consistent copy of the store to path while the store
-	// is in use (SQLite VACUUM INTO). PostgreSQL returns ErrUnsupported:
+	// Backup writes a consistent copy of the store, mode 0600, to the file
+	// name (see CheckBackupName) in the backup directory (BackupDir) while
+	// the store is in use (SQLite VACUUM INTO), and returns its path. It
+	// never writes elsewhere, never overwrites and never follows a link;
+	// refusals wrap ErrBackupRefused. PostgreSQL returns ErrUnsupported:
 	// use pg_dump.
-	Backup(ctx context.Context, path string) error
+	Backup(ctx context.Context, name string) (string, error)
 	// Close stops accepting events, drains the queue, commits it, writes a
 	// final checkpoint and closes the database. It is safe to call twice.
 	Close() error

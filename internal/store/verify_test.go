@@ -200,28 +200,3 @@ func TestPurgeKeepsChainVerifiable(t *testing.T) {
 		}
 	})
 }
-
-func TestBackup(t *testing.T) {
-	b := newBackend(t, "sqlite")
-	clk := &clock{t: t0}
-	chained(t, b, clk)
-	s := b.open(t, Options{Now: clk.Now})
-	s.Record(&event.Request{Meta: event.Meta{Time: t0, Source: ap("203.0.113.7:5060")}})
-	if err := s.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	to := filepath.Join(t.TempDir(), "copy.db")
-	if err := s.Backup(context.Background(), to); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Backup(context.Background(), to); err == nil {
-		t.Error("Backup overwrote an existing file")
-	}
-	c := b
-	c.cfg.DSN = to
-	cs := c.open(t, Options{ReadOnly: true})
-	rep, err := cs.Verify(context.Background())
-	if err != nil || !rep.OK || rep.Records != 21 {
-		t.Fatalf("backup copy: %+v, %v", rep, err)
-	}
-}

@@ -23,6 +23,9 @@ type sqlStore struct {
 	m    *metrics
 	cfg  config.Store
 	opts Options
+	// backupDir is where Backup writes (BackupDir); dbPath the SQLite
+	// database file, empty for PostgreSQL.
+	backupDir, dbPath string
 
 	mu     sync.RWMutex // guards closed against Record and the sync calls
 	closed bool
