@@ -132,10 +132,12 @@ func (p *Proxy) serveStream(ctx context.Context, l *listener) {
 			_ = c.Close()
 			continue
 		}
+		raw := c
 		if l.network == "tls" {
 			c = tls.Server(c, p.o.TLS)
 		}
 		sc := newStreamConn(c, l, ra, false)
+		sc.raw = raw
 		evicted, ok := p.conns.add(sc)
 		if evicted != nil {
 			p.m.drop(dropConnEvict)
@@ -165,10 +167,26 @@ func (p *Proxy) serveStream(ctx context.Context, l *listener) {
 func (p *Proxy) readStream(ctx context.Context, sc *streamConn) {
 	defer p.conns.remove(sc)
 	start := time.Now()
+	// Until the peer sends its first byte the connection holds no buffer,
+	// parser or handshake state: an idle flood costs a goroutine and a
+	// socket per connection, not kilobytes of buffers.
+	firstBy := start.Add(p.o.FirstMessageTimeout)
+	if sc.up {
+		firstBy = start.Add(p.o.RegisteredIdle) // the PBX speaks when asked
+	}
+	_ = sc.c.SetReadDeadline(firstBy)
+	if err := waitReadable(sc.raw); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			p.m.drop(dropConnIdle)
+		}
+		return
+	}
 	if tc, ok := sc.c.(*tls.Conn); ok {
-		hctx, cancel := context.WithDeadline(ctx, start.Add(p.o.FirstMessageTimeout))
-		err := tc.HandshakeContext(hctx)
-		cancel()
+		// A deadline rather than a context: HandshakeContext would start a
+		// goroutine per connection to watch the context.
+		_ = tc.SetDeadline(start.Add(p.o.FirstMessageTimeout))
+		err := tc.Handshake()
+		_ = tc.SetWriteDeadline(time.Time{})
 		if err != nil {
 			p.m.drop(dropTLS)
 			p.log.Debug("tls handshake failed", "src", sc.remote, "error", capq(err.Error()))
@@ -185,7 +203,7 @@ func (p *Proxy) readStream(ctx context.Context, sc *streamConn) {
 		case sc.up || sc.registered.Load():
 			dl = time.Now().Add(p.o.RegisteredIdle)
 		case first:
-			dl = start.Add(p.o.FirstMessageTimeout)
+			dl = firstBy
 		default:
 			dl = lastMsg.Add(p.o.UnregisteredIdle)
 		}
@@ -230,12 +248,14 @@ func (p *Proxy) readStream(ctx context.Context, sc *streamConn) {
 // starts with the first write: an idle connection costs one goroutine.
 type streamConn struct {
 	c          net.Conn
+	raw        net.Conn // c, or the TCP connection under TLS
 	lis        *listener
 	remote     netip.AddrPort
 	source     netip.Prefix // the per-source key: the address, or its /64
 	up         bool
 	registered atomic.Bool // a REGISTER on it got a 2xx with a non-zero expiry
-	q          chan []byte
+	qlen       int
+	q          chan []byte // made with the writer, at the first write
 	done       chan struct{}
 	once       sync.Once
 	writer     sync.Once
@@ -252,8 +272,8 @@ func newStreamConn(c net.Conn, l *listener, remote netip.AddrPort, up bool) *str
 	if up {
 		n = upstreamQueue
 	}
-	return &streamConn{c: c, lis: l, remote: remote, source: sourceKey(remote.Addr()), up: up,
-		q: make(chan []byte, n), done: make(chan struct{})}
+	return &streamConn{c: c, raw: c, lis: l, remote: remote, source: sourceKey(remote.Addr()), up: up,
+		qlen: n, done: make(chan struct{})}
 }
 
 // sourceKey groups addresses for the per-source cap: an IPv4 address, or
@@ -277,7 +297,10 @@ func (s *streamConn) enqueue(b []byte) bool {
 		return false
 	default:
 	}
-	s.writer.Do(func() { go s.writeLoop() })
+	s.writer.Do(func() {
+		s.q = make(chan []byte, s.qlen)
+		go s.writeLoop()
+	})
 	select {
 	case s.q <- b:
 		return true

@@ -405,6 +405,9 @@ func BenchmarkConnectionExhaustion(b *testing.B) {
 			b.Errorf("REGISTER over TCP under attack: %s", r.Summary())
 		}
 		rss, hwm := g.rss()
+		b.ReportMetric(g.metric("go_memstats_heap_inuse_bytes", "")/(1<<20), "heap-inuse-MiB")
+		b.ReportMetric(g.metric("go_memstats_stack_inuse_bytes", "")/(1<<20), "stack-inuse-MiB")
+		b.ReportMetric(g.metric("go_goroutines", ""), "goroutines")
 		b.ReportMetric(float64(e.dialed.Load()), "dialled")
 		b.ReportMetric(float64(e.open.Load()), "held-by-attacker")
 		b.ReportMetric(held, "refused")
