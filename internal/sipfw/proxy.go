@@ -245,6 +245,15 @@ func New(o Options) (*Proxy, error) {
 		addrs:   make(map[string]net.Addr),
 	}
 	p.upTCP.p = p
+	if o.Registry != nil {
+		err := o.Registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tollguard_sipfw_connections",
+			Help: "TCP and TLS connections held, the PBX's included.",
+		}, func() float64 { n, _ := p.conns.len(); return float64(n) }))
+		if err != nil {
+			return nil, fmt.Errorf("sipfw: registering metrics: %w", err)
+		}
+	}
 	return p, nil
 }
 
