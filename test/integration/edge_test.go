@@ -411,6 +411,8 @@ func BenchmarkConnectionExhaustion(b *testing.B) {
 		b.ReportMetric(float64(e.dialed.Load()), "dialled")
 		b.ReportMetric(float64(e.open.Load()), "held-by-attacker")
 		b.ReportMetric(held, "refused")
+		b.ReportMetric(g.metric("tollguard_sipfw_drops_total", `reason="gate"`), "gated")
+		b.ReportMetric(g.metric("tollguard_sipfw_drops_total", `reason="conn_evicted"`), "evicted")
 		b.ReportMetric(base, "rss-idle-MiB")
 		b.ReportMetric(rss, "rss-MiB")
 		b.ReportMetric(hwm, "peak-rss-MiB")
