@@ -68,8 +68,7 @@ func stripHeaders(req *sip.Request, set map[string]bool) {
 	for {
 		found := ""
 		for _, h := range req.Headers() {
-			n := h.Name()
-			if set[n] || set[strings.ToLower(n)] {
+			if n := h.Name(); inSetFold(set, n) {
 				found = n
 				break
 			}
@@ -79,6 +78,24 @@ func stripHeaders(req *sip.Request, set map[string]bool) {
 		}
 		req.RemoveHeader(found)
 	}
+}
+
+// inSetFold reports whether name, lower-cased, is in set, without
+// allocating (the map lookup of a converted byte slice does not copy).
+func inSetFold(set map[string]bool, name string) bool {
+	var buf [64]byte
+	if len(name) > len(buf) {
+		return set[strings.ToLower(name)]
+	}
+	b := buf[:len(name)]
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	return set[string(b)]
 }
 
 // markReceived writes where the request really came from into its top Via:
