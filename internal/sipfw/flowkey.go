@@ -52,7 +52,7 @@ func LoadOrCreateFlowKey(dataDir string) ([]byte, error) {
 func readFlowKey(path string) ([]byte, error) {
 	st, err := os.Lstat(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("flow key: %w", err)
 	}
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("flow key %s is not a regular file", path)
