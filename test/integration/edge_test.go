@@ -364,6 +364,9 @@ func TestConnectionExhaustion(t *testing.T) {
 	for round := range 3 {
 		t.Run(fmt.Sprintf("round %d", round), func(t *testing.T) { phonesRegister(t, g, pki) })
 	}
+	if n := g.metric("tollguard_sipfw_connections", ""); n > 200 {
+		t.Errorf("guard holds %v connections, over max_connections 200", n)
+	}
 	if ev := g.metric("tollguard_sipfw_drops_total", `reason="conn_evicted"`); ev == 0 {
 		t.Error("no idle connection was evicted although the table was full")
 	}
