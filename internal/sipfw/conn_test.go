@@ -144,14 +144,16 @@ func TestConnTableRefusesWhenOnlyRegistered(t *testing.T) {
 }
 
 // TestConnDeadlines: a silent connection and one that keeps sending only
-// keep-alives without registering are closed; a registered phone sending
-// keep-alives keeps its connection well past those deadlines.
+// keep-alives without registering are closed; a registered phone keeps its
+// connection past the unregistered deadline without sending a byte, and
+// past the registered one by sending keep-alives.
 func TestConnDeadlines(t *testing.T) {
 	const short = 300 * time.Millisecond
+	const registered = 1 * time.Second
 	r := startRig(t, func(o *Options, _ *peer) {
 		o.FirstMessageTimeout = short
 		o.UnregisteredIdle = short
-		o.RegisteredIdle = time.Minute
+		o.RegisteredIdle = registered
 	})
 	silent := dialFrom(t, r, "127.0.0.88")
 	if !closedByProxy(silent) {
@@ -163,14 +165,23 @@ func TestConnDeadlines(t *testing.T) {
 	if !optionsOver(t, r, trickle, "trickle") {
 		t.Fatal("OPTIONS over a fresh connection failed")
 	}
-	phone := dialFrom(t, r, "127.0.0.90")
-	registerOver(t, r, phone, "1090")
+	quiet := dialFrom(t, r, "127.0.0.90")
+	registerOver(t, r, quiet, "1090")
+	chatty := dialFrom(t, r, "127.0.0.91")
+	registerOver(t, r, chatty, "1091")
 
-	stop := time.Now().Add(3 * short)
-	for time.Now().Before(stop) {
+	start := time.Now()
+	checkedQuiet := false
+	for time.Since(start) < registered+registered/2 {
 		_, _ = trickle.Write([]byte("\r\n\r\n"))
-		if _, err := phone.Write([]byte("\r\n\r\n")); err != nil {
+		if _, err := chatty.Write([]byte("\r\n\r\n")); err != nil {
 			t.Fatalf("phone keep-alive: %v", err)
+		}
+		if !checkedQuiet && time.Since(start) > 2*short {
+			checkedQuiet = true
+			if !optionsOver(t, r, quiet, "deadline-quiet") {
+				t.Error("a registered phone that sent nothing lost its connection at the unregistered deadline")
+			}
 		}
 		time.Sleep(short / 4)
 	}
@@ -178,10 +189,10 @@ func TestConnDeadlines(t *testing.T) {
 		t.Error("an unregistered connection sending only keep-alives was kept")
 	}
 	// The phone read pongs meanwhile; drain them before the OPTIONS.
-	_ = phone.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-	_, _ = phone.Read(make([]byte, 4096))
-	if !optionsOver(t, r, phone, "deadline-phone") {
-		t.Error("the registered phone lost its connection")
+	_ = chatty.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	_, _ = chatty.Read(make([]byte, 4096))
+	if !optionsOver(t, r, chatty, "deadline-chatty") {
+		t.Error("a registered phone sending keep-alives lost its connection")
 	}
 }
 

@@ -125,7 +125,7 @@ func (p *Proxy) tapResponse(res *sip.Response, branch string, in *inbound) {
 		if e.client.lis.network != "udp" {
 			// A phone registered on this connection: it keeps it open
 			// with keep-alives and is never evicted for a newcomer.
-			p.conns.setRegistered(e.client.remote, expires > 0)
+			p.conns.setRegistered(e.client.remote, expires > 0, p.o.RegisteredIdle)
 		}
 	}
 	meta := e.meta

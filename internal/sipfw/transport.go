@@ -418,8 +418,11 @@ func (t *connTable) touch(s *streamConn) {
 }
 
 // setRegistered records that a REGISTER on the connection to a got a 2xx
-// (reg) or was a de-registration (!reg).
-func (t *connTable) setRegistered(a netip.AddrPort, reg bool) {
+// (reg) or was a de-registration (!reg). A registration moves the read
+// already waiting to idle's deadline: it was set while the connection was
+// still unregistered, and a phone that sends nothing until its next
+// keep-alive must not be closed at the unregistered deadline.
+func (t *connTable) setRegistered(a netip.AddrPort, reg bool, idle time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := t.m[a]
@@ -429,6 +432,7 @@ func (t *connTable) setRegistered(a netip.AddrPort, reg bool) {
 	s.registered.Store(reg)
 	if reg {
 		t.unreg.take(s)
+		_ = s.c.SetReadDeadline(time.Now().Add(idle))
 	} else {
 		t.unreg.put(s, struct{}{})
 	}
