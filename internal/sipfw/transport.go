@@ -199,8 +199,9 @@ func (p *Proxy) readStream(ctx context.Context, sc *streamConn) {
 	lastMsg, first := start, true
 	for {
 		var dl time.Time
+		reg := sc.up || sc.registered.Load()
 		switch {
-		case sc.up || sc.registered.Load():
+		case reg:
 			dl = time.Now().Add(p.o.RegisteredIdle)
 		case first:
 			dl = firstBy
@@ -208,6 +209,11 @@ func (p *Proxy) readStream(ctx context.Context, sc *streamConn) {
 			dl = lastMsg.Add(p.o.UnregisteredIdle)
 		}
 		_ = sc.c.SetReadDeadline(dl)
+		if !reg && sc.registered.Load() {
+			// Registered between the check and the deadline: setRegistered's
+			// extension may have been overwritten.
+			_ = sc.c.SetReadDeadline(time.Now().Add(p.o.RegisteredIdle))
+		}
 		n, err := sc.c.Read(buf)
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
