@@ -79,6 +79,24 @@ type SIP struct {
 	UpstreamTimeout Duration `yaml:"upstream_timeout"`
 	// MaxMessageSize bounds accepted SIP messages. Default 65535.
 	MaxMessageSize int `yaml:"max_message_size"`
+	// StripHeaders are removed from every request from outside (any letter
+	// case, compact forms too): identity headers a PBX may trust from its
+	// proxy. X-AUTH-IP and X-AUTH-PORT are always removed.
+	StripHeaders []string `yaml:"strip_headers"`
+	// MaxConnections bounds TCP and TLS connections in all. Default 16384.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerSource bounds the connections of one IPv4 address or
+	// IPv6 /64. Default 64.
+	MaxConnectionsPerSource int `yaml:"max_connections_per_source"`
+	// FirstMessageTimeout is how long a new connection has for its TLS
+	// handshake and first complete message. Default 5s.
+	FirstMessageTimeout Duration `yaml:"first_message_timeout"`
+	// UnregisteredIdleTimeout closes a connection no REGISTER succeeded on
+	// this long after its last complete message. Default 30s.
+	UnregisteredIdleTimeout Duration `yaml:"unregistered_idle_timeout"`
+	// RegisteredIdleTimeout closes a registered phone's connection this long
+	// after its last byte (keep-alives count). Default 10m.
+	RegisteredIdleTimeout Duration `yaml:"registered_idle_timeout"`
 }
 
 // TLS configures TLS listeners.

@@ -22,6 +22,11 @@ func TestParseErrors(t *testing.T) {
 		{"bad banned_response", "sip:\n  banned_response: dance\n", `t.yaml:2: sip.banned_response: unknown value "dance" (hint: drop`},
 		{"postgres without dsn", "store: {driver: postgres}\n", `t.yaml:1: store.dsn: the postgres driver needs a DSN`},
 		{"short retention", "store:\n  retention: 1h\n", `t.yaml:2: store.retention: must be at least 1d`},
+		{"strip a routing header", "sip:\n  strip_headers: [P-Asserted-Identity, Via]\n", `t.yaml:2: sip.strip_headers[1]: "Via" is needed to route`},
+		{"strip a compact routing header", "sip:\n  strip_headers: [i]\n", `sip.strip_headers[0]: "i" is needed to route`},
+		{"strip a non-header", "sip:\n  strip_headers: [\"X Bad\"]\n", `sip.strip_headers[0]: "X Bad" is not a header name`},
+		{"per-source cap above total", "sip:\n  max_connections: 10\n  max_connections_per_source: 11\n", `sip.max_connections_per_source: must be between 1`},
+		{"zero idle timeout", "sip:\n  unregistered_idle_timeout: 0s\n", `sip.unregistered_idle_timeout: must be positive`},
 		{"syntax", "sip: [\n", `t.yaml:`},
 		{"wrong type", "flood: {limit: lots}\n", `t.yaml:1:`},
 	}

@@ -30,6 +30,13 @@ func Default() *Config {
 			BannedResponse:  "drop",
 			UpstreamTimeout: Duration(2 * time.Second),
 			MaxMessageSize:  65535,
+			StripHeaders: []string{"P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID",
+				"X-Forwarded-For", "X-Real-IP", "X-AUTH-IP", "X-AUTH-PORT"},
+			MaxConnections:          16384,
+			MaxConnectionsPerSource: 64,
+			FirstMessageTimeout:     Duration(5 * time.Second),
+			UnregisteredIdleTimeout: Duration(30 * time.Second),
+			RegisteredIdleTimeout:   Duration(10 * time.Minute),
 		},
 		Admin: Admin{Listen: "127.0.0.1:9061"},
 		Store: Store{

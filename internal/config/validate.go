@@ -62,6 +62,32 @@ func (c *Config) Validate() error {
 	if c.SIP.MaxMessageSize < 1024 || c.SIP.MaxMessageSize > 65535 {
 		return bad("sip.max_message_size", "must be between 1024 and 65535", "the default 65535 fits any UDP datagram")
 	}
+	for i, h := range c.SIP.StripHeaders {
+		if !isHeaderName(h) {
+			return bad(fmt.Sprintf("sip.strip_headers[%d]", i), fmt.Sprintf("%q is not a header name", h), "e.g. P-Asserted-Identity")
+		}
+		if routingHeader(h) {
+			return bad(fmt.Sprintf("sip.strip_headers[%d]", i), fmt.Sprintf("%q is needed to route the request", h), "list identity headers only, e.g. P-Asserted-Identity")
+		}
+	}
+	if c.SIP.MaxConnections < 1 {
+		return bad("sip.max_connections", "must be at least 1", "the default 16384")
+	}
+	if c.SIP.MaxConnectionsPerSource < 1 || c.SIP.MaxConnectionsPerSource > c.SIP.MaxConnections {
+		return bad("sip.max_connections_per_source", "must be between 1 and sip.max_connections", "the default 64; raise it for large offices behind one NAT address")
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{
+		{"sip.first_message_timeout", c.SIP.FirstMessageTimeout},
+		{"sip.unregistered_idle_timeout", c.SIP.UnregisteredIdleTimeout},
+		{"sip.registered_idle_timeout", c.SIP.RegisteredIdleTimeout},
+	} {
+		if d.v <= 0 {
+			return bad(d.key, "must be positive", "e.g. 5s, 30s, 10m")
+		}
+	}
 	if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
 		return bad("admin.listen", fmt.Sprintf("%q is not host:port", c.Admin.Listen), "e.g. 127.0.0.1:9061")
 	}
@@ -188,6 +214,32 @@ func validTable(s string) bool {
 		}
 	}
 	return true
+}
+
+// isHeaderName reports whether s is a SIP header name (RFC 3261 §25.1
+// token).
+func isHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-.!%*_+`'~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// routingHeader reports whether a header the proxy cannot route or answer
+// without is named, in full or compact form.
+func routingHeader(s string) bool {
+	switch strings.ToLower(s) {
+	case "via", "v", "from", "f", "to", "t", "call-id", "i", "cseq", "max-forwards", "route",
+		"record-route", "contact", "m", "content-length", "l", "content-type", "c", "path":
+		return true
+	}
+	return false
 }
 
 // ParseSIPURL parses "scheme://host:port" with a scheme from allowed.

@@ -126,10 +126,18 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 		if err != nil {
 			return fail(err)
 		}
+		key, err := sipfw.LoadOrCreateFlowKey(cfg.DataDir)
+		if err != nil {
+			return fail(err)
+		}
 		g.proxy, err = sipfw.New(sipfw.Options{
 			Listen: cfg.SIP.Listen, Upstream: cfg.SIP.Upstream, Advertise: cfg.SIP.Advertise, TLS: tc,
 			BannedResponse: cfg.SIP.BannedResponse, UpstreamTimeout: cfg.SIP.UpstreamTimeout.D(),
 			MaxMessageSize: cfg.SIP.MaxMessageSize,
+			FlowKey:        key, StripHeaders: cfg.SIP.StripHeaders,
+			MaxConnections: cfg.SIP.MaxConnections, MaxConnectionsPerSource: cfg.SIP.MaxConnectionsPerSource,
+			FirstMessageTimeout: cfg.SIP.FirstMessageTimeout.D(), UnregisteredIdle: cfg.SIP.UnregisteredIdleTimeout.D(),
+			RegisteredIdle: cfg.SIP.RegisteredIdleTimeout.D(),
 			Checker:        recorder{next: g.eng, rec: rec},
 			Gate:           g.eng,
 			Logger:         g.log,

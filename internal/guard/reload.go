@@ -4,7 +4,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
-	"slices"
+	"reflect"
 	"syscall"
 
 	"github.com/tollguard/tollguard/internal/config"
@@ -53,7 +53,5 @@ func (g *Guard) reload() {
 }
 
 func restartNeeded(a, b *config.Config) bool {
-	return a.DataDir != b.DataDir || a.Admin != b.Admin || a.Store != b.Store ||
-		a.SIP.Upstream != b.SIP.Upstream || a.SIP.TLS != b.SIP.TLS || a.SIP.Advertise != b.SIP.Advertise ||
-		a.SIP.BannedResponse != b.SIP.BannedResponse || !slices.Equal(a.SIP.Listen, b.SIP.Listen)
+	return a.DataDir != b.DataDir || a.Admin != b.Admin || a.Store != b.Store || !reflect.DeepEqual(a.SIP, b.SIP)
 }

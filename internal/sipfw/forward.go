@@ -2,9 +2,7 @@ package sipfw
 
 import (
 	"errors"
-	"net/netip"
 	"strconv"
-	"strings"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -106,14 +104,14 @@ func (p *Proxy) toUpstream(req *sip.Request, in *inbound, meta event.Meta, tap e
 		return
 	}
 	// DESIGN key decision 8: the PBX learns the real source from
-	// X-AUTH-IP; one that arrives from outside is a spoofing attempt.
-	removeHeaderFold(req, "X-AUTH-IP")
-	removeHeaderFold(req, "X-AUTH-PORT")
+	// X-AUTH-IP; one that arrives from outside is a spoofing attempt, as is
+	// any identity header the PBX may trust from its proxy.
+	stripHeaders(req, p.strip)
 	src := in.from.remote
 	req.AppendHeader(sip.NewHeader("X-AUTH-IP", src.Addr().String()))
 	req.AppendHeader(sip.NewHeader("X-AUTH-PORT", strconv.Itoa(int(src.Port()))))
 	markReceived(req.Via(), src)
-	tok := encodeFlow(in.from)
+	tok := p.flows.encode(in.from)
 	branch := p.branch(req, loop)
 	if recordsRoute(req) {
 		p.recordRoute(req, in.from.lis, tok, true)
@@ -151,15 +149,15 @@ func (p *Proxy) toUpstream(req *sip.Request, in *inbound, meta event.Meta, tap e
 }
 
 // toPhone forwards a request from the PBX to the flow named by its Route
-// (from Path or Record-Route), else to its Request-URI (RFC 3261 §16.5).
+// (from Path or Record-Route). The token must verify and name a public
+// listener: the PBX can reach the phones that came through the proxy, and
+// nothing else — a Request-URI naming another host is never followed, so a
+// compromised or misconfigured PBX cannot turn the proxy into a relay.
 func (p *Proxy) toPhone(req *sip.Request, in *inbound, target flow, routed bool, loop uint64) {
-	if !routed {
-		var ok bool
-		if target, ok = p.uriFlow(&req.Recipient); !ok {
-			p.m.drop(dropNoRoute)
-			p.reply(req, in, 404, "Not Found")
-			return
-		}
+	if !routed || target.lis.url == "" {
+		p.m.drop(dropNoRoute)
+		p.reply(req, in, 404, "Not Found")
+		return
 	}
 	if target.lis.network != "udp" && p.conns.get(target.remote) == nil {
 		// RFC 5626 §5.3: the flow the phone registered on is gone.
@@ -168,12 +166,12 @@ func (p *Proxy) toPhone(req *sip.Request, in *inbound, target flow, routed bool,
 		return
 	}
 	markReceived(req.Via(), in.from.remote)
-	tok := encodeFlow(target)
+	tok := p.flows.encode(target)
 	branch := p.branch(req, loop)
 	if recordsRoute(req) {
 		p.recordRoute(req, target.lis, tok, false)
 	}
-	pushVia(req, target.lis, branch, encodeFlow(in.from))
+	pushVia(req, target.lis, branch, p.flows.encode(in.from))
 	if err := p.write(req, target); err != nil {
 		p.m.drop(dropSendError)
 		p.log.Debug("forward to phone failed", "error", err)
@@ -284,36 +282,4 @@ func pushVia(req *sip.Request, l *listener, branch, tgf string) {
 	req.PrependHeader(&sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: l.viaProto,
 		Host: l.advHost, Port: l.advPort,
 		Params: sip.HeaderParams{{K: "branch", V: branch}, {K: "tgf", V: tgf}, {K: "rport"}}})
-}
-
-// markReceived records where the request really came from in its top Via:
-// received when the sent-by host differs (RFC 3261 §18.2.1) and rport with
-// the source port (RFC 3581 §4). rport is added even when the client did
-// not ask, as NAT-facing proxies do, so responses reach phones behind NAT.
-func markReceived(v *sip.ViaHeader, src netip.AddrPort) {
-	ip := src.Addr().String()
-	if v.Params == nil {
-		v.Params = sip.NewParams()
-	}
-	if strings.Trim(v.Host, "[]") != ip {
-		v.Params.Add("received", ip)
-	}
-	v.Params.Add("rport", strconv.Itoa(int(src.Port())))
-}
-
-// removeHeaderFold removes every header named name, in any letter case.
-func removeHeaderFold(req *sip.Request, name string) {
-	for {
-		found := ""
-		for _, h := range req.Headers() {
-			if strings.EqualFold(h.Name(), name) {
-				found = h.Name()
-				break
-			}
-		}
-		if found == "" {
-			return
-		}
-		req.RemoveHeader(found)
-	}
 }

@@ -9,21 +9,25 @@ import (
 // Drop reasons, the values of the reason label of
 // tollguard_sipfw_drops_total. The set is fixed so the label stays bounded.
 const (
-	dropGate       = "gate"        // the Gate refused the source before parsing
-	dropVerdict    = "verdict"     // the Checker said Drop
-	dropMalformed  = "malformed"   // unparsable or missing mandatory headers
-	dropTooLarge   = "too_large"   // larger than MaxMessageSize
-	dropStray      = "stray"       // a response whose top Via is not ours
-	dropNoRoute    = "no_route"    // no flow or address to send to
-	dropSendError  = "send_error"  // the write failed
-	dropQueueFull  = "queue_full"  // a stream connection's write queue was full
-	dropConnLimit  = "conn_limit"  // too many stream connections
-	dropTLS        = "tls"         // the TLS handshake failed
-	dropAckRefused = "ack_refused" // an ACK that would have been refused (ACKs get no response)
+	dropGate       = "gate"         // the Gate refused the source before parsing
+	dropVerdict    = "verdict"      // the Checker said Drop
+	dropMalformed  = "malformed"    // unparsable or missing mandatory headers
+	dropTooLarge   = "too_large"    // larger than MaxMessageSize
+	dropStray      = "stray"        // a response whose top Via is not ours
+	dropNoRoute    = "no_route"     // no flow or address to send to
+	dropSendError  = "send_error"   // the write failed
+	dropQueueFull  = "queue_full"   // a stream connection's write queue was full
+	dropConnLimit  = "conn_limit"   // too many stream connections
+	dropTLS        = "tls"          // the TLS handshake failed
+	dropAckRefused = "ack_refused"  // an ACK that would have been refused (ACKs get no response)
+	dropForged     = "forged"       // a response naming this proxy without a flow token it minted for that direction
+	dropConnEvict  = "conn_evicted" // an idle connection that never registered, closed to make room
+	dropConnIdle   = "conn_idle"    // a connection closed for its first-message or idle deadline
 )
 
 var dropReasons = []string{dropGate, dropVerdict, dropMalformed, dropTooLarge, dropStray,
-	dropNoRoute, dropSendError, dropQueueFull, dropConnLimit, dropTLS, dropAckRefused}
+	dropNoRoute, dropSendError, dropQueueFull, dropConnLimit, dropTLS, dropAckRefused, dropForged,
+	dropConnEvict, dropConnIdle}
 
 // knownMethods bounds the method label; anything else counts as "OTHER".
 var knownMethods = []string{"REGISTER", "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS",

@@ -68,6 +68,12 @@ func TestMutualTLS(t *testing.T) {
 		return tls.DialWithDialer(d, "tcp", r.addr("tls").String(), &tls.Config{RootCAs: pki.pool, Certificates: certs})
 	}
 	reg := strings.Replace(register(nil, r.addr("tls"), "1020", ""), "SIP/2.0/UDP", "SIP/2.0/TLS", 1)
+	// Logs print a listener as Network()+"://"+String().
+	for u, a := range r.p.Addrs() {
+		if want, _, _ := strings.Cut(u, ":"); a.Network() != want {
+			t.Errorf("listener %s has network %q, want %q", u, a.Network(), want)
+		}
+	}
 
 	t.Run("no certificate is refused", func(t *testing.T) {
 		c, err := dial("127.0.0.41", nil)

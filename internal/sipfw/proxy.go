@@ -59,18 +59,44 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// FlowKey authenticates flow tokens (LoadOrCreateFlowKey); nil draws a
+	// random key, valid for this process only.
+	FlowKey []byte
+	// StripHeaders names headers removed from every request from outside,
+	// in any letter case and under their compact form. nil means
+	// DefaultStripHeaders. X-AUTH-IP and X-AUTH-PORT are always removed:
+	// the proxy writes its own.
+	StripHeaders []string
+	// MaxConnections bounds TCP and TLS connections in all. Default 16384.
+	MaxConnections int
+	// MaxConnectionsPerSource bounds the connections of one IPv4 address or
+	// one IPv6 /64. Default 64.
+	MaxConnectionsPerSource int
+	// FirstMessageTimeout is how long a new connection has for its TLS
+	// handshake and first complete message. Default 5s.
+	FirstMessageTimeout time.Duration
+	// UnregisteredIdle closes a connection that never registered when no
+	// complete message arrived for this long (keep-alives do not count).
+	// Default 30s.
+	UnregisteredIdle time.Duration
+	// RegisteredIdle closes a connection a REGISTER got a 2xx on after this
+	// long without any byte, CRLF keep-alives included. Default 10m.
+	RegisteredIdle time.Duration
 }
+
+// DefaultStripHeaders are the identity headers a PBX may trust from its
+// proxy, so a client must never be able to set them.
+var DefaultStripHeaders = []string{"P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID",
+	"X-Forwarded-For", "X-Real-IP", "X-AUTH-IP", "X-AUTH-PORT"}
 
 // Table bounds. A spoofed flood can fill them but never grow them.
 const (
-	maxPending     = 100_000
-	maxDialogs     = 65_536
-	maxStreamConns = 16_384
-	ringTTL        = 3 * time.Minute // RFC 3261 §16.6 step 11, Timer C
-	streamIdle     = 10 * time.Minute
-	handshakeLimit = 5 * time.Second
-	writeTimeout   = 2 * time.Second
-	probeInterval  = 500 * time.Millisecond
+	maxPending    = 100_000
+	maxDialogs    = 65_536
+	ringTTL       = 3 * time.Minute // RFC 3261 §16.6 step 11, Timer C
+	writeTimeout  = 2 * time.Second
+	probeInterval = 500 * time.Millisecond
 )
 
 // Proxy is the inline SIP proxy. Create it with New and start it with Run;
@@ -93,6 +119,8 @@ type Proxy struct {
 	dialogs   *dialogTable
 	up        upstreamHealth
 	upTCP     upstreamDialer
+	flows     *flowCodec
+	strip     map[string]bool // lower-case names, compact forms included
 
 	ready   chan struct{}
 	addrsMu sync.Mutex
@@ -162,6 +190,38 @@ func New(o Options) (*Proxy, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.FlowKey == nil {
+		k, err := randomFlowKey()
+		if err != nil {
+			return nil, fmt.Errorf("sipfw: %w", err)
+		}
+		o.FlowKey = k
+	}
+	if len(o.FlowKey) < 16 {
+		return nil, fmt.Errorf("sipfw: flow key of %d bytes is too short", len(o.FlowKey))
+	}
+	if o.StripHeaders == nil {
+		o.StripHeaders = DefaultStripHeaders
+	}
+	strip, err := stripSet(o.StripHeaders)
+	if err != nil {
+		return nil, fmt.Errorf("sipfw: %w", err)
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = 16_384
+	}
+	if o.MaxConnectionsPerSource <= 0 {
+		o.MaxConnectionsPerSource = 64
+	}
+	if o.FirstMessageTimeout <= 0 {
+		o.FirstMessageTimeout = 5 * time.Second
+	}
+	if o.UnregisteredIdle <= 0 {
+		o.UnregisteredIdle = 30 * time.Second
+	}
+	if o.RegisteredIdle <= 0 {
+		o.RegisteredIdle = 10 * time.Minute
+	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -175,7 +235,9 @@ func New(o Options) (*Proxy, error) {
 	p := &Proxy{
 		o: o, log: log.With("component", "sipfw"), m: m, parser: parser, now: o.Now,
 		upNet: upNet, upAddr: upAddr,
-		conns:   newConnTable(maxStreamConns),
+		conns:   newConnTable(o.MaxConnections, o.MaxConnectionsPerSource),
+		flows:   newFlowCodec(o.FlowKey),
+		strip:   strip,
 		pending: newPendingTable(maxPending),
 		dialogs: newDialogTable(maxDialogs),
 		ctx:     context.Background(),
@@ -183,6 +245,15 @@ func New(o Options) (*Proxy, error) {
 		addrs:   make(map[string]net.Addr),
 	}
 	p.upTCP.p = p
+	if o.Registry != nil {
+		err := o.Registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tollguard_sipfw_connections",
+			Help: "TCP and TLS connections held, the PBX's included.",
+		}, func() float64 { n, _ := p.conns.len(); return float64(n) }))
+		if err != nil {
+			return nil, fmt.Errorf("sipfw: registering metrics: %w", err)
+		}
+	}
 	return p, nil
 }
 
@@ -291,6 +362,9 @@ func (p *Proxy) bind() error {
 			p.addrs[s] = l.pc.LocalAddr()
 		} else {
 			p.addrs[s] = l.ln.Addr()
+			if ta, ok := l.ln.Addr().(*net.TCPAddr); ok && l.network == "tls" {
+				p.addrs[s] = tlsAddr{ta}
+			}
 		}
 		p.addrsMu.Unlock()
 	}
@@ -319,6 +393,13 @@ func (p *Proxy) bind() error {
 	}
 	return nil
 }
+
+// tlsAddr is a TLS listener's address: a TCP address that names its
+// network "tls", so logs print tls://, not tcp://.
+type tlsAddr struct{ *net.TCPAddr }
+
+// Network implements net.Addr.
+func (tlsAddr) Network() string { return "tls" }
 
 // udpReadBuffer is the receive buffer asked for on UDP listeners.
 const udpReadBuffer = 8 << 20
@@ -362,5 +443,11 @@ func (p *Proxy) routeIP() netip.Addr {
 	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
 }
 
-// isUpstream reports whether a is the PBX's address.
-func (p *Proxy) isUpstream(a netip.Addr) bool { return a.Unmap() == p.upAddr.Addr() }
+// isUpstreamDatagram reports whether a datagram from src comes from the PBX:
+// its configured address and port, on a UDP upstream. The same address on
+// another port is an outside client like any other (a local user on the
+// PBX's host, or a second service there, is not the PBX). Over TCP only the
+// connection the proxy dialled is the PBX.
+func (p *Proxy) isUpstreamDatagram(src netip.AddrPort) bool {
+	return p.upNet == "udp" && src == p.upAddr
+}

@@ -1,19 +1,32 @@
 package sipfw
 
 import (
-	"net/netip"
-	"strconv"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/tollguard/tollguard/internal/engine"
 	"github.com/tollguard/tollguard/internal/event"
 )
 
-// handleResponse routes a response back by its Via (RFC 3261 §16.7 step 3,
-// §16.11): the top Via must be this proxy's; it is removed and the response
-// goes to the flow the Via's tgf parameter names, else to the next Via's
-// received/rport. Final responses to requests from outside are tapped.
+// forgedCharge is how many extra requests a forged response counts as
+// toward the source's flood limit (engine.Gate): a response naming this
+// proxy with a token it did not mint is never sent by a working client, so
+// a source that keeps sending them is banned at a fifth of the rate a
+// request flood needs. The trade-off: a forged UDP source address can
+// spend that budget for a victim faster; the allow list protects trunks.
+const forgedCharge = 4
+
+// handleResponse routes a response back along the transaction the proxy
+// forwarded (RFC 3261 §16.7 step 3, §16.11). The top Via must be this
+// proxy's and carry a flow token that verifies (tgf); it is removed and:
+//   - a response from the PBX goes to the client flow the token names;
+//   - a response from outside goes to the PBX, and only when the token
+//     names the PBX (the proxy forwarded the PBX's request to that client).
+//
+// Nothing else is relayed: no Via received/rport fallback, so a forged
+// response cannot make the proxy reflect to an address of its choosing.
+// Final responses to requests from outside are tapped.
 func (p *Proxy) handleResponse(res *sip.Response, in *inbound) {
 	p.m.response(res.StatusCode)
 	if in.up {
@@ -29,22 +42,33 @@ func (p *Proxy) handleResponse(res *sip.Response, in *inbound) {
 		p.m.drop(dropStray)
 		return
 	}
-	if strings.HasPrefix(branch, probeBranch) {
+	if in.up && strings.HasPrefix(branch, probeBranch) {
 		return // an answer to the upstream probe: the upstream is alive
 	}
 	tok, _ := via.Params.Get("tgf")
-	res.RemoveHeader("Via")
-	next := res.Via()
-	if next == nil {
-		p.m.drop(dropStray)
+	dst, ok := p.flows.decode(tok, p.listeners)
+	switch {
+	case !ok:
+	case in.up:
+		// To a client of a request the proxy forwarded to the PBX.
+		ok = dst.lis.url != "" && !p.isUpstreamFlow(dst)
+	default:
+		// From a client, to a request the PBX sent through the proxy.
+		if ok = p.isUpstreamFlow(dst); ok {
+			dst, ok = p.upstreamFlow()
+			if !ok {
+				p.m.drop(dropNoRoute)
+				return
+			}
+		}
+	}
+	if !ok {
+		p.forged(in)
 		return
 	}
-	dst, ok := decodeFlow(tok, p.listeners)
-	if !ok {
-		dst, ok = p.viaFlow(next)
-	}
-	if !ok {
-		p.m.drop(dropNoRoute)
+	res.RemoveHeader("Via")
+	if res.Via() == nil {
+		p.m.drop(dropStray)
 		return
 	}
 	// Tap first: a ban the final answer triggers (the third wrong password)
@@ -61,33 +85,25 @@ func (p *Proxy) handleResponse(res *sip.Response, in *inbound) {
 	}
 }
 
-// viaFlow is the fallback return path: the Via's received and rport (RFC
-// 3581 §4) on the first public listener of its transport.
-func (p *Proxy) viaFlow(v *sip.ViaHeader) (flow, bool) {
-	host := v.Host
-	if r, ok := v.Params.Get("received"); ok && r != "" {
-		host = r
+// isUpstreamFlow reports whether f is the PBX.
+func (p *Proxy) isUpstreamFlow(f flow) bool {
+	return f.remote == p.upAddr && f.lis.network == p.upNet
+}
+
+// forged drops a response that names this proxy but no transaction it
+// forwarded, and charges a source outside forgedCharge requests of its
+// flood budget.
+func (p *Proxy) forged(in *inbound) {
+	p.m.drop(dropForged)
+	if in.up {
+		return
 	}
-	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
-	if err != nil {
-		return flow{}, false
-	}
-	port := v.Port
-	if r, ok := v.Params.Get("rport"); ok && r != "" {
-		if n, err := strconv.Atoi(r); err == nil {
-			port = n
+	src := in.from.remote.Addr()
+	for range forgedCharge {
+		if p.o.Gate.Admit(src, in.at).Action != engine.Pass {
+			return
 		}
 	}
-	if port <= 0 || port > 65535 {
-		port = 5060
-	}
-	network := strings.ToLower(v.Transport)
-	for _, l := range p.listeners {
-		if l.url != "" && l.network == network {
-			return flow{lis: l, remote: netip.AddrPortFrom(a.Unmap(), uint16(port))}, true
-		}
-	}
-	return flow{}, false
 }
 
 // tapResponse hands the final response to a request from outside to the
@@ -106,6 +122,11 @@ func (p *Proxy) tapResponse(res *sip.Response, branch string, in *inbound) {
 	expires := 0
 	if e.sip.Method == "REGISTER" && res.StatusCode < 300 {
 		expires = grantedExpires(res, e.expires)
+		if e.client.lis.network != "udp" {
+			// A phone registered on this connection: it keeps it open
+			// with keep-alives and is never evicted for a newcomer.
+			p.conns.setRegistered(e.client.remote, expires > 0, p.o.RegisteredIdle)
+		}
 	}
 	meta := e.meta
 	meta.Time = in.at

@@ -1,7 +1,6 @@
 package sipfw
 
 import (
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -126,40 +125,11 @@ func (p *Proxy) popRoutes(req *sip.Request) (flow, bool) {
 			break
 		}
 		if !found {
-			f, found = decodeFlow(r.Address.User, p.listeners)
+			f, found = p.flows.decode(r.Address.User, p.listeners)
 		}
 		req.RemoveHeader("Route")
 	}
 	return f, found
-}
-
-// uriFlow maps a Request-URI with an IP host to a public listener of its
-// transport. Names are not resolved: the read path never waits on DNS.
-func (p *Proxy) uriFlow(u *sip.Uri) (flow, bool) {
-	a, err := netip.ParseAddr(strings.Trim(u.Host, "[]"))
-	if err != nil {
-		return flow{}, false
-	}
-	network := "udp"
-	if tp, ok := u.UriParams.Get("transport"); ok {
-		network = strings.ToLower(tp)
-	}
-	if u.Scheme == "sips" {
-		network = "tls"
-	}
-	port := u.Port
-	if port == 0 {
-		port = 5060
-		if network == "tls" {
-			port = 5061
-		}
-	}
-	for _, l := range p.listeners {
-		if l.url != "" && l.network == network {
-			return flow{lis: l, remote: netip.AddrPortFrom(a.Unmap(), uint16(port))}, true
-		}
-	}
-	return flow{}, false
 }
 
 // statusText is the reason phrase for the codes the proxy generates.

@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -47,7 +49,7 @@ func (p *Proxy) serveUDP(ctx context.Context, l *listener) {
 			continue
 		}
 		now := p.now()
-		up := p.isUpstream(src.Addr())
+		up := p.isUpstreamDatagram(src)
 		reject := false
 		if !up {
 			v := p.o.Gate.Admit(src.Addr(), now)
@@ -109,7 +111,8 @@ func capq(s string) string {
 }
 
 // serveStream accepts TCP or TLS connections on l until ctx is done. The
-// Gate is asked before the TLS handshake and before any read.
+// Gate is asked before the TLS handshake and before any read; then the
+// connection table's caps apply (see connTable.add).
 func (p *Proxy) serveStream(ctx context.Context, l *listener) {
 	for {
 		c, err := l.ln.Accept()
@@ -122,19 +125,25 @@ func (p *Proxy) serveStream(ctx context.Context, l *listener) {
 		}
 		ra := c.RemoteAddr().(*net.TCPAddr).AddrPort()
 		ra = netip.AddrPortFrom(ra.Addr().Unmap(), ra.Port())
-		up := p.isUpstream(ra.Addr())
-		if !up {
-			if v := p.o.Gate.Admit(ra.Addr(), p.now()); v.Action != engine.Pass {
-				p.m.drop(dropGate)
-				_ = c.Close()
-				continue
-			}
+		// An accepted connection is never the PBX, even from its address:
+		// only the connection the proxy dialled is (upstreamDialer).
+		if v := p.o.Gate.Admit(ra.Addr(), p.now()); v.Action != engine.Pass {
+			p.m.drop(dropGate)
+			_ = c.Close()
+			continue
 		}
+		raw := c
 		if l.network == "tls" {
 			c = tls.Server(c, p.o.TLS)
 		}
-		sc := newStreamConn(c, l, ra, up)
-		if !p.conns.add(sc) {
+		sc := newStreamConn(c, l, ra, false)
+		sc.raw = raw
+		evicted, ok := p.conns.add(sc)
+		if evicted != nil {
+			p.m.drop(dropConnEvict)
+			evicted.close()
+		}
+		if !ok {
 			p.m.drop(dropConnLimit)
 			_ = c.Close()
 			continue
@@ -146,26 +155,70 @@ func (p *Proxy) serveStream(ctx context.Context, l *listener) {
 // readStream parses messages from one connection until it fails or idles
 // out. A framing error closes the connection: there is no boundary to
 // resynchronise on.
+//
+// Deadlines (RFC 5626 §4.4.1 keep-alives are CRLF pairs):
+//   - a new connection has FirstMessageTimeout for its TLS handshake and
+//     first complete message;
+//   - one that never registered is closed UnregisteredIdle after its last
+//     complete message: bytes and keep-alives do not extend it, so a
+//     slowloris or a CRLF trickle cannot hold a slot;
+//   - one a REGISTER succeeded on (and the PBX's) lives RegisteredIdle
+//     after its last byte, so a phone's keep-alives keep it open.
 func (p *Proxy) readStream(ctx context.Context, sc *streamConn) {
 	defer p.conns.remove(sc)
+	start := time.Now()
+	// Until the peer sends its first byte the connection holds no buffer,
+	// parser or handshake state: an idle flood costs a goroutine and a
+	// socket per connection, not kilobytes of buffers.
+	firstBy := start.Add(p.o.FirstMessageTimeout)
+	if sc.up {
+		firstBy = start.Add(p.o.RegisteredIdle) // the PBX speaks when asked
+	}
+	_ = sc.c.SetReadDeadline(firstBy)
+	if err := waitReadable(sc.raw); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			p.m.drop(dropConnIdle)
+		}
+		return
+	}
 	if tc, ok := sc.c.(*tls.Conn); ok {
-		hctx, cancel := context.WithTimeout(ctx, handshakeLimit)
-		err := tc.HandshakeContext(hctx)
-		cancel()
+		// A deadline rather than a context: HandshakeContext would start a
+		// goroutine per connection to watch the context.
+		_ = tc.SetDeadline(start.Add(p.o.FirstMessageTimeout))
+		err := tc.Handshake()
+		_ = tc.SetWriteDeadline(time.Time{})
 		if err != nil {
 			p.m.drop(dropTLS)
 			p.log.Debug("tls handshake failed", "src", sc.remote, "error", capq(err.Error()))
 			return
 		}
 	}
-	go sc.writeLoop()
 	par := p.parser.NewSIPStream()
 	defer par.Close()
-	buf := make([]byte, 4096)
+	buf := make([]byte, 2048)
+	lastMsg, first := start, true
 	for {
-		_ = sc.c.SetReadDeadline(time.Now().Add(streamIdle))
+		var dl time.Time
+		reg := sc.up || sc.registered.Load()
+		switch {
+		case reg:
+			dl = time.Now().Add(p.o.RegisteredIdle)
+		case first:
+			dl = firstBy
+		default:
+			dl = lastMsg.Add(p.o.UnregisteredIdle)
+		}
+		_ = sc.c.SetReadDeadline(dl)
+		if !reg && sc.registered.Load() {
+			// Registered between the check and the deadline: setRegistered's
+			// extension may have been overwritten.
+			_ = sc.c.SetReadDeadline(time.Now().Add(p.o.RegisteredIdle))
+		}
 		n, err := sc.c.Read(buf)
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				p.m.drop(dropConnIdle)
+			}
 			return
 		}
 		data := buf[:n]
@@ -176,7 +229,12 @@ func (p *Proxy) readStream(ctx context.Context, sc *streamConn) {
 			continue
 		}
 		err = par.ParseSIPStream(data, func(msg sip.Message) {
-			in := inbound{from: flow{lis: sc.lis, remote: sc.remote}, up: sc.up, at: p.now()}
+			now := p.now()
+			lastMsg, first = time.Now(), false
+			if !sc.up && !sc.registered.Load() {
+				p.conns.touch(sc)
+			}
+			in := inbound{from: flow{lis: sc.lis, remote: sc.remote}, up: sc.up, at: now}
 			p.handle(msg, &in)
 		})
 		if err != nil && !errors.Is(err, sip.ErrParseSipPartial) {
@@ -192,19 +250,49 @@ func (p *Proxy) readStream(ctx context.Context, sc *streamConn) {
 
 // streamConn is one TCP or TLS connection. Writes go through a bounded
 // queue drained by the connection's own goroutine, so a peer that stops
-// reading cannot stall the read loops that forward to it.
+// reading cannot stall the read loops that forward to it. The writer
+// starts with the first write: an idle connection costs one goroutine.
 type streamConn struct {
-	c      net.Conn
-	lis    *listener
-	remote netip.AddrPort
-	up     bool
-	q      chan []byte
-	done   chan struct{}
-	once   sync.Once
+	c          net.Conn
+	raw        net.Conn // c, or the TCP connection under TLS
+	lis        *listener
+	remote     netip.AddrPort
+	source     netip.Prefix // the per-source key: the address, or its /64
+	up         bool
+	registered atomic.Bool // a REGISTER on it got a 2xx with a non-zero expiry
+	qlen       int
+	q          chan []byte // made with the writer, at the first write
+	done       chan struct{}
+	once       sync.Once
+	writer     sync.Once
 }
 
+// Write queue depths: the PBX's connection carries every phone's traffic.
+const (
+	clientQueue   = 32
+	upstreamQueue = 1024
+)
+
 func newStreamConn(c net.Conn, l *listener, remote netip.AddrPort, up bool) *streamConn {
-	return &streamConn{c: c, lis: l, remote: remote, up: up, q: make(chan []byte, 256), done: make(chan struct{})}
+	n := clientQueue
+	if up {
+		n = upstreamQueue
+	}
+	return &streamConn{c: c, raw: c, lis: l, remote: remote, source: sourceKey(remote.Addr()), up: up,
+		qlen: n, done: make(chan struct{})}
+}
+
+// sourceKey groups addresses for the per-source cap: an IPv4 address, or
+// an IPv6 /64 (one subscriber's allocation; counting single IPv6
+// addresses would let one host open a cap's worth per address).
+func sourceKey(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	bits := 32
+	if a.Is6() {
+		bits = 64
+	}
+	pf, _ := a.Prefix(bits)
+	return pf
 }
 
 // enqueue queues b for writing; it reports false when the queue is full or
@@ -215,6 +303,10 @@ func (s *streamConn) enqueue(b []byte) bool {
 		return false
 	default:
 	}
+	s.writer.Do(func() {
+		s.q = make(chan []byte, s.qlen)
+		go s.writeLoop()
+	})
 	select {
 	case s.q <- b:
 		return true
@@ -245,43 +337,124 @@ func (s *streamConn) close() {
 	})
 }
 
-// connTable maps a peer's address to its connection, bounded.
+// connTable maps a peer's address to its connection. It holds at most max
+// connections and perSource per source key; the PBX's connection counts
+// toward neither cap. Connections that never registered are kept in
+// order of their last complete message, so the idlest can be evicted.
 type connTable struct {
-	mu  sync.RWMutex
-	max int
-	m   map[netip.AddrPort]*streamConn
+	mu        sync.RWMutex
+	max       int
+	perSource int
+	m         map[netip.AddrPort]*streamConn
+	sources   map[netip.Prefix]int
+	unreg     *fifo[*streamConn, struct{}]
 }
 
-func newConnTable(max int) *connTable {
-	return &connTable{max: max, m: make(map[netip.AddrPort]*streamConn)}
+func newConnTable(max, perSource int) *connTable {
+	return &connTable{max: max, perSource: perSource, m: make(map[netip.AddrPort]*streamConn),
+		sources: make(map[netip.Prefix]int), unreg: newFIFO[*streamConn, struct{}](max + 1)}
 }
 
-func (t *connTable) add(s *streamConn) bool {
+// add admits s. A client's connection is refused when its source holds
+// perSource already; when the table is full, the connection that never
+// registered and has been idle longest is evicted and returned (the caller
+// closes it); with none to evict, s is refused. A registered phone's
+// connection is never evicted for a newcomer.
+func (t *connTable) add(s *streamConn) (evicted *streamConn, ok bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.m) >= t.max {
-		return false
-	}
 	if old, ok := t.m[s.remote]; ok {
+		if old.up && !s.up {
+			return nil, false // nothing displaces the PBX's connection
+		}
+		t.drop(old)
 		old.close()
 	}
+	if !s.up && t.sources[s.source] >= t.perSource {
+		return nil, false
+	}
+	if len(t.m) >= t.max {
+		victim, _, ok := t.unreg.oldest()
+		if !ok {
+			return nil, false
+		}
+		t.drop(victim)
+		evicted = victim
+	}
 	t.m[s.remote] = s
-	return true
+	if !s.up {
+		t.sources[s.source]++
+		t.unreg.put(s, struct{}{})
+	}
+	return evicted, true
+}
+
+// drop removes s from the table; t.mu must be held.
+func (t *connTable) drop(s *streamConn) {
+	if t.m[s.remote] != s {
+		return
+	}
+	delete(t.m, s.remote)
+	if s.up {
+		return
+	}
+	if n := t.sources[s.source] - 1; n > 0 {
+		t.sources[s.source] = n
+	} else {
+		delete(t.sources, s.source)
+	}
+	t.unreg.take(s)
 }
 
 func (t *connTable) remove(s *streamConn) {
 	s.close()
 	t.mu.Lock()
-	if t.m[s.remote] == s {
-		delete(t.m, s.remote)
+	t.drop(s)
+	t.mu.Unlock()
+}
+
+// touch marks a complete message on an unregistered connection: it becomes
+// the last candidate for eviction.
+func (t *connTable) touch(s *streamConn) {
+	t.mu.Lock()
+	if t.m[s.remote] == s && !s.registered.Load() {
+		t.unreg.put(s, struct{}{})
 	}
 	t.mu.Unlock()
+}
+
+// setRegistered records that a REGISTER on the connection to a got a 2xx
+// (reg) or was a de-registration (!reg). A registration moves the read
+// already waiting to idle's deadline: it was set while the connection was
+// still unregistered, and a phone that sends nothing until its next
+// keep-alive must not be closed at the unregistered deadline.
+func (t *connTable) setRegistered(a netip.AddrPort, reg bool, idle time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.m[a]
+	if s == nil || s.up {
+		return
+	}
+	s.registered.Store(reg)
+	if reg {
+		t.unreg.take(s)
+		_ = s.c.SetReadDeadline(time.Now().Add(idle))
+	} else {
+		t.unreg.put(s, struct{}{})
+	}
 }
 
 func (t *connTable) get(a netip.AddrPort) *streamConn {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.m[a]
+}
+
+// len returns the number of connections and of sources holding them.
+func (t *connTable) len() (conns, sources int) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.m), len(t.sources)
 }
 
 func (t *connTable) closeAll() {

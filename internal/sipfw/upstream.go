@@ -78,7 +78,7 @@ func (d *upstreamDialer) kick() {
 			return
 		}
 		sc := newStreamConn(c, p.inside, p.upAddr, true)
-		if !p.conns.add(sc) {
+		if _, ok := p.conns.add(sc); !ok {
 			_ = c.Close()
 			return
 		}

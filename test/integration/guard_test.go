@@ -36,11 +36,14 @@ type guardOptions struct {
 	DefaultRules bool
 	// Fail2banFile, when set, is log.fail2ban_file.
 	Fail2banFile string
+	// SIPExtra is YAML added inside the generated sip: section, indented
+	// two spaces per line ("  max_connections: 100\n").
+	SIPExtra string
 }
 
 // guard is a running tollguard serve process.
 type guard struct {
-	t *testing.T
+	t testing.TB
 	// Addr is the address every SIP listener binds (port 5060 UDP and TCP,
 	// 5061 TLS).
 	Addr      netip.Addr
@@ -71,7 +74,7 @@ enumeration: {findtime: 60s, max_accounts: 5, bantime: 1h}
 // startGuard writes a config, starts `tollguard serve -c FILE`, waits for
 // /healthz to answer 200 and registers a cleanup that stops the daemon
 // (and prints its log when the test failed).
-func startGuard(t *testing.T, opts guardOptions) *guard {
+func startGuard(t testing.TB, opts guardOptions) *guard {
 	t.Helper()
 	requireBinary(t)
 	addr := opts.Addr
@@ -100,8 +103,8 @@ func startGuard(t *testing.T, opts guardOptions) *guard {
 	for i, l := range listen {
 		quoted[i] = fmt.Sprintf("%q", l)
 	}
-	cfg := fmt.Sprintf("data_dir: %q\nlog: {level: debug, fail2ban_file: %q}\nsip:\n  listen: [%s]\n  upstream: %q\n%sadmin: {listen: %q}\n",
-		g.DataDir, opts.Fail2banFile, strings.Join(quoted, ", "), "udp://"+opts.Upstream.String(), tlsConf, g.Admin.String())
+	cfg := fmt.Sprintf("data_dir: %q\nlog: {level: debug, fail2ban_file: %q}\nsip:\n  listen: [%s]\n  upstream: %q\n%s%sadmin: {listen: %q}\n",
+		g.DataDir, opts.Fail2banFile, strings.Join(quoted, ", "), "udp://"+opts.Upstream.String(), tlsConf, opts.SIPExtra, g.Admin.String())
 	if !opts.DefaultRules && !strings.Contains(opts.Extra, "jail:") {
 		cfg += defaultJail
 	}

@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 
 // requireBinary fails (under CI) or skips the test when the binary could
 // not be built.
-func requireBinary(t *testing.T) {
+func requireBinary(t testing.TB) {
 	t.Helper()
 	if buildErr == nil {
 		return
