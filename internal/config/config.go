@@ -40,6 +40,8 @@ type Config struct {
 	Honeypot Honeypot `yaml:"honeypot"`
 	// PasswordPolicy is used by the configuration audit.
 	PasswordPolicy PasswordPolicy `yaml:"password_policy"`
+	// Alerts configures alert channels and which alerts go where.
+	Alerts Alerts `yaml:"alerts"`
 }
 
 // Log configures the daemon's log.

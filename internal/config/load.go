@@ -49,6 +49,7 @@ func Default() *Config {
 		Flood:          Flood{Window: Duration(2 * time.Second), Limit: 200, IPv6Prefix: 64, BanTime: Duration(5 * time.Minute), MaxSources: 1 << 20},
 		Honeypot:       Honeypot{BanTime: Duration(24 * time.Hour)},
 		PasswordPolicy: PasswordPolicy{Minimum: 6, Strength: 3},
+		Alerts:         defaultAlerts(),
 	}
 }
 
@@ -255,4 +256,5 @@ func (c *Config) normalize() {
 	if len(c.Honeypot.Accounts) == 0 {
 		c.Honeypot.Accounts = nil
 	}
+	c.Alerts.normalize()
 }

@@ -136,6 +136,9 @@ func (c *Config) Validate() error {
 	if c.PasswordPolicy.Strength < 1 || c.PasswordPolicy.Strength > 4 {
 		return bad("password_policy.strength", "must be between 1 and 4", "3 = three of digits, lower, upper, special")
 	}
+	if err := c.Alerts.validate(); err != nil {
+		return err
+	}
 	return nil
 }
 
