@@ -53,7 +53,6 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-
 // dingtalk posts to a DingTalk custom robot.
 type dingtalk struct {
 	token, secret string
