@@ -13,6 +13,7 @@ func builtin() []Command {
 		{Name: "log", Args: "verify [-c FILE] [--json]", Summary: "check the event log's hash chain and signed checkpoints; exits 1 when broken", Run: runLog},
 		{Name: "backup", Args: "FILE", Summary: "have the daemon write a consistent copy of its SQLite store to FILE", Run: runBackup},
 		{Name: "simulate", Args: "--target udp://127.0.0.1:5060 [--phones N] [--typos N] [--attackers scanner,cracker,enumerator,flooder] [--duration D]", Summary: "drive simulated phones and attackers at a loopback target and report what each saw", Run: runSimulate},
+		{Name: "alert", Args: "test CHANNEL [-c FILE]", Summary: "send a test message to an alert channel from the config, without the daemon", Run: runAlert},
 		{Name: "version", Args: "[--json]", Summary: "print the version", Run: runVersion},
 	}
 }
