@@ -206,3 +206,26 @@ func TestQueriedMetricsExist(t *testing.T) {
 		}
 	}
 }
+
+// firstShellBlock returns the first ```sh block of a Markdown file.
+func firstShellBlock(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(data), "```sh\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatalf("%s has no ```sh block", path)
+	}
+	return block
+}
+
+// The Chinese README starts with the same two commands as the English one.
+func TestChineseReadmeCommands(t *testing.T) {
+	en, zh := firstShellBlock(t, "../README.md"), firstShellBlock(t, "../README.zh-CN.md")
+	if en != zh || strings.Count(en, "\n") != 2 {
+		t.Errorf("first commands differ:\nREADME.md:\n%s\nREADME.zh-CN.md:\n%s", en, zh)
+	}
+}
