@@ -295,15 +295,16 @@ func TestErrorsHideSecrets(t *testing.T) {
 	cfg.Channels = []config.AlertChannel{
 		{Name: "d", Type: "dingtalk", URL: addr, AccessToken: "TOKEN-SECRET", Secret: "SEC-SECRET"},
 		{Name: "w", Type: "wecom", URL: addr, Key: "KEY-SECRET"},
+		{Name: "h", Type: "webhook", URL: addr + "/hooks/PATH-SECRET?token=QUERY-SECRET", Secret: "HMAC-SECRET"},
 	}
 	o := testOptions()
 	o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	for _, name := range []string{"d", "w"} {
+	for _, name := range []string{"d", "w", "h"} {
 		err := SendTest(t.Context(), cfg, name, o)
 		if err == nil {
 			t.Fatalf("%s: no error from a closed port", name)
 		}
-		for _, secret := range []string{"TOKEN-SECRET", "SEC-SECRET", "KEY-SECRET", "sign="} {
+		for _, secret := range []string{"TOKEN-SECRET", "SEC-SECRET", "KEY-SECRET", "PATH-SECRET", "QUERY-SECRET", "HMAC-SECRET", "sign="} {
 			if strings.Contains(err.Error(), secret) {
 				t.Errorf("%s: error %q carries %s", name, err, secret)
 			}

@@ -36,11 +36,16 @@ type smtpServer struct {
 	ln       net.Listener
 	tlsConf  *tls.Config
 	starttls bool // offer STARTTLS
+	implicit bool // TLS from the first byte (port 465)
 	mu       sync.Mutex
 	sessions []*smtpSession
 }
 
 func newSMTPServer(t *testing.T, starttls bool) (*smtpServer, string) {
+	return newSMTPServerMode(t, starttls, false)
+}
+
+func newSMTPServerMode(t *testing.T, starttls, implicit bool) (*smtpServer, string) {
 	t.Helper()
 	pki := testpeer.NewPKI(t, netip.MustParseAddr("127.0.0.1"))
 	cert, err := tls.LoadX509KeyPair(pki.ServerCert, pki.ServerKey)
@@ -51,7 +56,7 @@ func newSMTPServer(t *testing.T, starttls bool) (*smtpServer, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &smtpServer{ln: ln, tlsConf: &tls.Config{Certificates: []tls.Certificate{cert}}, starttls: starttls}
+	s := &smtpServer{ln: ln, tlsConf: &tls.Config{Certificates: []tls.Certificate{cert}}, starttls: starttls, implicit: implicit}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
@@ -69,6 +74,13 @@ func newSMTPServer(t *testing.T, starttls bool) (*smtpServer, string) {
 func (s *smtpServer) serve(conn net.Conn) {
 	defer func() { conn.Close() }()
 	sess := &smtpSession{}
+	if s.implicit {
+		tc := tls.Server(conn, s.tlsConf)
+		if tc.Handshake() != nil {
+			return
+		}
+		conn, sess.tls = tc, true
+	}
 	s.mu.Lock()
 	s.sessions = append(s.sessions, sess)
 	s.mu.Unlock()
@@ -251,5 +263,18 @@ func TestEmailPlainRelay(t *testing.T) {
 	}
 	if got := srv.only(t); !got.receivedInFull || got.tls || got.user != "" {
 		t.Errorf("relay session %+v", got)
+	}
+}
+
+func TestEmailImplicitTLS(t *testing.T) {
+	srv, ca := newSMTPServerMode(t, false, true)
+	cc := mailChannel(srv.ln.Addr().String(), ca)
+	cc.SMTP.TLS = "tls"
+	if err := build(t, cc).send(t.Context(), attackerBan()); err != nil {
+		t.Fatal(err)
+	}
+	got := srv.only(t)
+	if want := "EHLO AUTH MAIL RCPT RCPT DATA QUIT"; strings.Join(got.cmds, " ") != want || !got.authTLS || !got.receivedInFull {
+		t.Errorf("session %+v", got)
 	}
 }

@@ -33,12 +33,11 @@ func isPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
-// redact returns u without its query and user info: robot URLs carry
-// their credentials (access_token, key, sign) in the query.
+// redact returns only u's scheme and host: robot URLs carry their
+// credentials in the query (access_token, key, sign), and many webhook
+// receivers in the path.
 func redact(u *url.URL) string {
-	c := *u
-	c.RawQuery, c.User, c.Fragment = "", nil, ""
-	return c.String()
+	return u.Scheme + "://" + u.Host
 }
 
 // newHTTPClient returns a client that does not follow redirects (a

@@ -92,7 +92,7 @@ func (d *dingtalk) send(ctx context.Context, m *Message) error {
 	if d.r.markdown {
 		text := withKeywords(truncate(d.r.body(m), maxMarkdownBytes), d.keywords)
 		body = map[string]any{"msgtype": "markdown",
-			"markdown": map[string]string{"title": withKeywords(d.r.title(m), d.keywords), "text": text},
+			"markdown": map[string]string{"title": d.r.title(m), "text": text},
 			"at":       map[string]any{"isAtAll": false}}
 	} else {
 		body = map[string]any{"msgtype": "text",
