@@ -23,13 +23,28 @@ func zh(lang string) bool { return lang == "zh-CN" }
 var neutral = strings.NewReplacer(
 	"\\", "＼", "`", "｀", "*", "＊", "_", "＿", "[", "［", "]", "］", "(", "（", ")", "）",
 	"<", "＜", ">", "＞", "#", "＃", "@", "＠", "!", "！", "|", "｜", "~", "～", "/", "／",
-	"&", "＆", "{", "｛", "}", "｝", "+", "＋", "=", "＝", "$", "＄", "^", "＾",
+	"&", "＆", "{", "｛", "}", "｝", "$", "＄", "^", "＾",
+)
+
+// neutralOwn is the lighter form for tollguard's own words (rule names,
+// the configured upstream): "register_failure[0]" and "udp://…" stay
+// readable, and without parentheses, angle brackets or @ they cannot link
+// or mention anyone.
+var neutralOwn = strings.NewReplacer(
+	"\\", "＼", "`", "｀", "*", "＊", "(", "（", ")", "）", "<", "＜", ">", "＞",
+	"#", "＃", "@", "＠", "!", "！", "|", "｜", "~", "～", "&", "＆", "$", "＄",
 )
 
 // clean makes s safe to put in any message: phone numbers masked, control
 // characters and line breaks turned into spaces, markup neutralised, length
 // capped.
-func clean(s string) string {
+func clean(s string) string { return neutral.Replace(flat(s)) }
+
+// own is clean for tollguard's own words (rule names, targets).
+func own(s string) string { return neutralOwn.Replace(flat(s)) }
+
+// flat masks phone numbers, makes s one line of valid UTF-8 and caps it.
+func flat(s string) string {
 	s = store.MaskText(s)
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "?")
@@ -43,7 +58,7 @@ func clean(s string) string {
 	if utf8.RuneCountInString(s) > maxField {
 		s = string([]rune(s)[:maxField]) + "…"
 	}
-	return neutral.Replace(s)
+	return s
 }
 
 // renderer writes messages in one language and format.
@@ -95,8 +110,19 @@ func (r *renderer) kindName(k Kind) string {
 	return clean(string(k))
 }
 
-// title is one line: "[tollguard] WARNING Source banned ×1000".
+// title is one line: "[tollguard] WARNING Source banned ×1000", or
+// "[tollguard] RESOLVED PBX answers again" at the end of an outage.
 func (r *renderer) title(m *Message) string {
+	if len(m.Alerts) > 0 && m.Alerts[len(m.Alerts)-1].Resolved && m.Count == 1 {
+		what := map[Kind][2]string{
+			KindUpstreamDown: {"PBX answers again", "PBX 已恢复"},
+			KindStoreDown:    {"Event store works again", "事件存储已恢复"},
+			KindESLDown:      {"Event Socket connected again", "事件接口已恢复"},
+		}[m.Kind]
+		if what[0] != "" {
+			return "[tollguard] " + r.t("RESOLVED ", "") + r.t(what[0], what[1])
+		}
+	}
 	s := "[tollguard] " + r.severity(m.Severity) + " " + r.kindName(m.Kind)
 	if m.Count > 1 {
 		s += fmt.Sprintf(" ×%d", m.Count)
@@ -113,7 +139,7 @@ func (r *renderer) when(t time.Time) string {
 
 // describe is one alert in one sentence, its fields cleaned.
 func (r *renderer) describe(a *Alert) string {
-	acct, addr, dest, rule, why := clean(a.Account), "", clean(a.Destination), clean(a.Rule), clean(a.Reason)
+	acct, addr, dest, rule, why := clean(a.Account), "", clean(a.Destination), own(a.Rule), clean(a.Reason)
 	if a.Addr.IsValid() {
 		addr = a.Addr.Unmap().String()
 	}
@@ -157,7 +183,7 @@ func (r *renderer) describe(a *Alert) string {
 		}[a.Kind]
 		add("%s", "%s", r.t(what[0], what[1]))
 		if a.Target != "" {
-			add(" %s", " %s", clean(a.Target))
+			add(" %s", " %s", own(a.Target))
 		}
 		if a.Resolved {
 			add(" works again", " 已恢复")
@@ -237,7 +263,7 @@ func rulesLine(rules map[string]int) string {
 	})
 	parts := make([]string, 0, len(rs))
 	for _, x := range rs {
-		parts = append(parts, fmt.Sprintf("%s %d", clean(x.r), x.n))
+		parts = append(parts, fmt.Sprintf("%s %d", own(x.r), x.n))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -67,3 +67,32 @@ func TestRenderLanguages(t *testing.T) {
 		}
 	}
 }
+
+// tollguard's own words stay readable and still cannot link or mention.
+func TestOwnWords(t *testing.T) {
+	if got := own("register_failure[0]"); got != "register_failure[0]" {
+		t.Errorf("own(rule) = %q", got)
+	}
+	if got := own("udp://10.0.0.5:5080"); got != "udp://10.0.0.5:5080" {
+		t.Errorf("own(target) = %q", got)
+	}
+	if got := own("x](http://evil.example) <@all> @all\n# h"); strings.ContainsAny(got, "()<>@#\n") {
+		t.Errorf("own kept markup: %q", got)
+	}
+}
+
+func TestTitleResolved(t *testing.T) {
+	r := &renderer{lang: "zh-CN"}
+	down := Alert{Kind: KindUpstreamDown, Target: "udp://10.0.0.5:5080"}
+	up := down
+	up.Resolved = true
+	if got := r.title(&Message{Kind: down.Kind, Severity: Critical, Count: 1, Alerts: []Alert{down}}); got != "[tollguard] 严重 PBX 无响应" {
+		t.Errorf("down: %q", got)
+	}
+	if got := r.title(&Message{Kind: up.Kind, Severity: Critical, Count: 1, Alerts: []Alert{up}}); got != "[tollguard] PBX 已恢复" {
+		t.Errorf("resolved: %q", got)
+	}
+	if got := r.describe(&up); got != "PBX udp://10.0.0.5:5080 已恢复" {
+		t.Errorf("describe resolved: %q", got)
+	}
+}
