@@ -180,14 +180,16 @@ func (n *Notifier) Notify(a Alert) {
 	}
 }
 
-// Run delivers alerts until ctx is done. Alerts still queued or held for
-// a summary when it returns are not sent.
+// Run delivers alerts until ctx is done, then returns nil (also with no
+// channels configured). Alerts still queued or held for a summary when it
+// returns are not sent.
 func (n *Notifier) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for i, c := range n.chans {
 		wg.Go(func() { n.collect(ctx, i, c) })
 		wg.Go(func() { n.deliver(ctx, i, c) })
 	}
+	<-ctx.Done()
 	wg.Wait()
 	return nil
 }
