@@ -1,11 +1,14 @@
 package alert
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -239,3 +242,42 @@ func BenchmarkNotifyDeadChannel(b *testing.B) {
 		n.Notify(a)
 	}
 }
+
+// A failing delivery is logged without the channel's credentials.
+func TestNotifierLogsNoSecrets(t *testing.T) {
+	rec := newRecorder(t, func(int) (int, string) { return 500, "down" })
+	cfg := config.Default().Alerts
+	cfg.Retries = 1
+	cfg.Backoff = config.Duration(time.Millisecond)
+	cfg.Channels = []config.AlertChannel{{Name: "ops", Type: "dingtalk", URL: rec.srv.URL + "/robot/send", AccessToken: "TOKEN-SECRET", Secret: "SEC-SECRET"}}
+	var logs syncBuffer
+	var reps reports
+	n, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), OnReport: reps.add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, n)
+	n.Notify(Alert{Kind: KindBan, Addr: netip.MustParseAddr("203.0.113.5")})
+	eventually(t, "the failure report", func() bool { return len(reps.get()) == 1 })
+	out := logs.String()
+	if !strings.Contains(out, "alert not delivered") || !strings.Contains(out, "status 500") || !strings.Contains(out, "attempts=2") {
+		t.Errorf("log lacks the failure: %s", out)
+	}
+	for _, s := range []string{"TOKEN-SECRET", "SEC-SECRET", "sign="} {
+		if strings.Contains(out, s) {
+			t.Errorf("log carries %s: %s", s, out)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
