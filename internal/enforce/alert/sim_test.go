@@ -84,7 +84,11 @@ func TestSimulatedAttackIsTwoMessages(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer hook.Close()
-	messages := func() []alert.WebhookPayload { mu.Lock(); defer mu.Unlock(); return append([]alert.WebhookPayload(nil), got...) }
+	messages := func() []alert.WebhookPayload {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]alert.WebhookPayload(nil), got...)
+	}
 
 	var clockMu sync.Mutex
 	now := time.Now()
