@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -55,5 +56,38 @@ func TestAlertsValid(t *testing.T) {
 	}
 	if len(c.Alerts.Channels) != 4 || c.Alerts.Channel("mail") == nil || c.Alerts.Channel("nope") != nil {
 		t.Errorf("channels: %+v", c.Alerts.Channels)
+	}
+}
+
+// The commented channel and rule examples in examples/tollguard.yaml are
+// valid once uncommented.
+func TestAlertsExampleSnippets(t *testing.T) {
+	data, err := os.ReadFile("../../examples/tollguard.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "\nalerts:\n")
+	if !ok {
+		t.Fatal("examples/tollguard.yaml has no alerts section")
+	}
+	var out []string
+	for _, l := range strings.Split(section, "\n") {
+		switch {
+		case strings.HasPrefix(l, "  #  "):
+			l = "  " + strings.TrimPrefix(l, "  #  ")
+		case strings.HasPrefix(l, "  channels: []"):
+			l = "  channels:"
+		case strings.HasPrefix(l, "  rules: []"):
+			l = "  rules:"
+		}
+		out = append(out, l)
+	}
+	text := "alerts:\n" + strings.Join(out, "\n")
+	c, err := Parse("snippet.yaml", []byte(text))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, text)
+	}
+	if len(c.Alerts.Channels) != 4 || len(c.Alerts.Rules) != 2 || c.Alerts.Channel("mail").SMTP.Addr != "smtp.example.com:587" {
+		t.Errorf("parsed %d channels, %d rules from:\n%s", len(c.Alerts.Channels), len(c.Alerts.Rules), text)
 	}
 }
