@@ -158,8 +158,12 @@ func New(cfg config.Alerts, o Options) (*Notifier, error) {
 
 // Notify hands a over for delivery and returns at once: it never blocks
 // and never does I/O. An alert no rule routes is ignored; one whose
-// channel queue is full is dropped and counted.
+// channel queue is full is dropped and counted. A nil Notifier (alerts
+// not configured) ignores every alert.
 func (n *Notifier) Notify(a Alert) {
+	if n == nil {
+		return
+	}
 	sev := a.severity()
 	var mask uint64
 	for i := range n.rules {

@@ -170,6 +170,11 @@ func TestNotifierRouting(t *testing.T) {
 	}
 }
 
+func TestNilNotifierIgnores(t *testing.T) {
+	var n *Notifier
+	n.Notify(Alert{Kind: KindBan}) // must not panic
+}
+
 // A full queue drops and counts instead of blocking.
 func TestNotifierQueueFullDrops(t *testing.T) {
 	cfg := webhookAlerts("http://127.0.0.1:9/")
