@@ -47,6 +47,8 @@ type Config struct {
 	NFTables NFTables `yaml:"nftables"`
 	// Sources lists log files to follow.
 	Sources []LogSource `yaml:"sources"`
+	// Alerts configures alert channels and which alerts go where.
+	Alerts Alerts `yaml:"alerts"`
 }
 
 // Log configures the daemon's log.

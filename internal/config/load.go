@@ -57,6 +57,7 @@ func Default() *Config {
 		Honeypot:       Honeypot{BanTime: Duration(24 * time.Hour)},
 		PasswordPolicy: PasswordPolicy{Minimum: 6, Strength: 3},
 		NFTables:       NFTables{Table: "tollguard"},
+		Alerts:         defaultAlerts(),
 	}
 }
 
@@ -266,4 +267,5 @@ func (c *Config) normalize() {
 	if len(c.Honeypot.Accounts) == 0 {
 		c.Honeypot.Accounts = nil
 	}
+	c.Alerts.normalize()
 }

@@ -201,6 +201,9 @@ func (c *Config) validateSidecar() error {
 		}
 		seen[s.Path] = true
 	}
+	if err := c.Alerts.validate(); err != nil {
+		return err
+	}
 	return nil
 }
 
