@@ -12,11 +12,12 @@ type metrics struct {
 	verdicts  map[[2]string]prometheus.Counter
 }
 
-var decisionRules = []string{RuleJail, RuleEnumeration, RuleDistributed, RuleScanner, RuleHoneypot, RuleFlood}
+var decisionRules = []string{RuleJail, RuleEnumeration, RuleDistributed, RuleScanner, RuleHoneypot, RuleFlood, RuleProbe}
 
 var verdictKinds = [][2]string{
 	{"drop", RuleDeny}, {"drop", RuleBan}, {"drop", RuleFlood}, {"drop", RuleScanner}, {"drop", RuleHoneypot},
-	{"drop", RuleEnumeration}, {"reject", RuleBan}, {"reject", RuleDistributed},
+	{"drop", RuleEnumeration}, {"drop", RuleProbe}, {"reject", RuleBan}, {"reject", RuleDistributed},
+	{"pass", RuleEnumeration}, {"pass", RuleProbe},
 }
 
 // newMetrics registers the engine's metrics on reg (nil: unregistered).
@@ -33,7 +34,7 @@ func newMetrics(reg *prometheus.Registry, e *Engine) *metrics {
 		m.decisions[r] = dv.WithLabelValues(r)
 	}
 	vv := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollguard_engine_verdicts_total",
-		Help: "Requests the engine refused, by action and rule."}, []string{"action", "rule"})
+		Help: "Requests the engine refused (or passed and flagged), by action and rule."}, []string{"action", "rule"})
 	for _, k := range verdictKinds {
 		m.verdicts[k] = vv.WithLabelValues(k[0], k[1])
 	}
