@@ -101,10 +101,10 @@ func (e *Engine) clock(m *event.Meta) time.Time {
 // begin takes a scratch and fills its Input: the account and every name
 // the request uses for it, normalised (detector.Normalize), and the users
 // it is addressed to.
-func (e *Engine) begin(kind event.Kind, now time.Time, src netip.Addr, s *event.SIP, account string) *scratch {
+func (e *Engine) begin(kind event.Kind, m *event.Meta, now time.Time, src netip.Addr, s *event.SIP, account string) *scratch {
 	sc := e.scratch.Get().(*scratch)
 	in := &sc.in
-	*in = detector.Input{Kind: kind, Now: now, Src: src, SIP: s}
+	*in = detector.Input{Kind: kind, Now: now, Src: src, SIP: s, Proven: m.Transport != "udp"}
 	in.Account = detector.Normalize(account)
 	in.Names.Add(in.Account)
 	in.Names.Add(detector.Normalize(s.AuthUser))
@@ -123,11 +123,10 @@ func (e *Engine) begin(kind event.Kind, now time.Time, src netip.Addr, s *event.
 
 // end applies sc's decisions (limited when the source is unproven) and
 // returns sc to the pool.
-func (e *Engine) end(r *rules, m *event.Meta, sc *scratch) {
+func (e *Engine) end(r *rules, sc *scratch) {
 	if ds := sc.out.Decisions(); len(ds) > 0 {
-		proven := e.proven(m, sc.in.Src)
 		for _, d := range ds {
-			if !proven {
+			if !sc.in.Proven {
 				d.Unproven = true
 				d = e.limit(r, d)
 			}
@@ -139,17 +138,16 @@ func (e *Engine) end(r *rules, m *event.Meta, sc *scratch) {
 	e.scratch.Put(sc)
 }
 
-// proven reports whether the event's source address is proven (DESIGN key
-// decision 9): the message came over a completed TCP/TLS/WebSocket
-// handshake, or the address registered an account (the PBX accepted
-// credentials it challenged for). A UDP datagram's source is otherwise
-// unproven: forging it costs one packet, and even a refused password
-// proves nothing (FreeSWITCH refuses a known nonce from any address, and a
-// forger can fetch one from its own). Events of unknown transport (replays,
-// PBX event sockets) count as proven.
-func (e *Engine) proven(m *event.Meta, src netip.Addr) bool {
-	return m.Transport != "udp" || e.shared.Known.HasAny(src)
-}
+// A message's source is proven (DESIGN key decision 9) when it came over a
+// completed TCP/TLS/WebSocket handshake: the peer answered packets sent to
+// its address. A UDP datagram proves nothing, per message: forging its
+// source costs one packet, an earlier registration from the address does
+// not make this datagram genuine, and even a refused password is no proof
+// (FreeSWITCH answers an unknown nonce with a stale challenge, never a
+// failure, but accepts a nonce it issued from any address, and a forger
+// can fetch one from its own; Kamailio's nonces are not bound to the
+// address either unless configured to). Events of unknown transport
+// (replays, PBX event sockets) count as proven.
 
 // limit marks d as unproven and caps its duration at unproven.maxtime.
 func (e *Engine) limit(r *rules, d decision.Decision) decision.Decision {
@@ -172,7 +170,7 @@ func (e *Engine) checkRequest(kind event.Kind, m *event.Meta, s *event.SIP, acco
 		return v
 	}
 	r := e.rules.Load()
-	sc := e.begin(kind, now, src, s, account)
+	sc := e.begin(kind, m, now, src, s, account)
 	sc.in.Request = request
 	sc.in.Destination = dest
 	for _, h := range r.onRequest {
@@ -182,7 +180,7 @@ func (e *Engine) checkRequest(kind event.Kind, m *event.Meta, s *event.SIP, acco
 		}
 	}
 	v := sc.out.V
-	e.end(r, m, sc)
+	e.end(r, sc)
 	if v.Rule != "" {
 		return e.count(v)
 	}
@@ -212,7 +210,7 @@ func (e *Engine) failure(ev *event.AuthFailure) Verdict {
 		return Verdict{}
 	}
 	r := e.rules.Load()
-	sc := e.begin(event.KindAuthFailure, now, src, &ev.SIP, account)
+	sc := e.begin(event.KindAuthFailure, &ev.Meta, now, src, &ev.SIP, account)
 	sc.in.Code = ev.Code
 	for _, h := range r.onFailure {
 		h.Failure(&e.shared, &sc.in, &sc.out)
@@ -226,7 +224,7 @@ func (e *Engine) failure(ev *event.AuthFailure) Verdict {
 			v = Verdict{Action: Reject, Code: 403, Rule: d.Rule, Reason: d.Reason}
 		}
 	}
-	e.end(r, &ev.Meta, sc)
+	e.end(r, sc)
 	return v
 }
 
@@ -244,7 +242,7 @@ func (e *Engine) registered(ev *event.Register) Verdict {
 	}
 	allowed := e.lists.Load().Allowed(src)
 	r := e.rules.Load()
-	sc := e.begin(event.KindRegister, e.clock(&ev.Meta), src, &ev.SIP, account)
+	sc := e.begin(event.KindRegister, &ev.Meta, e.clock(&ev.Meta), src, &ev.SIP, account)
 	for _, h := range r.onRegister {
 		h.Registered(&e.shared, &sc.in, &sc.out)
 	}
@@ -257,7 +255,7 @@ func (e *Engine) registered(ev *event.Register) Verdict {
 			e.shared.Known.Registered(src, sc.in.Names.At(i))
 		}
 	}
-	e.end(r, &ev.Meta, sc)
+	e.end(r, sc)
 	return v
 }
 
@@ -270,13 +268,13 @@ func (e *Engine) response(ev *event.Response) Verdict {
 		return Verdict{}
 	}
 	r := e.rules.Load()
-	sc := e.begin(event.KindResponse, e.clock(&ev.Meta), src, &ev.SIP, ev.SIP.Account())
+	sc := e.begin(event.KindResponse, &ev.Meta, e.clock(&ev.Meta), src, &ev.SIP, ev.SIP.Account())
 	sc.in.Code, sc.in.Stale = ev.Code, ev.Stale
 	for _, h := range r.onResponse {
 		h.Response(&e.shared, &sc.in, &sc.out)
 	}
 	v := sc.out.V
-	e.end(r, &ev.Meta, sc)
+	e.end(r, sc)
 	return v
 }
 
@@ -293,13 +291,13 @@ func (e *Engine) call(kind event.Kind, m *event.Meta, s *event.SIP, account, des
 	if account == "" {
 		account = s.Account()
 	}
-	sc := e.begin(kind, e.clock(m), src, s, account)
+	sc := e.begin(kind, m, e.clock(m), src, s, account)
 	sc.in.Destination = dest
 	for _, h := range r.onCall {
 		h.Call(&e.shared, &sc.in, &sc.out)
 	}
 	v := sc.out.V
-	e.end(r, m, sc)
+	e.end(r, sc)
 	return v
 }
 

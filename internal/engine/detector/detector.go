@@ -120,6 +120,11 @@ type Input struct {
 	// Targets are the users the request is addressed to, normalised: the
 	// Request-URI user and the To user.
 	Targets Names
+	// Proven is true when the message's source address is proven (it
+	// came over a completed TCP/TLS handshake; see the engine's README).
+	// Bans of unproven sources are shortened and kept inline by the
+	// engine; a detector may count such sources differently.
+	Proven bool
 	// Request is false for an event.CallAttempt (only event.Request
 	// carries weak fingerprint marks and challenge answers).
 	Request bool

@@ -97,7 +97,7 @@ func (d *Detector) Failure(sh *detector.Shared, in *detector.Input, out *detecto
 		if in.Names.Len() > 0 {
 			name = in.Names.At(i)
 		}
-		tripped := d.j.FailModes(in.Src, name, in.Now, true, ipRules && i == 0)
+		tripped := d.j.FailModes(in.Src, name, in.Now, true, ipRules && i == 0, !in.Proven)
 		for r, rule := range d.j.Rules() {
 			if tripped&(1<<r) == 0 {
 				continue

@@ -92,14 +92,18 @@ func (j *Jail) Rules() []Rule { return j.rules }
 // Fail records a failure of account from addr at now and returns a mask
 // with bit i set for each rule i that tripped. A tripped key starts over.
 func (j *Jail) Fail(addr netip.Addr, account string, now time.Time) uint64 {
-	return j.FailModes(addr, account, now, true, true)
+	return j.FailModes(addr, account, now, true, true, false)
 }
 
 // FailModes is Fail restricted to the ip_account rules (accountRules) and
 // the ip rules (ipRules): a request that names an account several ways
 // counts once per name for the ip_account rules and once in all for the
 // ip rules.
-func (j *Jail) FailModes(addr netip.Addr, account string, now time.Time, accountRules, ipRules bool) uint64 {
+//
+// keep makes a tripped key keep its newest maxretry-1 failures instead of
+// starting over: the first failure after the (shortened) ban of an
+// unproven source trips again while the window still holds them.
+func (j *Jail) FailModes(addr netip.Addr, account string, now time.Time, accountRules, ipRules, keep bool) uint64 {
 	var tripped uint64
 	for i, r := range j.rules {
 		k := key{addr: addr}
@@ -126,8 +130,11 @@ func (j *Jail) FailModes(addr netip.Addr, account string, now time.Time, account
 		ts = append(ts[:n], now)
 		if len(ts) >= r.MaxRetry {
 			tripped |= 1 << i
-			delete(m, k)
-			continue
+			if !keep || r.MaxRetry < 2 {
+				delete(m, k)
+				continue
+			}
+			ts = ts[len(ts)-(r.MaxRetry-1):]
 		}
 		m[k] = ts
 	}
