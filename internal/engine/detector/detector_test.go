@@ -18,7 +18,7 @@ func TestNormalize(t *testing.T) {
 		{"10%2501", "10%01"}, // one decoding pass: %25 is a literal '%'
 		{"1001\x00", "1001"},
 		{"%00%31001", "1001"},
-		{"%3", "%3"},  // a broken escape stays
+		{"%3", "%3"},   // a broken escape stays
 		{"%zz", "%zz"}, // not hex
 		{"ÄBC", "Äbc"}, // only ASCII letters fold
 		{"", ""},
