@@ -85,3 +85,23 @@ func TestSharedIPBan(t *testing.T) {
 		t.Error("a longer ban was not placed")
 	}
 }
+
+func FuzzNormalize(f *testing.F) {
+	for _, s := range []string{"1001", "Alice", " 1001\t", "%31%30%30%31", "1001\x00", "%", "%4", "%zz", "ÄBC", strings.Repeat("%41", 100)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := Normalize(s)
+		if len(out) > MaxName {
+			t.Fatalf("Normalize(%q) is %d bytes", s, len(out))
+		}
+		for i := 0; i < len(out); i++ {
+			if c := out[i]; c == 0 || 'A' <= c && c <= 'Z' {
+				t.Fatalf("Normalize(%q) = %q keeps %q", s, out, c)
+			}
+		}
+		if canonical(s) && out != s {
+			t.Fatalf("canonical %q changed to %q", s, out)
+		}
+	})
+}
