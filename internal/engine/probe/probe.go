@@ -114,7 +114,7 @@ func (d *Detector) Request(sh *detector.Shared, in *detector.Input, out *detecto
 		}
 		return
 	}
-	if in.Kind != event.KindCallAttempt || !unknown(sh, in.Src) || !d.matches(s.RURIUser) {
+	if in.Kind != event.KindCallAttempt || !unknown(sh, in.Src) || !d.matches(detector.Normalize(s.RURIUser)) {
 		return
 	}
 	d.probe(sh, in, out, "unauthenticated INVITE to an international or premium number", true)
@@ -130,7 +130,7 @@ func (d *Detector) Response(sh *detector.Shared, in *detector.Input, out *detect
 		}
 		return
 	}
-	if d.matches(s.RURIUser) || !unknown(sh, in.Src) {
+	if d.matches(detector.Normalize(s.RURIUser)) || !unknown(sh, in.Src) {
 		return // counted at the request already, or a registered source
 	}
 	switch in.Code {
@@ -162,6 +162,8 @@ func (d *Detector) Call(_ *detector.Shared, in *detector.Input, _ *detector.Out)
 	d.mu.Unlock()
 }
 
+// matches reports whether the dialled number (normalised: "%2B44…" is
+// "+44…", as the PBX decodes it) matches a destination pattern.
 func (d *Detector) matches(user string) bool {
 	for _, re := range d.dest {
 		if re.MatchString(user) {
