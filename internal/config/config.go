@@ -144,9 +144,10 @@ type Distributed struct {
 	MaxSources int      `yaml:"max_sources"`
 	// LockTime is how long the account stays locked.
 	LockTime Duration `yaml:"locktime"`
-	// NewSources is how many failures from addresses new to a locked
-	// account are let through per findtime; each such address is banned
-	// for the account at its first failure. Default 5.
+	// NewSources is how many addresses new to a locked account may try
+	// per findtime (a slot is taken at the first request and given back
+	// on a registration); each is banned for the account at its first
+	// failure. Default 5.
 	NewSources int `yaml:"new_sources"`
 	// Remember is how far back the addresses each account registered from
 	// are reloaded from the store at start. Default 30d.

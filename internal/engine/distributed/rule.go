@@ -25,9 +25,11 @@ const Name = "distributed"
 //     from the store at start) passes as always;
 //   - a new address may try: its first failure bans it for the account
 //     (ip_account, for locktime), a success makes it known;
-//   - at most new_sources failures from new addresses are let through per
-//     findtime; beyond that, new addresses are refused (403) until the
-//     budget refills. The addresses that tripped the lock are refused.
+//   - at most new_sources new addresses are let in per findtime: an address
+//     takes a slot with its first request (so a burst from many addresses
+//     cannot overrun the bound while answers are in flight) and gives it
+//     back when it registers; beyond that, new addresses are refused (403)
+//     until a slot frees. The addresses that tripped the lock are refused.
 //
 // A 40-address spray of 2 guesses each on one account reaches the PBX at
 // most 2×(max_sources-1)+1 times before the lock, plus new_sources per
@@ -42,18 +44,24 @@ type Rule struct {
 }
 
 type lockState struct {
-	failed []netip.Addr // refused for the rest of the lock
-	fails  []time.Time  // failures of new addresses, for the budget
-	until  time.Time
+	failed   []netip.Addr // refused for the rest of the lock
+	admitted []admission  // new addresses let in, for the budget
+	until    time.Time
+}
+
+type admission struct {
+	addr netip.Addr
+	at   time.Time
 }
 
 // maxLockFailed bounds the addresses remembered per lock.
 const maxLockFailed = 1024
 
 var (
-	_ detector.Detector  = (*Rule)(nil)
-	_ detector.OnRequest = (*Rule)(nil)
-	_ detector.OnFailure = (*Rule)(nil)
+	_ detector.Detector   = (*Rule)(nil)
+	_ detector.OnRequest  = (*Rule)(nil)
+	_ detector.OnFailure  = (*Rule)(nil)
+	_ detector.OnRegister = (*Rule)(nil)
 )
 
 // Compile builds the detector from its config section; maxAccounts bounds
@@ -85,7 +93,7 @@ func (r *Rule) Request(sh *detector.Shared, in *detector.Input, out *detector.Ou
 		r.mu.Lock()
 		ls := r.lock(name, in.Now)
 		failed := slices.Contains(ls.failed, in.Src)
-		spent := r.spent(ls, in.Now)
+		spent := !failed && !r.admit(ls, in.Src, in.Now)
 		r.mu.Unlock()
 		switch {
 		case failed:
@@ -113,7 +121,6 @@ func (r *Rule) Failure(sh *detector.Shared, in *detector.Input, out *detector.Ou
 			if !slices.Contains(ls.failed, in.Src) && len(ls.failed) < maxLockFailed {
 				ls.failed = append(ls.failed, in.Src)
 			}
-			ls.fails = append(ls.fails, in.Now)
 			r.mu.Unlock()
 			if _, banned := sh.Set.BannedAccount(in.Src, name, in.Now); !banned {
 				out.Ban(decision.Decision{Type: decision.TypeBan, Scope: decision.ScopeIPAccount, Prefix: host, Account: name,
@@ -154,17 +161,43 @@ func (r *Rule) lock(name string, now time.Time) *lockState {
 	return ls
 }
 
-// spent reports whether the budget of new-address failures is spent.
-func (r *Rule) spent(ls *lockState, now time.Time) bool {
+// admit reports whether src may try: it holds a slot already, or one is
+// free (then it takes it). Slots older than findtime are freed.
+func (r *Rule) admit(ls *lockState, src netip.Addr, now time.Time) bool {
 	n := 0
-	for _, t := range ls.fails {
-		if now.Sub(t) < r.findTime {
-			ls.fails[n] = t
+	held := false
+	for _, a := range ls.admitted {
+		if now.Sub(a.at) < r.findTime {
+			held = held || a.addr == src
+			ls.admitted[n] = a
 			n++
 		}
 	}
-	ls.fails = ls.fails[:n]
-	return n >= r.newSources
+	ls.admitted = ls.admitted[:n]
+	if held {
+		return true
+	}
+	if n >= r.newSources {
+		return false
+	}
+	ls.admitted = append(ls.admitted, admission{src, now})
+	return true
+}
+
+// Registered gives back the slot of a new address that registered the
+// account (it is known from now on).
+func (r *Rule) Registered(sh *detector.Shared, in *detector.Input, _ *detector.Out) {
+	for i := range in.Names.Len() {
+		name := in.Names.At(i)
+		if _, ok := sh.Set.AccountLocked(name, in.Now); !ok {
+			continue
+		}
+		r.mu.Lock()
+		if ls, ok := r.locks[name]; ok {
+			ls.admitted = slices.DeleteFunc(ls.admitted, func(a admission) bool { return a.addr == in.Src })
+		}
+		r.mu.Unlock()
+	}
 }
 
 // Forget implements detector.Detector: an account's counters and lock

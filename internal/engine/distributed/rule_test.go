@@ -63,6 +63,14 @@ func TestLock(t *testing.T) {
 		{"the budget is spent: new addresses refused", func() bool { return request(addr(6)).Action == detector.Reject }},
 		{"the phone's own failure is not a new address's", func() bool { return len(fail(phone)) == 0 && request(phone).Action == detector.Pass }},
 		{"the budget refills after findtime", func() bool { now = now.Add(10 * time.Minute); return request(addr(6)).Action == detector.Pass }},
+		{"a new address that registers gives its slot back", func() bool {
+			var out detector.Out
+			r.Registered(sh, input(addr(6)), &out)
+			sh.Known.Registered(addr(6), "1001")
+			return request(addr(7)).Action == detector.Pass && request(addr(8)).Action == detector.Pass
+		}},
+		{"slots are taken at the first request, before any failure", func() bool { return request(addr(9)).Action == detector.Reject }},
+		{"a slot holder may send again", func() bool { return request(addr(7)).Action == detector.Pass }},
 	}
 	for _, s := range steps {
 		if !s.do() {
