@@ -138,7 +138,7 @@ type Input struct {
 // Out collects what one hook decided. Bans are applied by the engine in
 // order once the hooks have run.
 type Out struct {
-	buf [6]decision.Decision
+	buf [12]decision.Decision
 	n   int
 	// V is the verdict; the first detector that sets an Action other than
 	// Pass ends a request's chain.
@@ -146,7 +146,7 @@ type Out struct {
 }
 
 // Ban adds d. Within one event the first ip ban wins and later ones are
-// dropped, and so is anything beyond the buffer (six decisions).
+// dropped, and so is anything beyond the buffer (twelve decisions).
 func (o *Out) Ban(d decision.Decision) {
 	if d.Scope == decision.ScopeIP {
 		for _, x := range o.buf[:o.n] {
