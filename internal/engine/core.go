@@ -117,7 +117,11 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		e.ownLists = true
 		e.lists.Store(decision.NewLists(config.Prefixes(cfg.Allow), config.Prefixes(cfg.Deny)))
 	}
-	e.m = newMetrics(opts.Registry, e)
+	names := make([]string, len(r.list))
+	for i, d := range r.list {
+		names[i] = d.Name()
+	}
+	e.m = newMetrics(opts.Registry, e, names)
 	return e, nil
 }
 
