@@ -81,7 +81,10 @@ func (r *Rule) Request(sh *detector.Shared, in *detector.Input, out *detector.Ou
 	var users [2]string
 	nu := 0
 	anyMethod := s.Method != "REGISTER" && s.Method != "INVITE"
-	if sweepable && !sh.Known.Has(in.Src, detector.Normalize(s.FromUser)) {
+	// A registered account's calls, BLF subscriptions and messages name
+	// other users; its OPTIONS do not (keep-alives name itself or no
+	// one), so an attacker holding one account cannot sweep with OPTIONS.
+	if sweepable && (s.Method == "OPTIONS" || !sh.Known.Has(in.Src, detector.Normalize(s.FromUser))) {
 		for i := range in.Targets.Len() {
 			if t := in.Targets.At(i); !sh.Known.Has(in.Src, t) && nu < len(users) {
 				users[nu] = t

@@ -57,6 +57,11 @@ func TestSweep(t *testing.T) {
 			append([]req{{method: "REGISTER", user: "99"}, {method: "REGISTER", user: "99", creds: true}}, sweep("OPTIONS", 10)...), nil, 9},
 		{"an answering source is left to the grace for REGISTER",
 			append([]req{{method: "REGISTER", user: "99"}, {method: "REGISTER", user: "99", creds: true}}, sweep("REGISTER", 10)...), nil, -1},
+		{"a registered account's OPTIONS to other users count", []req{
+			{method: "OPTIONS", user: "100"}, {method: "OPTIONS", user: "101"}, {method: "OPTIONS", user: "102"}, {method: "OPTIONS", user: "103"},
+			{method: "OPTIONS", user: "104"}, {method: "OPTIONS", user: "105"}, {method: "OPTIONS", user: "106"}, {method: "OPTIONS", user: "107"}},
+			[]string{"999"}, 7},
+		{"a registered account's calls to other users do not", sweep("INVITE", 20), []string{"999"}, -1},
 		{"registered phones' OPTIONS name nothing", sweep("OPTIONS", 20), []string{
 			"100", "101", "102", "103", "104", "105", "106", "107", "108", "109", "110", "111", "112", "113", "114", "115", "116", "117", "118", "119"}, -1},
 	}
@@ -73,7 +78,11 @@ func TestSweep(t *testing.T) {
 			}
 			dropped := -1
 			for i, q := range tc.reqs {
-				s := &event.SIP{Method: q.method, FromUser: q.user, ToUser: q.user, RURIUser: q.user, HasCredentials: q.creds}
+				from := q.user
+				if len(tc.known) == 1 {
+					from = tc.known[0] // the source's registered account
+				}
+				s := &event.SIP{Method: q.method, FromUser: from, ToUser: q.user, RURIUser: q.user, HasCredentials: q.creds}
 				if q.creds {
 					s.AuthUser = q.user
 				}

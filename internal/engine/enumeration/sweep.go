@@ -11,8 +11,9 @@ import (
 // credentials (REGISTER, INVITE, OPTIONS, SUBSCRIBE, MESSAGE: the methods
 // svwar can sweep with) that the source never proved: a name stops
 // counting when the source sends credentials for it or registers it, and a
-// request whose From user registered from the source (a phone's calls,
-// BLF subscriptions, keep-alives) names nothing.
+// request other than OPTIONS whose From user registered from the source (a
+// phone's calls, BLF subscriptions, messages) names nothing. (Which users
+// count is the caller's choice: see Rule.Request.)
 //
 // It trips, without waiting for the challenge grace, when within findtime
 // a source named max distinct users, either
