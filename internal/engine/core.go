@@ -134,18 +134,19 @@ func (e *Engine) Reload(cfg *config.Config) error { return e.ReloadWith(cfg, nil
 
 // ReloadWith is Reload with a new fingerprint list (the content of
 // fingerprints.file, read by the wiring); nil keeps the current one, or
-// the embedded list when fingerprints.file is now empty.
+// goes back to the embedded list when fingerprints.file was just emptied.
 func (e *Engine) ReloadWith(cfg *config.Config, fingerprints []byte) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	fp := e.fpData
-	if f := cfg.Fingerprints.File; f != "" && fingerprints == nil && f != e.rules.Load().cfg.Fingerprints.File {
+	oldFile := e.rules.Load().cfg.Fingerprints.File
+	if f := cfg.Fingerprints.File; f != "" && fingerprints == nil && f != oldFile {
 		return errors.New("reloading engine: fingerprints.file changed: pass its content to ReloadWith")
 	}
 	switch {
 	case fingerprints != nil:
 		fp = fingerprints
-	case cfg.Fingerprints.File == "":
+	case cfg.Fingerprints.File == "" && oldFile != "":
 		fp = nil
 	}
 	r, err := compile(cfg, fp, e.repeats, e.rules.Load())
