@@ -358,22 +358,28 @@ func TestScenarios(t *testing.T) {
 		cfg := "# defaults, with a honeypot account\nhoneypot: {accounts: [\"9999\"]}\n"
 		s := newSim(t, cfg)
 		s.comment("A forged UDP datagram with User-Agent friendly-scanner and the source of a trunk")
-		s.comment("(198.51.100.200) is dropped; the ban is unproven: 10 min (unproven.maxtime), inline only.")
-		s.comment("A second forged one names a honeypot account: same. The trunk's traffic after the ban passes.")
+		s.comment("(198.51.100.200) is dropped, and nothing else happens: one datagram's source is unproven.")
+		s.comment("A second forged one names a honeypot account: same. The trunk's traffic right after passes.")
 		s.comment("The same scanner over TCP (a completed handshake) gets the full 24 h ban.")
 		trunk := "198.51.100.200:5060"
-		s.request(trunk, udp, event.SIP{Method: "OPTIONS", FromUser: "100", ToUser: "100", RURIUser: "100", UserAgent: "friendly-scanner"}, 200)
-		s.tick(11 * time.Minute)
-		s.request(trunk, udp, event.SIP{Method: "REGISTER", FromUser: "9999", ToUser: "9999", UserAgent: "Asterisk PBX 18.0"}, 401)
-		s.tick(11 * time.Minute)
+		if v := s.request(trunk, udp, event.SIP{Method: "OPTIONS", FromUser: "100", ToUser: "100", RURIUser: "100", UserAgent: "friendly-scanner"}, 200); v.Action != Drop {
+			t.Errorf("forged scanner datagram not dropped: %+v", v)
+		}
+		s.tick(time.Second)
+		if v := s.request(trunk, udp, event.SIP{Method: "REGISTER", FromUser: "9999", ToUser: "9999", UserAgent: "Asterisk PBX 18.0"}, 401); v.Action != Drop {
+			t.Errorf("forged honeypot datagram not dropped: %+v", v)
+		}
+		s.tick(time.Second)
 		if v := s.request(trunk, udp, event.SIP{Method: "INVITE", FromUser: "trunk", ToUser: "1001", RURIUser: "1001",
 			HasCredentials: true, AuthUser: "trunk", UserAgent: "Asterisk PBX 18.0"}, 200); v.Action != Pass {
-			t.Errorf("trunk refused after the unproven ban ended: %+v", v)
+			t.Errorf("trunk refused after forged datagrams: %+v", v)
 		}
 		s.request("203.0.113.77:40000", tcp, event.SIP{Method: "OPTIONS", FromUser: "100", ToUser: "100", RURIUser: "100", UserAgent: "friendly-scanner"}, 200)
+		if len(s.rec.got) != 1 {
+			t.Errorf("decisions %v, want one: the TCP scanner's", s.rec.got)
+		}
 		for _, d := range s.rec.got {
-			wantUnproven := d.Prefix.Addr() == netip.MustParseAddr("198.51.100.200")
-			if d.Unproven != wantUnproven || wantUnproven && d.Until.Sub(d.At) > 10*time.Minute {
+			if d.Prefix.Addr() != netip.MustParseAddr("203.0.113.77") || d.Unproven || d.Until.Sub(d.At) != 24*time.Hour {
 				t.Errorf("decision %v: unproven %v, lasts %v", d, d.Unproven, d.Until.Sub(d.At))
 			}
 		}

@@ -69,6 +69,14 @@ func (d *Detector) Name() string { return Name }
 func (d *Detector) Request(sh *detector.Shared, in *detector.Input, out *detector.Out) {
 	fp := d.m.Match(in.SIP)
 	if fp.Strong != "" {
+		// One datagram is all the evidence here, and its source can be
+		// forged (DESIGN key decision 9): an unproven source loses the
+		// datagram, never its address. Every datagram of a real scanner
+		// carries the mark, so each is dropped all the same.
+		if !in.Proven {
+			out.Set(detector.Verdict{Action: detector.Drop, Rule: Name, Reason: fp.Strong})
+			return
+		}
 		if b, ok := sh.IPBan(in.Src, in.Now, Name, "scanner fingerprint "+fp.Strong, d.banTime); ok {
 			out.Ban(b)
 		}

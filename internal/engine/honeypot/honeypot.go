@@ -65,11 +65,20 @@ func (d *Detector) ban(sh *detector.Shared, in *detector.Input, out *detector.Ou
 	out.Set(detector.Verdict{Action: detector.Drop, Rule: Name, Reason: "honeypot account"})
 }
 
-// Request drops and bans a request naming a honeypot account anywhere.
+// Request drops a request naming a honeypot account anywhere, and bans its
+// source when the source is proven: a lone datagram's source can be forged
+// (DESIGN key decision 9), so from an unproven source only the datagram is
+// lost. An attacker who goes on to guess the honeypot's password is banned
+// by Failure.
 func (d *Detector) Request(sh *detector.Shared, in *detector.Input, out *detector.Out) {
-	if len(d.accounts) > 0 && (d.any(&in.Names) || d.any(&in.Targets)) {
-		d.ban(sh, in, out, "request for a honeypot account")
+	if len(d.accounts) == 0 || !d.any(&in.Names) && !d.any(&in.Targets) {
+		return
 	}
+	if !in.Proven {
+		out.Set(detector.Verdict{Action: detector.Drop, Rule: Name, Reason: "honeypot account"})
+		return
+	}
+	d.ban(sh, in, out, "request for a honeypot account")
 }
 
 // Failure bans an authentication attempt on a honeypot account.

@@ -20,22 +20,25 @@ func TestHoneypot(t *testing.T) {
 	cases := []struct {
 		name    string
 		hook    string
-		names   []string
-		targets []string
-		want    bool
+		names    []string
+		targets  []string
+		want     bool
+		unproven bool
 	}{
-		{"account name", "request", []string{"9999"}, nil, true},
-		{"normalised config entry", "request", []string{"test"}, nil, true},
-		{"Request-URI user", "request", []string{"1001"}, []string{"9999"}, true},
-		{"real account", "request", []string{"1001"}, []string{"1002"}, false},
-		{"failure", "failure", []string{"9999"}, nil, true},
-		{"registration", "register", []string{"test"}, nil, true},
-		{"failure of a real account", "failure", []string{"1001"}, nil, false},
+		{"account name", "request", []string{"9999"}, nil, true, false},
+		{"normalised config entry", "request", []string{"test"}, nil, true, false},
+		{"Request-URI user", "request", []string{"1001"}, []string{"9999"}, true, false},
+		{"real account", "request", []string{"1001"}, []string{"1002"}, false, false},
+		{"failure", "failure", []string{"9999"}, nil, true, false},
+		{"registration", "register", []string{"test"}, nil, true, false},
+		{"failure of a real account", "failure", []string{"1001"}, nil, false, false},
+		// A lone datagram's source can be forged: dropped, never banned.
+		{"request from an unproven source", "request", []string{"9999"}, nil, false, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			sh := &detector.Shared{Set: decision.NewSet(), Known: detector.NewKnown(8)}
-			in := &detector.Input{Now: now, Src: netip.MustParseAddr("203.0.113.9"), SIP: &event.SIP{Method: "REGISTER"}}
+			in := &detector.Input{Now: now, Src: netip.MustParseAddr("203.0.113.9"), SIP: &event.SIP{Method: "REGISTER"}, Proven: !tc.unproven}
 			for _, n := range tc.names {
 				in.Names.Add(n)
 			}
@@ -50,6 +53,9 @@ func TestHoneypot(t *testing.T) {
 				d.Failure(sh, in, &out)
 			case "register":
 				d.Registered(sh, in, &out)
+			}
+			if tc.unproven && out.V.Action != detector.Drop {
+				t.Errorf("unproven honeypot request passed: %+v", out.V)
 			}
 			got := out.V.Action == detector.Drop && len(out.Decisions()) == 1
 			if got != tc.want {
