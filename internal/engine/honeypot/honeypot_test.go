@@ -18,8 +18,8 @@ func TestHoneypot(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := []struct {
-		name    string
-		hook    string
+		name     string
+		hook     string
 		names    []string
 		targets  []string
 		want     bool
