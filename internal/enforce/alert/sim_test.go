@@ -62,11 +62,11 @@ func (b *banBridge) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
-// A 1,000-source scanner attack from the simulator against the real guard
+// A 1,000-source sweep attack from the simulator against the real guard
 // ends up as one message at once and one summary with the count.
 func TestSimulatedAttackIsTwoMessages(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs 1,000 simulated scanners")
+		t.Skip("runs 1,000 simulated sweepers")
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -138,7 +138,12 @@ func TestSimulatedAttackIsTwoMessages(t *testing.T) {
 	for i := range sources {
 		src := netip.AddrFrom4([4]byte{127, 1, byte(i / 250), byte(1 + i%250)})
 		eg.Go(func() error {
-			_, err := sim.Scanner{Attack: sim.Attack{Target: target, Source: src, Timeout: 100 * time.Millisecond, Silence: 1}, Probes: 1}.Run(ctx)
+			// An extension sweep (svwar with a phone's User-Agent): the
+			// 8th user named without credentials bans the source. A
+			// scanner's fingerprint alone would not: one UDP datagram
+			// proves nothing about its source.
+			_, err := sim.Enumerator{Attack: sim.Attack{Target: target, Source: src, Timeout: 100 * time.Millisecond, Silence: 1},
+				Extensions: sim.Extensions(100, 107), UserAgent: "Yealink SIP-T46S 66.85.0.5"}.Run(ctx)
 			return err
 		})
 	}
@@ -150,7 +155,7 @@ func TestSimulatedAttackIsTwoMessages(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	if b := bans.Load(); b < sources {
-		t.Fatalf("the guard banned %d of %d scanners", b, sources)
+		t.Fatalf("the guard banned %d of %d sweepers", b, sources)
 	}
 	for len(messages()) < 1 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
@@ -166,7 +171,7 @@ func TestSimulatedAttackIsTwoMessages(t *testing.T) {
 		t.Fatalf("%d messages for a %d-source attack, want 2: %+v", len(ms), sources, ms)
 	}
 	total := ms[0].Count + ms[1].Count
-	if ms[0].Count != 1 || ms[1].Kind != alert.KindBan || int64(total) != bans.Load() || ms[1].Rules["scanner"] != ms[1].Count {
+	if ms[0].Count != 1 || ms[1].Kind != alert.KindBan || int64(total) != bans.Load() || ms[1].Rules["enumeration"] != ms[1].Count {
 		t.Errorf("messages: first count %d, summary count %d (%v), bans %d", ms[0].Count, ms[1].Count, ms[1].Rules, bans.Load())
 	}
 	t.Logf("%d bans → %d messages: %q / %q", bans.Load(), len(ms), ms[0].Title, ms[1].Title)
