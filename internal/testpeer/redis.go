@@ -1,0 +1,150 @@
+package testpeer
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/netip"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Redis is a redis-server started by a test on a loopback address with its
+// own directory and no persistence. Stop and Start kill and restart it on
+// the same address, so tests can take the shared state away mid-run.
+type Redis struct {
+	// Addr is host:port of the server.
+	Addr string
+	t    testing.TB
+	bin  string
+	dir  string
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  *logBuffer
+}
+
+// StartRedis starts redis-server for the test and stops it at cleanup. It
+// fails the test under CI when redis-server is missing and skips otherwise
+// (see RequireTool).
+func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	bin := RequireTool(t, "redis-server")
+	addr := LoopbackAddr(t)
+	port := FreePort(t, addr)
+	r := &Redis{Addr: netip.AddrPortFrom(addr, uint16(port)).String(), t: t, bin: bin, dir: t.TempDir(), log: &logBuffer{}}
+	r.Start()
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// URL returns the redis:// URL of the server.
+func (r *Redis) URL() string { return "redis://" + r.Addr }
+
+// Start starts the server (again) and waits until it answers PING.
+func (r *Redis) Start() {
+	r.t.Helper()
+	if r.cmd != nil {
+		r.t.Fatal("testpeer: redis already running")
+	}
+	host, port, _ := net.SplitHostPort(r.Addr)
+	cmd := exec.Command(r.bin, "--bind", host, "--port", port, "--dir", r.dir,
+		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--daemonize", "no",
+		"--logfile", "")
+	cmd.Stdout, cmd.Stderr = r.log, r.log
+	if err := cmd.Start(); err != nil {
+		r.t.Fatalf("testpeer: starting redis-server: %v", err)
+	}
+	r.cmd, r.done = cmd, make(chan struct{})
+	go func(done chan struct{}) { _ = cmd.Wait(); close(done) }(r.done)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if r.ping() == nil {
+			return
+		}
+		select {
+		case <-r.done:
+			r.cmd = nil
+			r.t.Fatalf("testpeer: redis-server exited: %s", tail(r.log.String(), 2000))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	r.Stop()
+	r.t.Fatalf("testpeer: redis-server on %s did not answer: %s", r.Addr, tail(r.log.String(), 2000))
+}
+
+// Stop kills the server (SIGKILL, as a crash would) and waits for it to
+// exit. Stopping a stopped server does nothing.
+func (r *Redis) Stop() {
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	<-r.done
+	r.cmd = nil
+}
+
+// Do sends one command and returns the reply's first line (enough for
+// simple strings, integers and errors). Tests use it to plant data.
+func (r *Redis) Do(args ...string) (string, error) {
+	c, err := net.DialTimeout("tcp", r.Addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := c.Write([]byte(b.String())); err != nil {
+		return "", err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if strings.HasPrefix(line, "-") {
+		return "", fmt.Errorf("redis: %s", line[1:])
+	}
+	return line, nil
+}
+
+// Commands returns the total number of commands the server has processed
+// (INFO stats total_commands_processed), for counting round trips.
+func (r *Redis) Commands() (int64, error) {
+	c, err := net.DialTimeout("tcp", r.Addr, time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte("*2\r\n$4\r\nINFO\r\n$5\r\nstats\r\n")); err != nil {
+		return 0, err
+	}
+	br := bufio.NewReader(c)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return 0, err
+		}
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+}
+
+func (r *Redis) ping() error {
+	s, err := r.Do("PING")
+	if err != nil {
+		return err
+	}
+	if s != "+PONG" {
+		return fmt.Errorf("PING answered %q", s)
+	}
+	return nil
+}
