@@ -108,7 +108,7 @@ func NewCounter(o CounterOptions) (*Counter, error) {
 	c.calls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollguard_cluster_counter_adds_total",
 		Help: "Counter additions, by counter and where they were counted (shared, local)."}, []string{"counter", "where"})
 	c.failures = prometheus.NewCounter(prometheus.CounterOpts{Name: "tollguard_cluster_counter_failures_total",
-		Help: "Counter additions that fell back to local counting because Redis failed.",
+		Help:        "Counter additions that fell back to local counting because Redis failed.",
 		ConstLabels: prometheus.Labels{"counter": o.Name}})
 	if o.Registry != nil {
 		for _, col := range []prometheus.Collector{c.calls, c.failures} {
