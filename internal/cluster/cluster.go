@@ -104,10 +104,11 @@ type Node struct {
 	expiry  string
 	channel string
 
-	mu      sync.Mutex
-	pending map[decision.Key]decision.Decision
-	status  Status
-	kick    chan struct{}
+	mu       sync.Mutex
+	pending  map[decision.Key]decision.Decision
+	received map[decision.Key]bool // bans in force here that came from the cluster
+	status   Status
+	kick     chan struct{}
 
 	m metrics
 }
@@ -129,11 +130,12 @@ func New(o Options) (*Node, error) {
 	n := &Node{
 		cfg: cfg, client: o.Client, apply: o.Apply, screen: o.Screen, local: o.Local,
 		log: o.Logger, now: o.Now, min: o.RetryMin, max: o.RetryMax,
-		hash:    "{" + cfg.KeyPrefix + "}:bans",
-		expiry:  "{" + cfg.KeyPrefix + "}:bans:until",
-		channel: "{" + cfg.KeyPrefix + "}:bans:events",
-		pending: make(map[decision.Key]decision.Decision),
-		kick:    make(chan struct{}, 1),
+		hash:     "{" + cfg.KeyPrefix + "}:bans",
+		expiry:   "{" + cfg.KeyPrefix + "}:bans:until",
+		channel:  "{" + cfg.KeyPrefix + "}:bans:events",
+		pending:  make(map[decision.Key]decision.Decision),
+		received: make(map[decision.Key]bool),
+		kick:     make(chan struct{}, 1),
 	}
 	if n.client == nil {
 		c, err := NewClient(cfg.Redis)
@@ -169,7 +171,7 @@ func (n *Node) Apply(d decision.Decision) {
 	if !shared(d, n.now()) {
 		return
 	}
-	k := d.Key()
+	k := key(d)
 	n.mu.Lock()
 	if _, ok := n.pending[k]; !ok && len(n.pending) >= n.cfg.PendingMax {
 		n.mu.Unlock()
@@ -177,6 +179,7 @@ func (n *Node) Apply(d decision.Decision) {
 		return
 	}
 	n.pending[k] = d
+	delete(n.received, k) // decided here now: a later load must not lift it
 	n.m.pending.Set(float64(len(n.pending)))
 	n.mu.Unlock()
 	select {
@@ -322,8 +325,11 @@ func (n *Node) read(ctx context.Context, ps *redis.PubSub, msgs chan<- string, e
 	}
 }
 
-// load applies every ban in force in Redis.
+// load applies every ban in force in Redis, then lifts the bans received
+// earlier that Redis no longer holds: they were lifted (or expired) while
+// this node was not listening.
 func (n *Node) load(ctx context.Context) error {
+	seen := map[decision.Key]bool{}
 	var cursor uint64
 	for {
 		kv, next, err := n.client.HScan(ctx, n.hash, cursor, "", 1000).Result()
@@ -331,39 +337,66 @@ func (n *Node) load(ctx context.Context) error {
 			return fmt.Errorf("loading bans: %w", err)
 		}
 		for i := 1; i < len(kv); i += 2 {
-			n.receive(kv[i])
+			if k, ok := n.receive(kv[i]); ok {
+				seen[k] = true
+			}
 		}
 		if cursor = next; cursor == 0 {
-			return nil
+			break
 		}
 	}
+	n.mu.Lock()
+	var gone []decision.Key
+	for k := range n.received {
+		if !seen[k] {
+			gone = append(gone, k)
+			delete(n.received, k)
+		}
+	}
+	n.mu.Unlock()
+	for _, k := range gone {
+		n.apply.Apply(decision.Decision{Type: decision.TypeUnban, Scope: k.Scope, Prefix: k.Prefix, Account: k.Account,
+			Origin: OriginPrefix + n.cfg.Node, Rule: "cluster", Reason: "lifted while disconnected", At: n.now()})
+	}
+	return nil
 }
 
-// receive screens and applies one ban read from Redis.
-func (n *Node) receive(payload string) {
+// receive screens and applies one ban read from Redis. It returns the
+// ban's key and true when the entry is a valid ban of another node still
+// in force (applied, or refused by the screen).
+func (n *Node) receive(payload string) (decision.Key, bool) {
 	m, err := decode([]byte(payload))
 	if err != nil {
 		n.m.rejected.WithLabelValues("malformed").Inc()
 		n.log.Debug("skipping a malformed entry", "err", err)
-		return
+		return decision.Key{}, false
 	}
 	if m.Node == n.cfg.Node {
-		return
+		return decision.Key{}, false
 	}
 	d := m.local()
+	k := key(d)
 	if d.Type == decision.TypeBan && d.Expired(n.now()) {
 		n.m.rejected.WithLabelValues("expired").Inc()
-		return
+		return decision.Key{}, false
 	}
 	if n.screen != nil {
 		if err := n.screen(d); err != nil {
 			n.m.rejected.WithLabelValues("refused").Inc()
 			n.log.Warn("refusing a ban from the cluster", "from", m.Node, "err", err)
-			return
+			return k, true
 		}
 	}
+	n.mu.Lock()
+	if d.Type == decision.TypeBan {
+		n.received[k] = true
+	} else {
+		delete(n.received, k)
+	}
+	n.mu.Unlock()
 	n.m.received.Inc()
 	n.apply.Apply(d)
+	return k, d.Type == decision.TypeBan
 }
 
 // requeueLocal queues this node's own bans in force, unless a newer
@@ -380,10 +413,10 @@ func (n *Node) requeueLocal() {
 		if !shared(d, now) || d.Type != decision.TypeBan {
 			continue
 		}
-		if _, ok := n.pending[d.Key()]; ok || len(n.pending) >= n.cfg.PendingMax {
+		if _, ok := n.pending[key(d)]; ok || len(n.pending) >= n.cfg.PendingMax {
 			continue
 		}
-		n.pending[d.Key()] = d
+		n.pending[key(d)] = d
 	}
 	n.m.pending.Set(float64(len(n.pending)))
 }
@@ -417,8 +450,8 @@ func (n *Node) flush(ctx context.Context) error {
 	n.m.published.Add(float64(sent))
 	n.mu.Lock()
 	for _, d := range todo {
-		if _, newer := n.pending[d.Key()]; !newer {
-			n.pending[d.Key()] = d
+		if _, newer := n.pending[key(d)]; !newer {
+			n.pending[key(d)] = d
 		}
 	}
 	n.m.pending.Set(float64(len(n.pending)))

@@ -261,3 +261,30 @@ func TestPendingIsBounded(t *testing.T) {
 		t.Fatalf("dropped = %v, want 1", v)
 	}
 }
+
+func TestBanLiftedWhileAwayIsLiftedOnReconnect(t *testing.T) {
+	r := startRedis(t)
+	a, b := startNode(t, r.URL(), "a"), startNode(t, r.URL(), "b")
+	waitConnected(t, a, b)
+	x, y := ipBan("192.0.2.80", time.Hour), ipBan("192.0.2.81", time.Hour)
+	got := b.expect(y.Key())
+	a.ban(x)
+	a.ban(y)
+	<-got
+	eventually(t, "b has both", func() bool { return banned(b, "192.0.2.80") && banned(b, "192.0.2.81") })
+
+	b.pause()
+	u := x
+	u.Type = decision.TypeUnban
+	a.ban(u)
+	eventually(t, "unban stored", func() bool { n, _ := r.Do("HLEN", "{tollguard}:bans"); return n == ":1" })
+	if !banned(b, "192.0.2.80") {
+		t.Fatal("b heard the unban while not listening")
+	}
+	b.resume()
+	waitConnected(t, b)
+	eventually(t, "b lifts the ban lifted while it was away", func() bool { return !banned(b, "192.0.2.80") })
+	if !banned(b, "192.0.2.81") {
+		t.Fatal("b lost a ban still in force")
+	}
+}

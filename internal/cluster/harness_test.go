@@ -76,19 +76,25 @@ func startNode(t testing.TB, url, name string, opts ...nodeOpt) *testNode {
 		t.Fatalf("New(%s): %v", name, err)
 	}
 	tn.Node = n
+	tn.resume()
+	t.Cleanup(func() { tn.pause(); _ = n.Close() })
+	return tn
+}
+
+// resume starts Run; pause stops it and waits (the node stops listening,
+// as if its link were cut, but keeps its client).
+func (tn *testNode) resume() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { _ = n.Run(ctx); close(done) }()
-	var once sync.Once
-	tn.stop = func() {
-		once.Do(func() {
-			cancel()
-			<-done
-			_ = n.Close()
-		})
+	go func() { _ = tn.Run(ctx); close(done) }()
+	tn.stop = func() { cancel(); <-done }
+}
+
+func (tn *testNode) pause() {
+	if tn.stop != nil {
+		tn.stop()
+		tn.stop = nil
 	}
-	t.Cleanup(tn.stop)
-	return tn
 }
 
 // eventually polls cond for up to 10 s; it bounds a wait, it does not time

@@ -109,3 +109,12 @@ func score(d decision.Decision) string {
 	}
 	return fmt.Sprint(d.Until.UnixMilli())
 }
+
+// key is d's key with the prefix normalised, as decision.Set stores it.
+func key(d decision.Decision) decision.Key {
+	k := d.Key()
+	if k.Prefix.IsValid() {
+		k.Prefix = screen.Norm(k.Prefix)
+	}
+	return k
+}
