@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -63,16 +64,9 @@ type Export struct {
 	log  *slog.Logger
 
 	mu   sync.Mutex
-	sent map[[32]byte]map[decision.Key]sentBan
+	sent map[[32]byte]map[decision.Key]decision.Decision // what each bouncer was last told
 
 	requests *prometheus.CounterVec
-}
-
-// sentBan is what one bouncer was last told about one target.
-type sentBan struct {
-	d  csDecision
-	at time.Time
-	un time.Time
 }
 
 // NewExport returns an Export.
@@ -83,7 +77,7 @@ func NewExport(o ExportOptions) (*Export, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	e := &Export{o: o, sent: map[[32]byte]map[decision.Key]sentBan{}, log: o.Logger}
+	e := &Export{o: o, sent: map[[32]byte]map[decision.Key]decision.Decision{}, log: o.Logger}
 	for _, k := range o.APIKeys {
 		if len(k) < 16 {
 			return nil, fmt.Errorf("intel: a bouncer key must be at least 16 characters")
@@ -128,7 +122,7 @@ func (e *Export) shared(now time.Time) []decision.Decision {
 			continue
 		}
 		p := screen.Norm(d.Prefix)
-		if !e.o.IncludeInternal && (screen.Internal(p.Addr()) || screen.Internal(last(p))) {
+		if !e.o.IncludeInternal && (screen.Internal(p.Addr()) || (d.Scope == decision.ScopePrefix && screen.Internal(last(p)))) {
 			continue
 		}
 		if e.o.Proven != nil && !e.o.Proven(d) {
@@ -137,7 +131,12 @@ func (e *Export) shared(now time.Time) []decision.Decision {
 		d.Prefix = p
 		out = append(out, d)
 	}
-	slices.SortFunc(out, func(a, b decision.Decision) int { return strings.Compare(value(a), value(b)) })
+	slices.SortFunc(out, func(a, b decision.Decision) int {
+		if c := a.Prefix.Addr().Compare(b.Prefix.Addr()); c != 0 {
+			return c
+		}
+		return a.Prefix.Bits() - b.Prefix.Bits()
+	})
 	return out
 }
 
@@ -228,27 +227,26 @@ func (e *Export) StreamHandler() http.Handler {
 		keep := filters(q.Get("scopes"), q.Get("origins"), q.Get("scenarios_containing"), q.Get("scenarios_not_containing"))
 		now := e.o.Now()
 		resp := csStream{New: []csDecision{}, Deleted: []csDecision{}}
-		current := map[decision.Key]sentBan{}
+		current := map[decision.Key]decision.Decision{}
 		for _, d := range e.shared(now) {
-			c := toCrowdSec(d, now)
-			if keep(c) {
-				current[d.Key()] = sentBan{d: c, at: d.At, un: d.Until}
+			if keep(d) {
+				current[d.Key()] = d
 			}
 		}
 		e.mu.Lock()
 		prev := e.sent[key]
 		if startup == "true" || prev == nil {
-			prev = map[decision.Key]sentBan{}
+			prev = map[decision.Key]decision.Decision{}
 		}
 		for k, cur := range current {
-			if old, ok := prev[k]; !ok || !old.un.Equal(cur.un) || !old.at.Equal(cur.at) {
-				resp.New = append(resp.New, cur.d)
+			if old, ok := prev[k]; !ok || !old.Until.Equal(cur.Until) || !old.At.Equal(cur.At) {
+				resp.New = append(resp.New, toCrowdSec(cur, now))
 			}
 		}
 		for k, old := range prev {
 			if _, ok := current[k]; !ok {
-				gone := old.d
-				gone.Duration = min(old.un.Sub(now), 0).Round(time.Second).String()
+				gone := toCrowdSec(old, now)
+				gone.Duration = min(old.Until.Sub(now), 0).Round(time.Second).String()
 				resp.Deleted = append(resp.Deleted, gone)
 			}
 		}
@@ -286,23 +284,43 @@ func toCrowdSec(d decision.Decision, now time.Time) csDecision {
 	if !d.Until.IsZero() {
 		left = min(d.Until.Sub(now), maxForever)
 	}
-	rule := d.Rule
-	if rule == "" {
-		rule = "ban"
+	return csDecision{ID: decisionID(d), Origin: csOrigin, Type: "ban", Scope: scope, Value: value(d),
+		Duration: left.Round(time.Second).String(), Scenario: scenario(d)}
+}
+
+// csOrigin is the origin of every decision tollguard serves.
+const csOrigin = "tollguard"
+
+// csScope is the lower-cased Local API scope of d, as filters compare it.
+func csScope(d decision.Decision) string {
+	if d.Scope == decision.ScopePrefix {
+		return "range"
 	}
-	return csDecision{ID: decisionID(d), Origin: "tollguard", Type: "ban", Scope: scope, Value: value(d),
-		Duration: left.Round(time.Second).String(), Scenario: "tollguard/" + rule}
+	return "ip"
+}
+
+// scenario names the rule that banned, as "tollguard/<rule>".
+func scenario(d decision.Decision) string {
+	if d.Rule == "" {
+		return "tollguard/ban"
+	}
+	return "tollguard/" + d.Rule
 }
 
 // decisionID is a stable positive id for one ban (target and time made),
 // within JSON's exact integer range.
 func decisionID(d decision.Decision) int64 {
-	h := sha256.Sum256([]byte(fmt.Sprintf("%s|%s|%s|%d", d.Scope, d.Prefix, d.Account, d.At.UnixNano())))
-	return int64(binary.BigEndian.Uint64(h[:8])&(1<<53-1)) | 1
+	h := fnv.New64a()
+	h.Write([]byte(d.Scope))
+	b, _ := d.Prefix.MarshalBinary()
+	h.Write(b)
+	h.Write([]byte(d.Account))
+	h.Write(binary.BigEndian.AppendUint64(nil, uint64(d.At.UnixNano())))
+	return int64(h.Sum64()&(1<<53-1)) | 1
 }
 
 // filters builds the Local API's stream filters.
-func filters(scopes, origins, containing, notContaining string) func(csDecision) bool {
+func filters(scopes, origins, containing, notContaining string) func(decision.Decision) bool {
 	split := func(s string) []string {
 		var out []string
 		for _, f := range strings.Split(s, ",") {
@@ -313,14 +331,17 @@ func filters(scopes, origins, containing, notContaining string) func(csDecision)
 		return out
 	}
 	sc, or, in, out := split(scopes), split(origins), split(containing), split(notContaining)
-	return func(d csDecision) bool {
-		if len(sc) > 0 && !slices.Contains(sc, strings.ToLower(d.Scope)) {
+	return func(d decision.Decision) bool {
+		if len(sc) > 0 && !slices.Contains(sc, csScope(d)) {
 			return false
 		}
-		if len(or) > 0 && !slices.Contains(or, strings.ToLower(d.Origin)) {
+		if len(or) > 0 && !slices.Contains(or, csOrigin) {
 			return false
 		}
-		s := strings.ToLower(d.Scenario)
+		if len(in) == 0 && len(out) == 0 {
+			return true
+		}
+		s := strings.ToLower(scenario(d))
 		if len(in) > 0 && !slices.ContainsFunc(in, func(x string) bool { return strings.Contains(s, x) }) {
 			return false
 		}
