@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -48,8 +49,15 @@ func (c Config) Enabled() bool { return c.Redis != "" }
 
 var nodeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
-// withDefaults fills the zero fields.
+// withDefaults fills the zero fields; the node name defaults to the host
+// name's first label.
 func (c Config) withDefaults() Config {
+	if c.Node == "" {
+		if h, err := os.Hostname(); err == nil {
+			h, _, _ = strings.Cut(h, ".")
+			c.Node = h
+		}
+	}
 	if c.KeyPrefix == "" {
 		c.KeyPrefix = DefaultKeyPrefix
 	}
@@ -59,11 +67,13 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate checks the section; it parses the URL but does not connect.
+// Validate checks the section with its defaults applied; it parses the
+// URL but does not connect.
 func (c Config) Validate() error {
 	if !c.Enabled() {
 		return nil
 	}
+	c = c.withDefaults()
 	if !nodeName.MatchString(c.Node) {
 		return fmt.Errorf("cluster.node %q: want 1-63 letters, digits, '.', '_' or '-'", c.Node)
 	}

@@ -72,7 +72,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"off", Config{}, true},
 		{"on", Config{Redis: "redis://127.0.0.1:6379", Node: "guard-1"}, true},
-		{"no node name", Config{Redis: "redis://127.0.0.1:6379"}, false},
+		{"no node name: the host name", Config{Redis: "redis://127.0.0.1:6379"}, true},
 		{"bad node name", Config{Redis: "redis://127.0.0.1:6379", Node: "a b"}, false},
 		{"bad prefix", Config{Redis: "redis://127.0.0.1:6379", Node: "a", KeyPrefix: "{x}"}, false},
 		{"negative pending", Config{Redis: "redis://127.0.0.1:6379", Node: "a", PendingMax: -1}, false},
