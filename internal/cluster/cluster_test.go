@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tollguard/tollguard/internal/decision"
+	"github.com/tollguard/tollguard/internal/testpeer"
 )
 
 func TestBanReachesEveryNode(t *testing.T) {
@@ -286,5 +287,50 @@ func TestBanLiftedWhileAwayIsLiftedOnReconnect(t *testing.T) {
 	eventually(t, "b lifts the ban lifted while it was away", func() bool { return !banned(b, "192.0.2.80") })
 	if !banned(b, "192.0.2.81") {
 		t.Fatal("b lost a ban still in force")
+	}
+}
+
+// TestSentinelAndClusterURLs runs ban propagation through a Sentinel (the
+// nodes find the master through it) and through a one-shard Redis Cluster
+// (cluster mode on, every slot on one server), using the URL forms the
+// configuration documents.
+func TestSentinelAndClusterURLs(t *testing.T) {
+	t.Run("sentinel", func(t *testing.T) {
+		master := startRedis(t)
+		sentinel := testpeer.StartSentinel(t, master, "tg")
+		url := "redis+sentinel://" + sentinel.Addr + "?master_name=tg"
+		propagates(t, url)
+	})
+	t.Run("cluster", func(t *testing.T) {
+		host := testpeer.LoopbackAddr(t).String()
+		r := testpeer.StartRedisOn(t, host, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-announce-ip", host)
+		if _, err := r.Do("CLUSTER", "ADDSLOTSRANGE", "0", "16383"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "cluster state ok", func() bool {
+			s, _ := r.Do("CLUSTER", "INFO")
+			return strings.Contains(s, "cluster_state:ok")
+		})
+		propagates(t, "redis+cluster://"+r.Addr)
+	})
+}
+
+func propagates(t *testing.T, url string) {
+	t.Helper()
+	a, b := startNode(t, url, "a"), startNode(t, url, "b")
+	waitConnected(t, a, b)
+	d := ipBan("192.0.2.90", time.Hour)
+	got := b.expect(d.Key())
+	a.ban(d)
+	select {
+	case <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("ban never reached b through %s", url)
+	}
+	late := startNode(t, url, "late")
+	waitConnected(t, late)
+	if !banned(late, "192.0.2.90") {
+		t.Fatalf("a late node did not load the ban through %s", url)
 	}
 }

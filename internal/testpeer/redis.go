@@ -3,9 +3,12 @@ package testpeer
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,6 +24,8 @@ type Redis struct {
 	t    testing.TB
 	bin  string
 	dir  string
+	conf string
+	args []string
 	cmd  *exec.Cmd
 	done chan struct{}
 	log  *logBuffer
@@ -28,16 +33,47 @@ type Redis struct {
 
 // StartRedis starts redis-server for the test and stops it at cleanup. It
 // fails the test under CI when redis-server is missing and skips otherwise
-// (see RequireTool).
-func StartRedis(t testing.TB) *Redis {
+// (see RequireTool). Extra arguments are appended to the command line
+// (for example "--cluster-enabled", "yes").
+func StartRedis(t testing.TB, args ...string) *Redis {
 	t.Helper()
-	bin := RequireTool(t, "redis-server")
-	addr := LoopbackAddr(t)
-	port := FreePort(t, addr)
-	r := &Redis{Addr: netip.AddrPortFrom(addr, uint16(port)).String(), t: t, bin: bin, dir: t.TempDir(), log: &logBuffer{}}
+	return StartRedisOn(t, LoopbackAddr(t).String(), args...)
+}
+
+// StartRedisOn is StartRedis on a given loopback address (for servers that
+// must announce their own address, as a Redis Cluster node does).
+func StartRedisOn(t testing.TB, host string, args ...string) *Redis {
+	t.Helper()
+	r := newRedisOn(t, netip.MustParseAddr(host))
+	r.args = args
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
+}
+
+// StartSentinel starts redis-server in Sentinel mode watching master under
+// the name masterName, with a quorum of one.
+func StartSentinel(t testing.TB, master *Redis, masterName string) *Redis {
+	t.Helper()
+	r := newRedisOn(t, LoopbackAddr(t))
+	host, port, _ := net.SplitHostPort(r.Addr)
+	mhost, mport, _ := net.SplitHostPort(master.Addr)
+	r.conf = filepath.Join(r.dir, "sentinel.conf")
+	conf := fmt.Sprintf("bind %s\nport %s\ndir %s\nprotected-mode no\nsentinel monitor %s %s %s 1\n",
+		host, port, r.dir, masterName, mhost, mport)
+	if err := os.WriteFile(r.conf, []byte(conf), 0o600); err != nil {
+		t.Fatalf("testpeer: writing sentinel config: %v", err)
+	}
+	r.Start()
+	t.Cleanup(r.Stop)
+	return r
+}
+
+func newRedisOn(t testing.TB, addr netip.Addr) *Redis {
+	t.Helper()
+	bin := RequireTool(t, "redis-server")
+	port := FreePort(t, addr)
+	return &Redis{Addr: netip.AddrPortFrom(addr, uint16(port)).String(), t: t, bin: bin, dir: t.TempDir(), log: &logBuffer{}}
 }
 
 // URL returns the redis:// URL of the server.
@@ -50,9 +86,15 @@ func (r *Redis) Start() {
 		r.t.Fatal("testpeer: redis already running")
 	}
 	host, port, _ := net.SplitHostPort(r.Addr)
-	cmd := exec.Command(r.bin, "--bind", host, "--port", port, "--dir", r.dir,
-		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--daemonize", "no",
-		"--logfile", "")
+	var cmd *exec.Cmd
+	if r.conf != "" {
+		cmd = exec.Command(r.bin, r.conf, "--sentinel")
+	} else {
+		args := append([]string{"--bind", host, "--port", port, "--dir", r.dir,
+			"--save", "", "--appendonly", "no", "--protected-mode", "no", "--daemonize", "no",
+			"--logfile", ""}, r.args...)
+		cmd = exec.Command(r.bin, args...)
+	}
 	cmd.Stdout, cmd.Stderr = r.log, r.log
 	if err := cmd.Start(); err != nil {
 		r.t.Fatalf("testpeer: starting redis-server: %v", err)
@@ -86,8 +128,10 @@ func (r *Redis) Stop() {
 	r.cmd = nil
 }
 
-// Do sends one command and returns the reply's first line (enough for
-// simple strings, integers and errors). Tests use it to plant data.
+// Do sends one command and returns its reply: a simple string or integer
+// with its type mark (+OK, :3), a bulk string's content, or an error for an
+// error reply. Arrays come back as their first line only. Tests use it to
+// plant data and read state.
 func (r *Redis) Do(args ...string) (string, error) {
 	c, err := net.DialTimeout("tcp", r.Addr, time.Second)
 	if err != nil {
@@ -103,13 +147,24 @@ func (r *Redis) Do(args ...string) (string, error) {
 	if _, err := c.Write([]byte(b.String())); err != nil {
 		return "", err
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
 	if err != nil {
 		return "", err
 	}
 	line = strings.TrimRight(line, "\r\n")
 	if strings.HasPrefix(line, "-") {
 		return "", fmt.Errorf("redis: %s", line[1:])
+	}
+	if n, err := strconv.Atoi(strings.TrimPrefix(line, "$")); err == nil && strings.HasPrefix(line, "$") {
+		if n < 0 {
+			return "", nil
+		}
+		b := make([]byte, n+2)
+		if _, err := io.ReadFull(br, b); err != nil {
+			return "", err
+		}
+		return string(b[:n]), nil
 	}
 	return line, nil
 }
