@@ -106,7 +106,7 @@ type Node struct {
 
 	mu       sync.Mutex
 	pending  map[decision.Key]decision.Decision
-	received map[decision.Key]bool // bans in force here that came from the cluster
+	received map[decision.Key]time.Time // bans in force here that came from the cluster, with expiry
 	status   Status
 	kick     chan struct{}
 
@@ -134,7 +134,7 @@ func New(o Options) (*Node, error) {
 		expiry:   "{" + cfg.KeyPrefix + "}:bans:until",
 		channel:  "{" + cfg.KeyPrefix + "}:bans:events",
 		pending:  make(map[decision.Key]decision.Decision),
-		received: make(map[decision.Key]bool),
+		received: make(map[decision.Key]time.Time),
 		kick:     make(chan struct{}, 1),
 	}
 	if n.client == nil {
@@ -266,10 +266,11 @@ func (n *Node) session(ctx context.Context) error {
 	if _, err := n.purge(sctx); err != nil {
 		return err
 	}
-	if err := n.load(sctx); err != nil {
+	own, err := n.load(sctx)
+	if err != nil {
 		return err
 	}
-	n.requeueLocal()
+	n.requeueLocal(own)
 	if err := n.flush(sctx); err != nil {
 		return err
 	}
@@ -296,6 +297,7 @@ func (n *Node) session(ctx context.Context) error {
 			if _, err := n.purge(sctx); err != nil {
 				return err
 			}
+			n.forgetExpired()
 		}
 	}
 }
@@ -327,17 +329,22 @@ func (n *Node) read(ctx context.Context, ps *redis.PubSub, msgs chan<- string, e
 
 // load applies every ban in force in Redis, then lifts the bans received
 // earlier that Redis no longer holds: they were lifted (or expired) while
-// this node was not listening.
-func (n *Node) load(ctx context.Context) error {
+// this node was not listening. It returns the keys of this node's own bans
+// that Redis still holds.
+func (n *Node) load(ctx context.Context) (map[decision.Key]bool, error) {
 	seen := map[decision.Key]bool{}
+	own := map[decision.Key]bool{}
 	var cursor uint64
 	for {
 		kv, next, err := n.client.HScan(ctx, n.hash, cursor, "", 1000).Result()
 		if err != nil {
-			return fmt.Errorf("loading bans: %w", err)
+			return nil, fmt.Errorf("loading bans: %w", err)
 		}
 		for i := 1; i < len(kv); i += 2 {
-			if k, ok := n.receive(kv[i]); ok {
+			switch k, mine, ok := n.receive(kv[i]); {
+			case ok && mine:
+				own[k] = true
+			case ok:
 				seen[k] = true
 			}
 		}
@@ -358,50 +365,70 @@ func (n *Node) load(ctx context.Context) error {
 		n.apply.Apply(decision.Decision{Type: decision.TypeUnban, Scope: k.Scope, Prefix: k.Prefix, Account: k.Account,
 			Origin: OriginPrefix + n.cfg.Node, Rule: "cluster", Reason: "lifted while disconnected", At: n.now()})
 	}
-	return nil
+	return own, nil
 }
 
 // receive screens and applies one ban read from Redis. It returns the
-// ban's key and true when the entry is a valid ban of another node still
-// in force (applied, or refused by the screen).
-func (n *Node) receive(payload string) (decision.Key, bool) {
+// ban's key, whether this node made it, and true when the entry is a valid
+// ban still in force (for another node's: applied, or refused by the
+// screen; this node's own are never applied again).
+func (n *Node) receive(payload string) (k decision.Key, mine, ok bool) {
 	m, err := decode([]byte(payload))
 	if err != nil {
 		n.m.rejected.WithLabelValues("malformed").Inc()
 		n.log.Debug("skipping a malformed entry", "err", err)
-		return decision.Key{}, false
-	}
-	if m.Node == n.cfg.Node {
-		return decision.Key{}, false
+		return decision.Key{}, false, false
 	}
 	d := m.local()
-	k := key(d)
-	if d.Type == decision.TypeBan && d.Expired(n.now()) {
+	k = key(d)
+	live := d.Type == decision.TypeBan && !d.Expired(n.now())
+	if m.Node == n.cfg.Node {
+		return k, true, live
+	}
+	if d.Type == decision.TypeBan && !live {
 		n.m.rejected.WithLabelValues("expired").Inc()
-		return decision.Key{}, false
+		return decision.Key{}, false, false
 	}
 	if n.screen != nil {
 		if err := n.screen(d); err != nil {
 			n.m.rejected.WithLabelValues("refused").Inc()
 			n.log.Warn("refusing a ban from the cluster", "from", m.Node, "err", err)
-			return k, true
+			return k, false, true
 		}
 	}
 	n.mu.Lock()
 	if d.Type == decision.TypeBan {
-		n.received[k] = true
+		if _, had := n.received[k]; !had && len(n.received) >= n.cfg.MaxRemoteBans {
+			n.mu.Unlock()
+			n.m.rejected.WithLabelValues("over_cap").Inc()
+			return k, false, true
+		}
+		n.received[k] = d.Until
 	} else {
 		delete(n.received, k)
 	}
 	n.mu.Unlock()
 	n.m.received.Inc()
 	n.apply.Apply(d)
-	return k, d.Type == decision.TypeBan
+	return k, false, live
 }
 
-// requeueLocal queues this node's own bans in force, unless a newer
+// forgetExpired drops expired bans from the record of received ones.
+func (n *Node) forgetExpired() {
+	now := n.now()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for k, until := range n.received {
+		if !until.IsZero() && !now.Before(until) {
+			delete(n.received, k)
+		}
+	}
+}
+
+// requeueLocal queues this node's own bans in force that Redis does not
+// hold (it restarted without persistence, or lost them), unless a newer
 // decision for the same target is already pending.
-func (n *Node) requeueLocal() {
+func (n *Node) requeueLocal(present map[decision.Key]bool) {
 	if n.local == nil {
 		return
 	}
@@ -410,7 +437,7 @@ func (n *Node) requeueLocal() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, d := range ds {
-		if !shared(d, now) || d.Type != decision.TypeBan {
+		if !shared(d, now) || d.Type != decision.TypeBan || present[key(d)] {
 			continue
 		}
 		if _, ok := n.pending[key(d)]; ok || len(n.pending) >= n.cfg.PendingMax {

@@ -334,3 +334,35 @@ func propagates(t *testing.T, url string) {
 		t.Fatalf("a late node did not load the ban through %s", url)
 	}
 }
+
+func TestReconnectDoesNotRepublishWhatRedisHolds(t *testing.T) {
+	r := startRedis(t)
+	a := startNode(t, r.URL(), "a")
+	waitConnected(t, a)
+	a.ban(ipBan("192.0.2.100", time.Hour))
+	eventually(t, "published", func() bool { return metric(t, a.m.published) == 1 })
+	a.pause()
+	a.resume()
+	waitConnected(t, a)
+	if v := metric(t, a.m.published); v != 1 {
+		t.Fatalf("published %v after a reconnect, want 1: Redis still held the ban", v)
+	}
+}
+
+func TestRemoteBansAreCapped(t *testing.T) {
+	r := startRedis(t)
+	a := startNode(t, r.URL(), "a")
+	b := startNode(t, r.URL(), "b", func(o *Options) { o.Config.MaxRemoteBans = 2 })
+	waitConnected(t, a, b)
+	a.ban(ipBan("192.0.2.101", time.Hour))
+	a.ban(ipBan("192.0.2.102", time.Hour))
+	eventually(t, "two bans received", func() bool { return metric(t, b.m.received) == 2 })
+	a.ban(ipBan("192.0.2.103", time.Hour))
+	eventually(t, "third ban refused", func() bool { return metric(t, b.m.rejected.WithLabelValues("over_cap")) == 1 })
+	if b.set.Len() != 2 {
+		t.Fatalf("b holds %d bans, want 2", b.set.Len())
+	}
+	// A ban already held may still be renewed.
+	a.ban(ipBan("192.0.2.101", 2*time.Hour))
+	eventually(t, "renewal applied", func() bool { return metric(t, b.m.received) == 3 })
+}

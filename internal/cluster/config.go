@@ -19,6 +19,7 @@ import (
 //	  node: ""             # this node's name, unique in the cluster; default: the host name
 //	  key_prefix: tollguard
 //	  pending_max: 65536   # local decisions kept for Redis while it is down
+//	  max_remote_bans: 1000000  # other nodes' bans applied here at most
 //
 // An empty Redis URL turns the cluster off. The URL forms are:
 //
@@ -36,12 +37,16 @@ type Config struct {
 	Node       string `yaml:"node"`
 	KeyPrefix  string `yaml:"key_prefix"`
 	PendingMax int    `yaml:"pending_max"`
+	// MaxRemoteBans bounds the other nodes' bans this node holds, so a
+	// Redis flooded with valid-looking bans cannot exhaust its memory.
+	MaxRemoteBans int `yaml:"max_remote_bans"`
 }
 
 // Defaults for Config.
 const (
 	DefaultKeyPrefix  = "tollguard"
 	DefaultPendingMax = 65536
+	DefaultMaxRemote  = 1_000_000
 )
 
 // Enabled reports whether a Redis URL is configured.
@@ -64,6 +69,9 @@ func (c Config) withDefaults() Config {
 	if c.PendingMax == 0 {
 		c.PendingMax = DefaultPendingMax
 	}
+	if c.MaxRemoteBans == 0 {
+		c.MaxRemoteBans = DefaultMaxRemote
+	}
 	return c
 }
 
@@ -80,8 +88,8 @@ func (c Config) Validate() error {
 	if c.KeyPrefix != "" && !nodeName.MatchString(c.KeyPrefix) {
 		return fmt.Errorf("cluster.key_prefix %q: want 1-63 letters, digits, '.', '_' or '-'", c.KeyPrefix)
 	}
-	if c.PendingMax < 0 {
-		return errors.New("cluster.pending_max: must not be negative")
+	if c.PendingMax < 0 || c.MaxRemoteBans < 0 {
+		return errors.New("cluster.pending_max, cluster.max_remote_bans: must not be negative")
 	}
 	if _, err := NewClient(c.Redis); err != nil {
 		return fmt.Errorf("cluster.redis: %w", err)

@@ -26,12 +26,12 @@ func (m *metrics) register(reg prometheus.Registerer) error {
 	m.received = prometheus.NewCounter(prometheus.CounterOpts{Name: "tollguard_cluster_received_total",
 		Help: "Decisions of other nodes applied here."})
 	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollguard_cluster_rejected_total",
-		Help: "Entries read from Redis and not applied, by reason (malformed, refused, expired)."}, []string{"reason"})
+		Help: "Entries read from Redis and not applied, by reason (malformed, refused, expired, over_cap)."}, []string{"reason"})
 	m.dropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "tollguard_cluster_dropped_total",
 		Help: "Decisions not shared because the pending map was full."})
 	m.disconnects = prometheus.NewCounter(prometheus.CounterOpts{Name: "tollguard_cluster_disconnects_total",
 		Help: "Times the link to Redis was lost."})
-	for _, r := range []string{"malformed", "refused", "expired"} {
+	for _, r := range []string{"malformed", "refused", "expired", "over_cap"} {
 		m.rejected.WithLabelValues(r)
 	}
 	if reg == nil {
