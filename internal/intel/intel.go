@@ -187,6 +187,13 @@ func (in *Intel) Status() []FeedStatus {
 func (in *Intel) refresh(ctx context.Context, f *feed) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	now := in.now()
+	for p, until := range f.entries {
+		if !now.Before(until) { // expired in the ban set by itself
+			delete(f.entries, p)
+			delete(f.reasons, p)
+		}
+	}
 	var err error
 	switch f.cfg.Format {
 	case FormatCIDR:

@@ -321,6 +321,11 @@ func TestAPIBAN(t *testing.T) {
 	if len(paths) != 1 || paths[0] != "/api/"+key+"/banned/1002" {
 		t.Fatalf("resumed with %v", paths)
 	}
+	// Eight days later the bans have expired and the feed forgets them.
+	r.now = r.now.Add(8 * 24 * time.Hour)
+	if err := r.in.Refresh(ctx, "apiban"); err != nil || r.in.Status()[0].Entries != 0 || r.banned("192.0.2.1") {
+		t.Fatalf("after expiry: %v, %+v", err, r.in.Status()[0])
+	}
 }
 
 func TestKeysNeverInErrors(t *testing.T) {
