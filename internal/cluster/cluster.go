@@ -50,6 +50,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollguard/tollguard/internal/decision"
+	"github.com/tollguard/tollguard/internal/decision/screen"
 )
 
 // Options configures a Node.
@@ -60,9 +61,10 @@ type Options struct {
 	Client redis.UniversalClient
 	// Apply receives the decisions of other nodes. It must not block.
 	Apply decision.Applier
-	// Screen, when set, is asked about every decision read from Redis; a
-	// non-nil error refuses it (counted, logged). Use
-	// (*screen.Policy).Check so the allow list always wins.
+	// Screen is asked about every decision read from Redis; a non-nil
+	// error refuses it (counted, logged). Use (*screen.Policy).Check with
+	// the allow list so allow always wins. Default: screen.New(nil,
+	// nil).Check (shape, reserved space, /16 and /32 floors).
 	Screen func(decision.Decision) error
 	// Local, when set, returns this node's bans in force (for example
 	// (*decision.Set).List). They are pushed again on every (re)connect so
@@ -143,6 +145,9 @@ func New(o Options) (*Node, error) {
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
 		n.client = c
+	}
+	if n.screen == nil {
+		n.screen = screen.New(nil, nil).Check
 	}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
@@ -389,12 +394,10 @@ func (n *Node) receive(payload string) (k decision.Key, mine, ok bool) {
 		n.m.rejected.WithLabelValues("expired").Inc()
 		return decision.Key{}, false, false
 	}
-	if n.screen != nil {
-		if err := n.screen(d); err != nil {
-			n.m.rejected.WithLabelValues("refused").Inc()
-			n.log.Warn("refusing a ban from the cluster", "from", m.Node, "err", err)
-			return k, false, true
-		}
+	if err := n.screen(d); err != nil {
+		n.m.rejected.WithLabelValues("refused").Inc()
+		n.log.Warn("refusing a ban from the cluster", "from", m.Node, "err", err)
+		return k, false, true
 	}
 	n.mu.Lock()
 	if d.Type == decision.TypeBan {

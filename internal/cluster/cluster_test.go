@@ -366,3 +366,17 @@ func TestRemoteBansAreCapped(t *testing.T) {
 	a.ban(ipBan("192.0.2.101", 2*time.Hour))
 	eventually(t, "renewal applied", func() bool { return metric(t, b.m.received) == 3 })
 }
+
+func TestDefaultScreen(t *testing.T) {
+	r := startRedis(t)
+	at := time.Now().Format(time.RFC3339Nano)
+	until := time.Now().Add(time.Hour).Format(time.RFC3339Nano)
+	if _, err := r.Do("HSET", "{tollguard}:bans", "w", `{"v":1,"node":"evil","decision":{"type":"ban","scope":"prefix","prefix":"0.0.0.0/1","at":"`+at+`","until":"`+until+`"}}`); err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, r.URL(), "a", func(o *Options) { o.Screen = nil })
+	waitConnected(t, n)
+	if banned(n, "8.8.8.8") || metric(t, n.m.rejected.WithLabelValues("refused")) != 1 {
+		t.Fatal("without a Screen option a /1 from Redis was applied")
+	}
+}
