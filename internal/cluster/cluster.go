@@ -110,6 +110,7 @@ type Node struct {
 	pending  map[decision.Key]decision.Decision
 	received map[decision.Key]time.Time // bans in force here that came from the cluster, with expiry
 	status   Status
+	warned   bool // the current outage was logged
 	kick     chan struct{}
 
 	m metrics
@@ -241,6 +242,8 @@ func (n *Node) setConnected(up bool, err error) {
 	if err != nil {
 		n.status.LastError = err.Error()
 	}
+	first := !up && !was && err != nil && !n.warned
+	n.warned = !up && (n.warned || first || was)
 	n.mu.Unlock()
 	switch {
 	case up:
@@ -252,6 +255,8 @@ func (n *Node) setConnected(up bool, err error) {
 		n.m.connected.Set(0)
 		n.m.disconnects.Inc()
 		n.log.Warn("lost redis; banning alone until it is back", "err", err)
+	case first:
+		n.log.Warn("cannot reach redis; banning alone until it answers", "err", err)
 	}
 }
 

@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"log/slog"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -380,3 +382,35 @@ func TestDefaultScreen(t *testing.T) {
 		t.Fatal("without a Screen option a /1 from Redis was applied")
 	}
 }
+
+func TestUnreachableAtStartIsLoggedOnce(t *testing.T) {
+	var buf syncBuffer
+	r := startRedis(t)
+	r.Stop()
+	n := startNode(t, r.URL(), "a", func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&buf, nil)) })
+	eventually(t, "a few retries", func() bool {
+		return strings.Count(buf.String(), "cannot reach redis") >= 1 && n.Status().LastError != ""
+	})
+	time.Sleep(300 * time.Millisecond) // several more retries at 20-200 ms
+	if c := strings.Count(buf.String(), "cannot reach redis"); c != 1 {
+		t.Fatalf("logged %d times, want once per outage:\n%s", c, buf.String())
+	}
+	r.Start()
+	waitConnected(t, n)
+	if !strings.Contains(buf.String(), "connected to redis") {
+		t.Fatalf("recovery not logged:\n%s", buf.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
