@@ -25,6 +25,9 @@ import (
 // their configured api_url.
 const StreamPath = "/v1/decisions/stream"
 
+// LivePath is where bouncers in live mode ask about one address.
+const LivePath = "/v1/decisions"
+
 // maxForever is the duration a ban without expiry is shared with: CrowdSec
 // decisions always carry one.
 const maxForever = 365 * 24 * time.Hour
@@ -99,12 +102,13 @@ func NewExport(o ExportOptions) (*Export, error) {
 	return e, nil
 }
 
-// Handler serves the three feeds: GET /v1/decisions/stream (CrowdSec),
-// GET /bans.txt and GET /bans.json. Mount it under a prefix with
+// Handler serves the feeds: GET /v1/decisions/stream and GET /v1/decisions
+// (CrowdSec stream and live modes), GET /bans.txt and GET /bans.json. Mount it under a prefix with
 // http.StripPrefix; bouncers take that prefix as their api_url.
 func (e *Export) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET "+StreamPath, e.StreamHandler())
+	mux.Handle("GET "+LivePath, e.LiveHandler())
 	mux.Handle("GET /bans.txt", e.PlainHandler())
 	mux.Handle("GET /bans.json", e.JSONHandler())
 	return mux
@@ -202,11 +206,7 @@ func (e *Export) StreamHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key, ok := e.auth(r.Header.Get("X-Api-Key"))
 		if !ok {
-			e.requests.WithLabelValues("crowdsec", "forbidden").Inc()
-			e.log.Info("decision stream: bad or missing bouncer key", "remote", r.RemoteAddr)
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusForbidden)
-			_, _ = w.Write([]byte(`{"message":"access forbidden"}`))
+			e.forbid(w, r)
 			return
 		}
 		if r.Method == http.MethodHead {
@@ -258,6 +258,82 @@ func (e *Export) StreamHandler() http.Handler {
 		e.requests.WithLabelValues("crowdsec", "ok").Inc()
 		_ = json.NewEncoder(w).Encode(resp)
 	})
+}
+
+// forbid answers a request without a valid bouncer key as the Local API
+// does; the key presented is not logged.
+func (e *Export) forbid(w http.ResponseWriter, r *http.Request) {
+	e.requests.WithLabelValues("crowdsec", "forbidden").Inc()
+	e.log.Info("decisions: bad or missing bouncer key", "remote", r.RemoteAddr)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusForbidden)
+	_, _ = w.Write([]byte(`{"message":"access forbidden"}`))
+}
+
+// LiveHandler serves GET /v1/decisions for bouncers in live mode, as the
+// Local API does: ip=ADDR returns the bans covering that address (its own
+// and any range containing it), range=CIDR those equal to or, with
+// contains=false, inside it; scope=, value= and type= narrow further. The
+// answer is a JSON array of decisions, or null when there is none.
+func (e *Export) LiveHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := e.auth(r.Header.Get("X-Api-Key")); !ok {
+			e.forbid(w, r)
+			return
+		}
+		q := r.URL.Query()
+		var addr netip.Addr
+		var rng netip.Prefix
+		var err error
+		if v := q.Get("ip"); v != "" {
+			if addr, err = netip.ParseAddr(v); err != nil {
+				e.badRequest(w, "ip: not an address")
+				return
+			}
+			addr = addr.Unmap()
+		}
+		if v := q.Get("range"); v != "" {
+			if rng, err = netip.ParsePrefix(v); err != nil {
+				e.badRequest(w, "range: not a CIDR")
+				return
+			}
+			rng = screen.Norm(rng)
+		}
+		contains := q.Get("contains") != "false"
+		now := e.o.Now()
+		var out []csDecision
+		for _, d := range e.shared(now) {
+			c := toCrowdSec(d, now)
+			switch {
+			case addr.IsValid() && !(d.Prefix.Contains(addr) && (contains || d.Scope == decision.ScopeIP)):
+				continue
+			case rng.IsValid() && contains && !(d.Prefix.Bits() <= rng.Bits() && d.Prefix.Contains(rng.Addr())):
+				continue
+			case rng.IsValid() && !contains && !(d.Prefix.Bits() >= rng.Bits() && rng.Contains(d.Prefix.Addr())):
+				continue
+			case q.Get("scope") != "" && !strings.EqualFold(q.Get("scope"), c.Scope):
+				continue
+			case q.Get("value") != "" && q.Get("value") != c.Value:
+				continue
+			case q.Get("type") != "" && !strings.EqualFold(q.Get("type"), c.Type):
+				continue
+			}
+			out = append(out, c)
+		}
+		e.requests.WithLabelValues("crowdsec", "ok").Inc()
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodHead {
+			return
+		}
+		_ = json.NewEncoder(w).Encode(out)
+	})
+}
+
+func (e *Export) badRequest(w http.ResponseWriter, msg string) {
+	e.requests.WithLabelValues("crowdsec", "bad_request").Inc()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusBadRequest)
+	_ = json.NewEncoder(w).Encode(map[string]string{"message": msg})
 }
 
 // auth returns the hash of the presented key when it is one of ours. The

@@ -265,3 +265,42 @@ func mustBan(r *exportRig, addr string) decision.Decision {
 }
 
 func jsonInt(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestLiveMode(t *testing.T) {
+	r := newExportRig(t, ExportOptions{})
+	r.fill()
+	r.ban(decision.ScopePrefix, "203.0.113.0/24", "", "engine", "distributed", time.Hour)
+	cases := []struct{ query, want string }{
+		{"?ip=192.0.2.1", "192.0.2.1"},
+		{"?ip=::ffff:192.0.2.1", "192.0.2.1"},
+		{"?ip=192.0.2.200", ""},
+		{"?ip=203.0.113.5", "203.0.113.0/24"},
+		{"?ip=203.0.113.5&contains=false", ""},
+		{"?ip=2001:db8:1::77", "2001:db8:1::/64"},
+		{"?ip=10.0.0.7", ""}, // internal: not shared
+		{"?range=203.0.113.0/24", "203.0.113.0/24"},
+		{"?range=203.0.113.128/25", "203.0.113.0/24"},
+		{"?range=203.0.0.0/16&contains=false", "203.0.113.0/24"},
+		{"?scope=ip&value=192.0.2.1", "192.0.2.1"},
+		{"?scope=range&value=192.0.2.1", ""},
+	}
+	for _, c := range cases {
+		code, body := r.get(t, "GET", LivePath+c.query, bouncerKey)
+		var ds []csDecision
+		if err := json.Unmarshal([]byte(body), &ds); code != 200 || err != nil {
+			t.Fatalf("%s: %d %s %v", c.query, code, body, err)
+		}
+		if got := values(ds); got != c.want {
+			t.Errorf("%s: %q, want %q", c.query, got, c.want)
+		}
+		if c.want == "" && strings.TrimSpace(body) != "null" {
+			t.Errorf("%s: empty answer %q, want null", c.query, body)
+		}
+	}
+	if code, _ := r.get(t, "GET", LivePath+"?ip=192.0.2.1", ""); code != http.StatusForbidden {
+		t.Fatalf("no key: %d", code)
+	}
+	if code, _ := r.get(t, "GET", LivePath+"?ip=not-an-ip", bouncerKey); code != http.StatusBadRequest {
+		t.Fatalf("bad ip: %d", code)
+	}
+}
