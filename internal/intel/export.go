@@ -220,8 +220,7 @@ func (e *Export) StreamHandler() http.Handler {
 		q := r.URL.Query()
 		startup := q.Get("startup")
 		if startup != "" && startup != "true" && startup != "false" {
-			e.requests.WithLabelValues("crowdsec", "bad_request").Inc()
-			http.Error(w, `{"message":"startup: want true or false"}`, http.StatusBadRequest)
+			e.badRequest(w, "startup: want true or false")
 			return
 		}
 		keep := filters(q.Get("scopes"), q.Get("origins"), q.Get("scenarios_containing"), q.Get("scenarios_not_containing"))
@@ -246,7 +245,10 @@ func (e *Export) StreamHandler() http.Handler {
 		for k, old := range prev {
 			if _, ok := current[k]; !ok {
 				gone := toCrowdSec(old, now)
-				gone.Duration = min(old.Until.Sub(now), 0).Round(time.Second).String()
+				gone.Duration = "0s" // lifted early, or a ban without expiry
+				if !old.Until.IsZero() && old.Until.Before(now) {
+					gone.Duration = old.Until.Sub(now).Round(time.Second).String()
+				}
 				resp.Deleted = append(resp.Deleted, gone)
 			}
 		}

@@ -193,6 +193,16 @@ func TestStreamStartupAndDeltas(t *testing.T) {
 	if len(s.New) != 0 || values(s.Deleted) != "192.0.2.9" || s.Deleted[0].Duration != "-1h0m0s" {
 		t.Fatalf("after expiry = %+v", s)
 	}
+	// A ban without expiry, then lifted: deleted with a zero duration.
+	r.set.Apply(decision.Decision{Type: decision.TypeBan, Scope: decision.ScopeIP, Prefix: netip.MustParsePrefix("192.0.2.5/32"),
+		Origin: "admin", Rule: "admin", At: r.now})
+	if s := r.stream(t, ""); values(s.New) != "192.0.2.5" || s.New[0].Duration != "8760h0m0s" {
+		t.Fatalf("permanent ban = %+v", s)
+	}
+	r.set.Remove(decision.Key{Scope: decision.ScopeIP, Prefix: netip.MustParsePrefix("192.0.2.5/32")}, true)
+	if s := r.stream(t, ""); values(s.Deleted) != "192.0.2.5" || s.Deleted[0].Duration != "0s" {
+		t.Fatalf("lifted permanent ban = %+v", s)
+	}
 	// Each bouncer key has its own cursor.
 	r2 := newExportRig(t, ExportOptions{APIKeys: []string{bouncerKey, "another-bouncer-key-0001"}})
 	r2.fill()
