@@ -1,9 +1,10 @@
 #!/bin/sh
 # install-test-deps.sh installs the external programs tollguard's integration
 # tests run against: sipp (Debian package sip-tester), Kamailio with its TLS
-# modules, SIPVicious, fail2ban, nftables, PostgreSQL, Redis, iproute2,
-# util-linux (unshare), openssl, promtool (Debian package prometheus, for the alerting rules), and
-# systemd-analyze, dpkg-deb and adduser (for the Debian package test). It is
+# modules, SIPVicious, fail2ban, nftables, PostgreSQL, Redis, CrowdSec's
+# firewall bouncer, iproute2, util-linux (unshare), openssl, promtool (Debian
+# package prometheus, for the alerting rules), and systemd-analyze, dpkg-deb
+# and adduser (for the Debian package test). It is
 # idempotent: packages already installed are left alone, and apt-get update
 # runs at most once, only when something is missing.
 #
@@ -22,6 +23,7 @@ fail2ban:fail2ban-client
 nftables:nft
 postgresql:
 redis-server:redis-server
+crowdsec-firewall-bouncer:crowdsec-firewall-bouncer
 iproute2:ip
 util-linux:unshare
 openssl:openssl
@@ -65,7 +67,7 @@ fi
 
 # The packaged services are not needed by the tests (each test starts its own
 # instance); stopping them frees the well-known ports. Failure is harmless.
-for svc in kamailio redis-server postgresql fail2ban prometheus; do
+for svc in kamailio redis-server postgresql fail2ban prometheus crowdsec-firewall-bouncer; do
 	if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
 		say "stopping service $svc (tests start their own)"
 		systemctl stop "$svc" || true
