@@ -7,6 +7,7 @@
 package sipfw
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -88,6 +89,8 @@ type Options struct {
 	// listed or hung up, and a tapped call ends with cause "timeout".
 	// Default 12h.
 	DialogTimeout time.Duration
+
+	dialogLimit int // bound of each dialog table; 0 means maxDialogs (tests set it lower)
 }
 
 // DefaultStripHeaders are the identity headers a PBX may trust from its
@@ -250,7 +253,7 @@ func New(o Options) (*Proxy, error) {
 		flows:   newFlowCodec(o.FlowKey),
 		strip:   strip,
 		pending: newPendingTable(maxPending),
-		dialogs: newDialogTable(maxDialogs, o.DialogTimeout),
+		dialogs: newDialogTable(cmp.Or(o.dialogLimit, maxDialogs), o.DialogTimeout),
 		ctx:     context.Background(),
 		ready:   make(chan struct{}),
 		addrs:   make(map[string]net.Addr),
