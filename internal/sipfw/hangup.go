@@ -277,11 +277,18 @@ func (p *Proxy) HangupAccount(ctx context.Context, account string) (int, error) 
 	}))
 }
 
+// maxParallelHangups bounds the calls one HangupSource or HangupAccount
+// ends at a time.
+const maxParallelHangups = 64
+
 func (p *Proxy) hangupAll(ctx context.Context, ids []string) (int, error) {
 	errs := make([]error, len(ids))
+	sem := make(chan struct{}, maxParallelHangups)
 	var wg sync.WaitGroup
 	for i, id := range ids {
+		sem <- struct{}{}
 		wg.Go(func() {
+			defer func() { <-sem }()
 			if err := p.HangupCall(ctx, id); !errors.Is(err, teardown.ErrNoCall) {
 				errs[i] = err
 			}
