@@ -142,6 +142,9 @@ func (p *Proxy) confirmDialog(d *dialog, res *sip.Response) {
 	d.caller.addr, d.callee.addr = *from.Address.Clone(), *to.Address.Clone()
 	d.caller.tag, _ = from.Params.Get("tag")
 	d.callee.tag, _ = to.Params.Get("tag")
+	if d.caller.tag == "" || d.callee.tag == "" {
+		return // RFC 3261 §8.2.6.2, §12.1.1: no dialog without both tags
+	}
 	d.caller.cseq = res.CSeq().SeqNo
 	d.callee.target = d.callee.addr
 	if c := res.Contact(); c != nil {

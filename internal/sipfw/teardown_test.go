@@ -530,3 +530,19 @@ func TestDialogTableFloodThroughProxy(t *testing.T) {
 		t.Errorf("call evictions = %v", v)
 	}
 }
+
+// TestAnswerWithoutTagIsNoCall: a 2xx without a To tag makes no dialog
+// (RFC 3261 §12.1.1), so the proxy never builds a BYE without one.
+func TestAnswerWithoutTagIsNoCall(t *testing.T) {
+	r := startRig(t, nil)
+	ph := newPeer(t, "127.0.0.123")
+	ph.send(r.addr("udp"), invite(r.addr("udp"), "1103", "0044201", "no-tag", ""))
+	r.pbx.answer(r.pbx.recvReq(), 200, "OK", nil)
+	if res := ph.recvRes(); res.StatusCode != 200 {
+		t.Fatalf("phone got %d", res.StatusCode)
+	}
+	r.rec.wait(t, event.KindCallAnswered, nil)
+	if c := r.p.Calls(); len(c) != 0 {
+		t.Errorf("Calls() = %+v, want none", c)
+	}
+}
