@@ -103,6 +103,10 @@ type SIP struct {
 	// RegisteredIdleTimeout closes a registered phone's connection this long
 	// after its last byte (keep-alives count). Default 10m.
 	RegisteredIdleTimeout Duration `yaml:"registered_idle_timeout"`
+	// DialogTimeout forgets an answered call that saw no BYE this long
+	// after its answer (a lost BYE, a crashed phone), so it can no longer
+	// be listed or hung up. Default 12h.
+	DialogTimeout Duration `yaml:"dialog_timeout"`
 }
 
 // TLS configures TLS listeners.

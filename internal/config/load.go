@@ -37,6 +37,7 @@ func Default() *Config {
 			FirstMessageTimeout:     Duration(5 * time.Second),
 			UnregisteredIdleTimeout: Duration(30 * time.Second),
 			RegisteredIdleTimeout:   Duration(10 * time.Minute),
+			DialogTimeout:           Duration(12 * time.Hour),
 		},
 		Admin: Admin{Listen: "127.0.0.1:9061"},
 		Store: Store{

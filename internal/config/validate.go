@@ -84,6 +84,7 @@ func (c *Config) Validate() error {
 		{"sip.first_message_timeout", c.SIP.FirstMessageTimeout},
 		{"sip.unregistered_idle_timeout", c.SIP.UnregisteredIdleTimeout},
 		{"sip.registered_idle_timeout", c.SIP.RegisteredIdleTimeout},
+		{"sip.dialog_timeout", c.SIP.DialogTimeout},
 	} {
 		if d.v <= 0 {
 			return bad(d.key, "must be positive", "e.g. 5s, 30s, 10m")

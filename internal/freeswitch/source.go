@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tollguard/tollguard/internal/event"
+	"github.com/tollguard/tollguard/internal/teardown"
 )
 
 // Teardown ends running calls. The sidecar implements it with ESL commands
@@ -222,6 +223,47 @@ func validUUID(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c == '-' || '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+var _ teardown.Teardown = (*Source)(nil)
+
+// HangupCall implements teardown.Teardown with KillCall (uuid_kill).
+func (s *Source) HangupCall(ctx context.Context, id string) error {
+	return s.KillCall(ctx, id)
+}
+
+// HangupSource implements teardown.Teardown with KillSource (hupall on
+// sip_network_ip). FreeSWITCH does not say how many channels it hung up,
+// so the count is -1.
+func (s *Source) HangupSource(ctx context.Context, addr netip.Addr) (int, error) {
+	return -1, s.KillSource(ctx, addr)
+}
+
+// HangupAccount implements teardown.Teardown with "hupall NORMAL_CLEARING
+// sip_auth_username ACCOUNT": every channel authenticated as account
+// (mod_commands.c hupall_api_function, as KillSource). The account must be
+// one word of printable ASCII: hupall splits its arguments on spaces, and
+// an empty value would hang up every call.
+func (s *Source) HangupAccount(ctx context.Context, account string) (int, error) {
+	if !validAccount(account) {
+		return 0, fmt.Errorf("esl: hupall: not an account name: %q", capText(account))
+	}
+	_, err := s.API(ctx, "hupall NORMAL_CLEARING sip_auth_username "+account)
+	return -1, err
+}
+
+// validAccount accepts a SIP user part without spaces or controls, at most
+// 128 bytes.
+func validAccount(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
 			return false
 		}
 	}

@@ -80,6 +80,11 @@ func (p *Proxy) handleRequest(req *sip.Request, in *inbound) {
 		p.reply(req, in, 482, "Loop Detected")
 		return
 	}
+	if hasToTag(req) {
+		// RFC 3261 §12.2.1.1: a BYE from the middle needs a CSeq above
+		// any the receiver saw from the side it speaks for.
+		p.dialogs.sawRequest(req, in.up, in.from)
+	}
 	// RFC 3261 §16.4: remove the Route entries that name this proxy; the
 	// one it recorded for the phone's side carries the phone's flow.
 	target, routed := p.popRoutes(req)
@@ -144,7 +149,7 @@ func (p *Proxy) toUpstream(req *sip.Request, in *inbound, meta event.Meta, tap e
 		p.m.forwarded(in.at, p.now())
 	}
 	if req.Method == sip.BYE {
-		p.endCall(string(*req.CallID()), in.at)
+		p.endCall(req, in)
 	}
 }
 
@@ -172,6 +177,20 @@ func (p *Proxy) toPhone(req *sip.Request, in *inbound, target flow, routed bool,
 		p.recordRoute(req, target.lis, tok, false)
 	}
 	pushVia(req, target.lis, branch, p.flows.encode(in.from))
+	if req.Method == sip.INVITE && !hasToTag(req) {
+		// Remembered by branch, so only an answer on this transaction,
+		// from the flow it goes to, makes it a running call.
+		o := &outInvite{callID: string(*req.CallID()), phone: target, start: in.at,
+			sip: event.SIP{Method: "INVITE", CallID: capField(string(*req.CallID())),
+				FromUser: capField(req.From().Address.User), ToUser: capField(req.To().Address.User),
+				RURIUser: capField(req.Recipient.User)}}
+		if c := req.Contact(); c != nil {
+			o.contact = *c.Address.Clone()
+		}
+		if p.dialogs.beginInbound(branch, o) {
+			p.m.evictions.WithLabelValues("dialog").Inc()
+		}
+	}
 	if err := p.write(req, target); err != nil {
 		p.m.drop(dropSendError)
 		p.log.Debug("forward to phone failed", "error", err)
@@ -179,7 +198,7 @@ func (p *Proxy) toPhone(req *sip.Request, in *inbound, target flow, routed bool,
 		p.m.forwarded(in.at, p.now())
 	}
 	if req.Method == sip.BYE {
-		p.endCall(string(*req.CallID()), in.at)
+		p.endCall(req, in)
 	}
 }
 

@@ -43,6 +43,7 @@ type metrics struct {
 	latency   prometheus.Histogram
 	evictions *prometheus.CounterVec
 	upstream  prometheus.Gauge
+	hangups   *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) (*metrics, error) {
@@ -69,8 +70,12 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 	})
 	evictions := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tollguard_sipfw_table_evictions_total",
-		Help: "Entries evicted from the bounded pending and dialog tables because they were full.",
+		Help: "Entries evicted from the bounded tables because they were full: pending requests, unanswered calls (dialog), running calls (call).",
 	}, []string{"table"})
+	hangups := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollguard_sipfw_hangups_total",
+		Help: "Calls the proxy ended itself with a BYE to both sides, by cause (hangup, deadline) and result (ok, failed).",
+	}, []string{"cause", "result"})
 	upstream := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "tollguard_sipfw_upstream_up",
 		Help: "1 while the upstream answers, 0 after it failed to answer within upstream_timeout.",
@@ -78,9 +83,9 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 	m := &metrics{
 		requests: make(map[string]prometheus.Counter, len(knownMethods)),
 		drops:    make(map[string]prometheus.Counter, len(dropReasons)),
-		rejects:  rejects, latency: latency, evictions: evictions, upstream: upstream,
+		rejects:  rejects, latency: latency, evictions: evictions, upstream: upstream, hangups: hangups,
 	}
-	for _, c := range []prometheus.Collector{reqs, resps, drops, rejects, latency, evictions, upstream} {
+	for _, c := range []prometheus.Collector{reqs, resps, drops, rejects, latency, evictions, upstream, hangups} {
 		if reg == nil {
 			break
 		}
@@ -100,6 +105,7 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 	}
 	evictions.WithLabelValues("pending")
 	evictions.WithLabelValues("dialog")
+	evictions.WithLabelValues("call")
 	upstream.Set(1)
 	return m, nil
 }

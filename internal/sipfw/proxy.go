@@ -7,6 +7,7 @@
 package sipfw
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -83,6 +84,13 @@ type Options struct {
 	// RegisteredIdle closes a connection a REGISTER got a 2xx on after this
 	// long without any byte, CRLF keep-alives included. Default 10m.
 	RegisteredIdle time.Duration
+	// DialogTimeout forgets an answered call that saw no BYE this long
+	// after its answer (a lost BYE, a crashed phone): it is no longer
+	// listed or hung up, and a tapped call ends with cause "timeout".
+	// Default 12h.
+	DialogTimeout time.Duration
+
+	dialogLimit int // bound of each dialog table; 0 means maxDialogs (tests set it lower)
 }
 
 // DefaultStripHeaders are the identity headers a PBX may trust from its
@@ -91,6 +99,8 @@ var DefaultStripHeaders = []string{"P-Asserted-Identity", "P-Preferred-Identity"
 	"X-Forwarded-For", "X-Real-IP", "X-AUTH-IP", "X-AUTH-PORT"}
 
 // Table bounds. A spoofed flood can fill them but never grow them.
+// maxDialogs bounds unanswered calls, INVITEs to phones and running calls
+// each (see dialogTable).
 const (
 	maxPending    = 100_000
 	maxDialogs    = 65_536
@@ -117,6 +127,7 @@ type Proxy struct {
 	conns     *connTable
 	pending   *pendingTable
 	dialogs   *dialogTable
+	byes      byeTable
 	up        upstreamHealth
 	upTCP     upstreamDialer
 	flows     *flowCodec
@@ -222,6 +233,9 @@ func New(o Options) (*Proxy, error) {
 	if o.RegisteredIdle <= 0 {
 		o.RegisteredIdle = 10 * time.Minute
 	}
+	if o.DialogTimeout <= 0 {
+		o.DialogTimeout = 12 * time.Hour
+	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -239,7 +253,7 @@ func New(o Options) (*Proxy, error) {
 		flows:   newFlowCodec(o.FlowKey),
 		strip:   strip,
 		pending: newPendingTable(maxPending),
-		dialogs: newDialogTable(maxDialogs),
+		dialogs: newDialogTable(cmp.Or(o.dialogLimit, maxDialogs), o.DialogTimeout),
 		ctx:     context.Background(),
 		ready:   make(chan struct{}),
 		addrs:   make(map[string]net.Addr),
@@ -250,6 +264,12 @@ func New(o Options) (*Proxy, error) {
 			Name: "tollguard_sipfw_connections",
 			Help: "TCP and TLS connections held, the PBX's included.",
 		}, func() float64 { n, _ := p.conns.len(); return float64(n) }))
+		if err == nil {
+			err = o.Registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "tollguard_sipfw_calls",
+				Help: "Answered calls through the proxy that have not ended.",
+			}, func() float64 { return float64(p.dialogs.running()) }))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("sipfw: registering metrics: %w", err)
 		}

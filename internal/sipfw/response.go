@@ -45,6 +45,10 @@ func (p *Proxy) handleResponse(res *sip.Response, in *inbound) {
 	if in.up && strings.HasPrefix(branch, probeBranch) {
 		return // an answer to the upstream probe: the upstream is alive
 	}
+	if isByeBranch(branch) {
+		p.byeAnswered(res, branch, in) // the proxy's own BYE: never relayed
+		return
+	}
 	tok, _ := via.Params.Get("tgf")
 	dst, ok := p.flows.decode(tok, p.listeners)
 	switch {
@@ -76,6 +80,8 @@ func (p *Proxy) handleResponse(res *sip.Response, in *inbound) {
 	// cannot slip past the ban.
 	if in.up {
 		p.tapResponse(res, branch, in)
+	} else if res.StatusCode >= 200 && res.CSeq().MethodName == sip.INVITE {
+		p.answerInbound(res, branch, in)
 	}
 	if err := p.write(res, dst); err != nil {
 		p.m.drop(dropSendError)
@@ -118,6 +124,11 @@ func (p *Proxy) tapResponse(res *sip.Response, branch string, in *inbound) {
 	if !ok {
 		return // a retransmitted final response, or its entry was evicted
 	}
+	if e.initial && res.StatusCode < 300 {
+		// The PBX answered a call on a transaction the proxy forwarded:
+		// it is running, in the table before CallAnswered is checked.
+		p.answerOutbound(e, res, in.at)
+	}
 	stale := (res.StatusCode == 401 || res.StatusCode == 407) && isStale(res)
 	expires := 0
 	if e.sip.Method == "REGISTER" && res.StatusCode < 300 {
@@ -146,8 +157,6 @@ func (p *Proxy) tapFinal(meta event.Meta, tap event.SIP, code int, stale bool, e
 	switch e := ev.(type) {
 	case nil:
 		return
-	case *event.CallAnswered:
-		p.dialogs.answer(tap.CallID, meta.Time)
 	case *event.CallEnded:
 		if d, ok := p.dialogs.end(tap.CallID); ok {
 			e.Duration = meta.Time.Sub(d.start)

@@ -158,14 +158,21 @@ func statusText(code int) string {
 	return "Rejected"
 }
 
-// endCall emits CallEnded for a BYE of a call the proxy saw start.
-func (p *Proxy) endCall(callID string, at time.Time) {
-	d, ok := p.dialogs.end(callID)
-	if !ok {
+// endCall forgets the call a BYE on its way through ends, and emits
+// CallEnded for a call from a phone. A running call ends only for a BYE
+// from one of its own legs (see dialogTable.bye).
+func (p *Proxy) endCall(req *sip.Request, in *inbound) {
+	d, ok := p.dialogs.bye(req, in.up, in.from)
+	if !ok || !d.outbound {
 		return
 	}
+	p.callEnded(d, in.at, "bye")
+}
+
+// callEnded emits CallEnded for d, a call from a phone, ended at at.
+func (p *Proxy) callEnded(d *dialog, at time.Time, cause string) {
 	ev := &event.CallEnded{Meta: d.meta, SIP: d.sip, Account: d.sip.Account(), Destination: d.sip.RURIUser,
-		Duration: at.Sub(d.start), Cause: "bye"}
+		Duration: at.Sub(d.start), Cause: cause}
 	ev.Time = at
 	if !d.answered.IsZero() {
 		ev.Billsec = at.Sub(d.answered)

@@ -116,6 +116,15 @@ func (p *Proxy) sweep(ctx context.Context) {
 			meta.Time = now
 			p.tapFinal(meta, e.sip, 503, false, 0, e.initial)
 		}
+		timedOut, due := p.dialogs.expire(now, ringTTL+p.o.UpstreamTimeout)
+		for _, d := range timedOut {
+			if d.outbound {
+				p.callEnded(d, now, "timeout")
+			}
+		}
+		for _, id := range due {
+			go p.hangupDue(id)
+		}
 		if p.up.down.Load() && now.UnixNano()-p.up.lastProbe.Load() >= int64(probeInterval) {
 			p.up.lastProbe.Store(now.UnixNano())
 			p.probe()
