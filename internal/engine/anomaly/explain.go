@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+
+	"github.com/tollguard/tollguard/internal/callpolicy/dest"
 )
 
 // explain returns the words for every feature beyond the training's 99th
@@ -52,6 +54,9 @@ func reason(f Feature, c *Context) string {
 	case FeatNewDest:
 		switch {
 		case c.NewCountry:
+			if c.Dest.Classes.Has(dest.International) {
+				return fmt.Sprintf("calls to %s never seen for this account (usually %s of its calls are international)", countryText(c), pct(c.UsualIntl))
+			}
 			return fmt.Sprintf("calls to %s never seen for this account", countryText(c))
 		case c.NewRange:
 			return fmt.Sprintf("calls to the range %s… never seen for this account", c.Range)
@@ -61,8 +66,8 @@ func reason(f Feature, c *Context) string {
 		if what == "" {
 			what = c.Dest.Type.String()
 		}
-		return fmt.Sprintf("%s destination %s (usually %s of this account's calls are premium, satellite or high-risk, %s international)",
-			what, countryText(c), pct(c.UsualRisk), pct(c.UsualIntl))
+		return fmt.Sprintf("%s destination %s, where usually %s of this account's calls go",
+			what, countryText(c), pct(c.UsualRisk))
 	case FeatIntlShare:
 		return fmt.Sprintf("%d of the last %d calls international against a usual %s", c.IntlRecent, c.Recent, pct(c.UsualIntl))
 	case FeatDistinct:

@@ -18,11 +18,11 @@ const (
 	FeatBurst      Feature = iota // −log10 P(calls in 10 min) for the usual rate at this hour of the week
 	FeatRate                      // −log10 P(calls in the last hour) for the usual rate at this hour
 	FeatQuietHour                 // log2 of the account's mean hourly rate over its usual rate at this hour
-	FeatNewDest                   // 2 new country (rare for the PBX), 1.5 new country, 0.5 new number range
-	FeatRisk                      // −log10 of the usual share of this class (+1 for premium, satellite, high-risk)
+	FeatNewDest                   // new country: 1.5 (2 if rare for the PBX) + half −log10 of the usual international share; new range 0.5
+	FeatRisk                      // premium, satellite or high-risk: 1 − log10 of the usual share of such calls
 	FeatIntlShare                 // −log10 P(international among the last 10) for the usual share
 	FeatDistinct                  // −log10 P(distinct destinations in the last hour) for the usual
-	FeatSequential                // numbers dialled in sequence (steps of 1–3), ending with this one
+	FeatSequential                // steps between numbers dialled in sequence (1–3 apart), ending with this one; 0 below 2
 	FeatShortCalls                // −log10 P(short or unanswered among the last 10 ended) for the usual share
 	FeatNewAccess                 // new source network (1) and new User-Agent (1)
 	FeatSpend                     // log2 of spend in the last hour against the usual

@@ -50,12 +50,14 @@ type ForestOptions struct {
 // immutable and safe for concurrent use.
 //
 // One departure from the paper, for data where most features are constant
-// (a normal account never calls a new country): when a tree picks a feature
-// that is constant in the node's sample, it still splits at that value.
-// Every training point goes one way and the other child is an empty leaf, so
-// a point beyond the training range there is isolated at once instead of
-// the feature being ignored. Points inside the range take the same path
-// length as in the paper.
+// or nearly so (a normal account never calls a new country): every inner
+// node remembers the range [lo, hi] its sample held on the split feature,
+// and a point outside it ends its path there, one edge down, as a point
+// alone in an empty leaf would. In the paper such a point goes on down with
+// the training points nearest to it, so a value far beyond anything seen
+// counts no more than the largest value seen; and a feature constant in a
+// node's sample could not be split on at all. Points inside the range take
+// the same path as in the paper.
 type Forest struct {
 	dims   int
 	sample int
@@ -69,6 +71,8 @@ type Forest struct {
 type tree struct {
 	feat  []int16
 	split []float64
+	lo    []float64 // sample range on feat at inner nodes
+	hi    []float64
 	left  []int32
 	right []int32
 	size  []int32
@@ -180,6 +184,8 @@ func (b *builder) pick() int {
 func (b *builder) node() int32 {
 	b.t.feat = append(b.t.feat, -1)
 	b.t.split = append(b.t.split, 0)
+	b.t.lo = append(b.t.lo, 0)
+	b.t.hi = append(b.t.hi, 0)
 	b.t.left = append(b.t.left, 0)
 	b.t.right = append(b.t.right, 0)
 	b.t.size = append(b.t.size, 0)
@@ -201,8 +207,8 @@ func (b *builder) grow(points [][]float64, depth int) int32 {
 	var split float64
 	var left, right [][]float64
 	if lo == hi {
-		// Constant here: every point goes left, the right child is an
-		// empty leaf that isolates anything above the training value.
+		// Constant here: the node only isolates what is outside [lo, hi];
+		// every training point goes left.
 		split = math.Nextafter(lo, math.Inf(1))
 		left = points
 	} else {
@@ -224,6 +230,7 @@ func (b *builder) grow(points [][]float64, depth int) int32 {
 	}
 	b.t.feat[n] = int16(q)
 	b.t.split[n] = split
+	b.t.lo[n], b.t.hi[n] = lo, hi
 	l := b.grow(left, depth+1)
 	r := b.grow(right, depth+1)
 	b.t.left[n], b.t.right[n] = l, r
@@ -247,7 +254,11 @@ func allSame(points [][]float64) bool {
 func (t *tree) pathLength(x []float64) float64 {
 	n, depth := int32(0), 0
 	for t.feat[n] >= 0 {
-		if x[t.feat[n]] < t.split[n] {
+		v := x[t.feat[n]]
+		if v < t.lo[n] || v > t.hi[n] || v != v {
+			return float64(depth + 1)
+		}
+		if v < t.split[n] {
 			n = t.left[n]
 		} else {
 			n = t.right[n]

@@ -15,7 +15,8 @@ import (
 // endian. The payload holds the training time, the number of attempts, the
 // feature names (a model for other features is refused), the per-feature
 // median and 99th percentile, then the forest: subsample size, tree count,
-// and per tree its nodes (feature, split, left, right, size).
+// and per tree its nodes (feature, split, range low and high, left, right,
+// size).
 const (
 	modelMagic   = "TGAF"
 	modelVersion = 1
@@ -48,6 +49,8 @@ func WriteModel(w io.Writer, m *Model) error {
 		for j := range t.feat {
 			p = binary.BigEndian.AppendUint16(p, uint16(t.feat[j]))
 			p = binary.BigEndian.AppendUint64(p, math.Float64bits(t.split[j]))
+			p = binary.BigEndian.AppendUint64(p, math.Float64bits(t.lo[j]))
+			p = binary.BigEndian.AppendUint64(p, math.Float64bits(t.hi[j]))
 			p = binary.BigEndian.AppendUint32(p, uint32(t.left[j]))
 			p = binary.BigEndian.AppendUint32(p, uint32(t.right[j]))
 			p = binary.BigEndian.AppendUint32(p, uint32(t.size[j]))
@@ -116,13 +119,13 @@ func ReadModel(r io.Reader) (*Model, error) {
 	}
 	for ti := 0; d.err == nil && ti < int(nt); ti++ {
 		nn := int(d.u32())
-		if d.err == nil && (nn < 1 || nn > 2*f.sample+1 || nn*22 > len(d.b)) {
+		if d.err == nil && (nn < 1 || nn > 2*f.sample+1 || nn*38 > len(d.b)) {
 			return nil, fmt.Errorf("%w: tree %d has %d nodes", errModel, ti, nn)
 		}
-		t := tree{feat: make([]int16, nn), split: make([]float64, nn), left: make([]int32, nn), right: make([]int32, nn), size: make([]int32, nn)}
+		t := tree{feat: make([]int16, nn), split: make([]float64, nn), lo: make([]float64, nn), hi: make([]float64, nn), left: make([]int32, nn), right: make([]int32, nn), size: make([]int32, nn)}
 		for j := 0; j < nn && d.err == nil; j++ {
 			t.feat[j] = int16(d.u16())
-			t.split[j] = d.f64()
+			t.split[j], t.lo[j], t.hi[j] = d.f64(), d.f64(), d.f64()
 			t.left[j], t.right[j], t.size[j] = int32(d.u32()), int32(d.u32()), int32(d.u32())
 			if err := t.check(j, f.dims, f.sample); err != nil {
 				return nil, fmt.Errorf("%w: tree %d node %d: %v", errModel, ti, j, err)
@@ -153,13 +156,15 @@ func (t *tree) check(j, dims, sample int) error {
 	switch {
 	case t.feat[j] < 0 || int(t.feat[j]) >= dims:
 		return fmt.Errorf("feature %d", t.feat[j])
-	case math.IsNaN(t.split[j]) || math.IsInf(t.split[j], 0):
-		return fmt.Errorf("split is not finite")
+	case !finite(t.split[j]) || !finite(t.lo[j]) || !finite(t.hi[j]) || t.lo[j] > t.hi[j]:
+		return fmt.Errorf("split or range is not finite and ordered")
 	case t.left[j] <= int32(j) || t.left[j] >= n || t.right[j] <= int32(j) || t.right[j] >= n:
 		return fmt.Errorf("children %d, %d", t.left[j], t.right[j])
 	}
 	return nil
 }
+
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 
 // decoder reads big-endian values, remembering the first shortfall.
 type decoder struct {

@@ -94,9 +94,14 @@ func (b *Baseline) Attempt(e *event.CallAttempt) (Vector, Context) {
 		if b.pbx.total > 0 {
 			share = b.pbx.countries[country] / b.pbx.total
 		}
+		// A country new to the account: more so when the PBX rarely
+		// calls it and when the account rarely calls abroad at all.
 		v[FeatNewDest] = 1.5
 		if share < 0.001 {
 			v[FeatNewDest] = 2
+		}
+		if intl {
+			v[FeatNewDest] -= math.Log10(smooth(a.intl)) / 2
 		}
 	} else if seen, ok := a.ranges[rng]; !ok || seen < expire {
 		ctx.NewRange = true
@@ -111,11 +116,8 @@ func (b *Baseline) Attempt(e *event.CallAttempt) (Vector, Context) {
 		ui, ur, us, ud, usp = b.pbx.intl, b.pbx.risk, b.pbx.short, b.pbx.distinct, b.pbx.spend
 	}
 	ctx.UsualIntl, ctx.UsualRisk, ctx.UsualShort, ctx.UsualDistinct, ctx.UsualSpend = ui, ur, us, ud, usp
-	switch {
-	case risky:
+	if risky {
 		v[FeatRisk] = 1 - math.Log10(smooth(ur))
-	case intl:
-		v[FeatRisk] = -math.Log10(smooth(ui))
 	}
 	for i := 0; i < min(a.nRecent, 10); i++ {
 		x := &a.recent[(a.nRecent-1-i)%ringSize]
@@ -140,7 +142,11 @@ func (b *Baseline) Attempt(e *event.CallAttempt) (Vector, Context) {
 		}
 		ctx.Sequential++
 	}
-	v[FeatSequential] = float64(ctx.Sequential)
+	if ctx.Sequential >= 2 {
+		// Two numbers a step apart happen by chance in a dense range;
+		// three in a row rarely do.
+		v[FeatSequential] = float64(ctx.Sequential)
+	}
 
 	// Short calls and spend from recent ended calls.
 	var nShort, nEnded int
