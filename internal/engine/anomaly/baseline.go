@@ -95,7 +95,7 @@ func NewBaseline(opts Options) (*Baseline, error) {
 		price = defaultPrice
 	}
 	return &Baseline{cfg: cfg, loc: loc, norm: n, price: price, tau: cfg.Window.Seconds(),
-		accounts: make(map[string]*account), pbx: pbxProfile{countries: make(map[string]float64)}}, nil
+		accounts: make(map[string]*account), pbx: pbxProfile{callers: make(map[string]int)}}, nil
 }
 
 // Accounts reports how many accounts have a baseline.
@@ -143,7 +143,7 @@ type pbxProfile struct {
 	decayedAt int64
 	profile   [168]float64
 	total     float64
-	countries map[string]float64
+	callers   map[string]int // country → accounts that call it (in their sets)
 	intl      float64
 	risk      float64
 	short     float64
@@ -193,6 +193,9 @@ func (b *Baseline) evict() {
 			break
 		}
 	}
+	for c := range old.countries {
+		b.uncall(c)
+	}
 	delete(b.accounts, oldK)
 }
 
@@ -228,9 +231,6 @@ func (b *Baseline) decayPBX(now int64) {
 		p.profile[i] *= f
 	}
 	p.total *= f
-	for k, v := range p.countries {
-		p.countries[k] = v * f
-	}
 	p.decayedAt = now
 }
 
@@ -272,4 +272,35 @@ func (p *pbxProfile) firstSeen(now int64) int64 {
 		return now
 	}
 	return p.start
+}
+
+// rememberCountry adds country to the account's set and keeps the PBX's
+// count of accounts calling each country.
+func (b *Baseline) rememberCountry(a *account, country string, now int64) {
+	if _, ok := a.countries[country]; !ok {
+		if len(a.countries) >= maxCountries {
+			oldK, old := "", int64(math.MaxInt64)
+			for k, t := range a.countries {
+				if t < old {
+					oldK, old = k, t
+				}
+			}
+			delete(a.countries, oldK)
+			b.uncall(oldK)
+		}
+		if _, ok := b.pbx.callers[country]; ok || len(b.pbx.callers) < maxPBXCountries {
+			b.pbx.callers[country]++
+		}
+	}
+	a.countries[country] = now
+}
+
+func (b *Baseline) uncall(country string) {
+	if n, ok := b.pbx.callers[country]; ok {
+		if n <= 1 {
+			delete(b.pbx.callers, country)
+		} else {
+			b.pbx.callers[country] = n - 1
+		}
+	}
 }

@@ -85,6 +85,11 @@ func reason(f Feature, c *Context) string {
 		case c.NewAgent != "":
 			return fmt.Sprintf("new User-Agent %q for this account", c.NewAgent)
 		}
+	case FeatRareDest:
+		if c.PBXCallers <= 0 {
+			return fmt.Sprintf("no other account of the PBX calls %s", countryText(c))
+		}
+		return fmt.Sprintf("%s is called by only %d of the PBX's %d accounts", countryText(c), c.PBXCallers, c.PBXAccounts)
 	case FeatSpend:
 		return fmt.Sprintf("spend %.2f in the last hour against a usual %.2f", c.Spend1h, c.UsualSpend)
 	}

@@ -18,7 +18,7 @@ const (
 	FeatBurst      Feature = iota // −log10 P(calls in 10 min) for the usual rate at this hour of the week
 	FeatRate                      // −log10 P(calls in the last hour) for the usual rate at this hour
 	FeatQuietHour                 // log2 of the account's mean hourly rate over its usual rate at this hour
-	FeatNewDest                   // new country: 1.5 (2 if rare for the PBX) + half −log10 of the usual international share; new range 0.5
+	FeatNewDest                   // new country: 1.5 + half −log10 of the account's usual international share; new range 0.5
 	FeatRisk                      // premium, satellite or high-risk: 1 − log10 of the usual share of such calls
 	FeatIntlShare                 // −log10 P(international among the last 10) for the usual share
 	FeatDistinct                  // −log10 P(distinct destinations in the last hour) for the usual
@@ -26,12 +26,14 @@ const (
 	FeatShortCalls                // −log10 P(short or unanswered among the last 10 ended) for the usual share
 	FeatNewAccess                 // new source network (1) and new User-Agent (1)
 	FeatSpend                     // log2 of spend in the last hour against the usual
+	FeatRareDest                  // international: −log10 of the share of the PBX's accounts that call that country
 	NumFeatures
 )
 
 var featureNames = [NumFeatures]string{
 	"burst_10m", "rate_1h", "quiet_hour", "new_destination", "destination_risk",
 	"international_share", "distinct_1h", "sequential", "short_calls", "new_access", "spend_1h",
+	"rare_destination",
 }
 
 // featureWeights is how often trees split on each feature, relative to
@@ -42,7 +44,7 @@ var featureNames = [NumFeatures]string{
 // a satellite number.
 var featureWeights = [NumFeatures]float64{
 	FeatBurst: 1, FeatRate: 1, FeatQuietHour: 1, FeatNewDest: 3, FeatRisk: 3, FeatIntlShare: 1,
-	FeatDistinct: 1, FeatSequential: 2, FeatShortCalls: 1, FeatNewAccess: 2, FeatSpend: 1,
+	FeatDistinct: 1, FeatSequential: 2, FeatShortCalls: 1, FeatNewAccess: 2, FeatSpend: 1, FeatRareDest: 2,
 }
 
 // String returns the feature's stable name.
@@ -89,6 +91,9 @@ type Context struct {
 	NewAgent          string       // set when the User-Agent is new (capped)
 	Spend1h           float64
 	UsualSpend        float64
+	// PBXCallers is how many other accounts (of PBXAccounts) call
+	// Country; set for international destinations.
+	PBXCallers, PBXAccounts int
 	// History is the account's decayed number of attempts in the window;
 	// zero for an account never seen.
 	History float64

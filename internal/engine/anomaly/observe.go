@@ -88,18 +88,21 @@ func (b *Baseline) Attempt(e *event.CallAttempt) (Vector, Context) {
 	v[FeatQuietHour] = pos(math.Log2((mean + eps) / (usual + eps)))
 
 	// Destinations never seen.
+	if intl {
+		// How few accounts of the PBX call this country (this one
+		// not counted).
+		n := b.pbx.callers[country]
+		if _, ok := a.countries[country]; ok {
+			n--
+		}
+		ctx.PBXCallers, ctx.PBXAccounts = n, len(b.accounts)
+		v[FeatRareDest] = -math.Log10((float64(n) + 0.5) / float64(len(b.accounts)+1))
+	}
 	if seen, ok := a.countries[country]; !ok || seen < expire {
+		// A country new to the account: more so when the account rarely
+		// calls abroad at all.
 		ctx.NewCountry = true
-		share := 0.0
-		if b.pbx.total > 0 {
-			share = b.pbx.countries[country] / b.pbx.total
-		}
-		// A country new to the account: more so when the PBX rarely
-		// calls it and when the account rarely calls abroad at all.
 		v[FeatNewDest] = 1.5
-		if share < 0.001 {
-			v[FeatNewDest] = 2
-		}
 		if intl {
 			v[FeatNewDest] -= math.Log10(smooth(a.intl)) / 2
 		}
@@ -107,7 +110,7 @@ func (b *Baseline) Attempt(e *event.CallAttempt) (Vector, Context) {
 		ctx.NewRange = true
 		v[FeatNewDest] = 0.5
 	}
-	remember(a.countries, country, now, maxCountries)
+	b.rememberCountry(a, country, now)
 	remember(a.ranges, rng, now, maxRanges)
 
 	// Usual shares: the account's own, or the PBX's while it has none.
@@ -188,9 +191,6 @@ func (b *Baseline) Attempt(e *event.CallAttempt) (Vector, Context) {
 	a.history++
 	b.pbx.profile[h]++
 	b.pbx.total++
-	if len(b.pbx.countries) < maxPBXCountries || b.pbx.countries[country] > 0 {
-		b.pbx.countries[country]++
-	}
 	ema := func(old *float64, x float64, primed bool) {
 		if !primed {
 			*old = x

@@ -56,10 +56,7 @@ func (g *gen) day(out []rec, a *acct, day time.Time, testing bool, td int) []rec
 		return out
 	}
 	if a.noise == "country" && td == a.nday {
-		t := day.Add(time.Duration(10+g.rng.IntN(6))*time.Hour + time.Duration(g.rng.IntN(3600))*time.Second)
-		if a.prof == nightShift {
-			t = t.Add(13 * time.Hour)
-		}
+		t := g.workHour(a, day)
 		out = g.call(out, a, t, g.number(foreign[g.rng.IntN(len(foreign))]), src, ua, false, "")
 	}
 	if td == a.fday {

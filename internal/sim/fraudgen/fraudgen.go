@@ -209,14 +209,14 @@ func (g *gen) assignFraud(n int) {
 		a := g.accts[i]
 		if k < n && a.prof != campaign {
 			a.fraud = Patterns[k%len(Patterns)]
-			a.fday = g.rng.IntN(max(g.opts.TestDays-1, 1))
+			a.fday = g.rng.IntN(min(4, g.opts.TestDays)) // Monday to Thursday when the test starts on a Monday
 			g.sum.FraudAccounts[a.fraud]++
 			k++
 			continue
 		}
 		if !g.opts.NoNoise && g.rng.Float64() < 0.04 {
 			a.noise = []string{"country", "network"}[g.rng.IntN(2)]
-			a.nday = g.rng.IntN(g.opts.TestDays)
+			a.nday = g.rng.IntN(min(5, g.opts.TestDays)) // a working day
 		}
 	}
 }
