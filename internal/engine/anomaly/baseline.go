@@ -120,6 +120,16 @@ type account struct {
 	distinct    float64
 	spend       float64
 	primed      bool // the EMAs hold at least one value
+	// The clock hour being learnt and how many of its calls the profile
+	// may still take: a burst teaches the profile at most twice the usual
+	// (at least 3), so 60 calls at 03:00 do not make 03:00 look busy for
+	// the next four weeks.
+	hour      int64
+	hourQuota float32
+	// hourLearnt is what the profile took in the current clock hour;
+	// expected leaves it out, so a call is judged against past weeks and
+	// not against the burst it belongs to.
+	hourLearnt float32
 }
 
 type attempt struct {
@@ -139,17 +149,19 @@ type ended struct {
 
 // pbxProfile is the whole PBX's baseline: what a new account starts from.
 type pbxProfile struct {
-	start     int64
-	decayedAt int64
-	profile   [168]float64
-	total     float64
-	callers   map[string]int // country → accounts that call it (in their sets)
-	intl      float64
-	risk      float64
-	short     float64
-	distinct  float64
-	spend     float64
-	primed    bool
+	hour       int64
+	hourLearnt float64
+	start      int64
+	decayedAt  int64
+	profile    [168]float64
+	total      float64
+	callers    map[string]int // country → accounts that call it (in their sets)
+	intl       float64
+	risk       float64
+	short      float64
+	distinct   float64
+	spend      float64
+	primed     bool
 }
 
 // key bounds an account name: hostile names longer than maxKeyLen keep a
@@ -258,8 +270,18 @@ func (b *Baseline) expected(a *account, h int, now int64) (usual, mean float64) 
 		ownMean += float64(a.profile[i])
 		pbxMean += pbxAt(i)
 	}
-	own = 0.5*float64(a.profile[h]) + 0.25*float64(a.profile[(h+1)%168]) + 0.25*float64(a.profile[(h+167)%168])
-	pbx = 0.5*pbxAt(h) + 0.25*pbxAt(h+1) + 0.25*pbxAt(h+167)
+	hourNow := now / 3600
+	ownAt := float64(a.profile[h])
+	if a.hour == hourNow {
+		ownAt = max(0, ownAt-float64(a.hourLearnt))
+		ownMean -= float64(a.hourLearnt)
+	}
+	pbxH := pbxAt(h)
+	if b.pbx.hour == hourNow && pw > 0 {
+		pbxH = max(0, pbxH-b.pbx.hourLearnt/pw/nacc)
+	}
+	own = 0.5*ownAt + 0.25*float64(a.profile[(h+1)%168]) + 0.25*float64(a.profile[(h+167)%168])
+	pbx = 0.5*pbxH + 0.25*pbxAt(h+1) + 0.25*pbxAt(h+167)
 	w := b.weeks(a.first, now)
 	const prior = 0.5 // weeks of PBX profile a new account starts with
 	usual = (own + prior*pbx) / (w + prior)

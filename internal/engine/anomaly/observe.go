@@ -187,8 +187,20 @@ func (b *Baseline) Attempt(e *event.CallAttempt) (Vector, Context) {
 	}
 
 	// Learn.
-	a.profile[h]++
+	hr := now / 3600
+	if hr != a.hour {
+		a.hour, a.hourQuota, a.hourLearnt = hr, float32(max(3, 2*usual)), 0
+	}
+	if a.hourQuota >= 1 {
+		a.hourQuota--
+		a.hourLearnt++
+		a.profile[h]++
+	}
 	a.history++
+	if hr != b.pbx.hour {
+		b.pbx.hour, b.pbx.hourLearnt = hr, 0
+	}
+	b.pbx.hourLearnt++
 	b.pbx.profile[h]++
 	b.pbx.total++
 	ema := func(old *float64, x float64, primed bool) {
