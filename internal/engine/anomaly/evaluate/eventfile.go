@@ -36,11 +36,12 @@ const maxEventSize = 256 << 20
 //   - the document `tollguard events --json --unmask` prints:
 //     {"masked":false,"records":[…]}.
 //
-// Any line may add "label": "fraud" (and "pattern": NAME). Kinds the
+// Lines starting with '#' are skipped, as in replay files. Any line may
+// add "label": "fraud" (and "pattern": NAME). Kinds the
 // anomaly detector does not learn from are skipped; an unknown kind, a
 // malformed value or masked numbers are errors naming the value's position.
 func ReadEvents(r io.Reader) ([]Labelled, error) {
-	dec := json.NewDecoder(bufio.NewReaderSize(r, 1<<16))
+	dec := json.NewDecoder(&uncommented{r: bufio.NewReaderSize(r, 1<<16)})
 	var out []Labelled
 	for n := 1; ; n++ {
 		var raw json.RawMessage
@@ -135,4 +136,26 @@ func capText(s string) string {
 		return s[:40]
 	}
 	return s
+}
+
+// uncommented drops lines whose first byte is '#'.
+type uncommented struct {
+	r    *bufio.Reader
+	line []byte
+	err  error
+}
+
+func (u *uncommented) Read(p []byte) (int, error) {
+	for len(u.line) == 0 {
+		if u.err != nil {
+			return 0, u.err
+		}
+		u.line, u.err = u.r.ReadBytes('\n')
+		if len(bytes.TrimLeft(u.line, " \t")) > 0 && bytes.TrimLeft(u.line, " \t")[0] == '#' {
+			u.line = nil
+		}
+	}
+	n := copy(p, u.line)
+	u.line = u.line[n:]
+	return n, nil
 }
