@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/tollguard/tollguard/internal/callpolicy/dest"
@@ -36,6 +37,12 @@ func (b *Baseline) Observe(ev event.Event) {
 // current window, then learns from it. The returned Context explains the
 // vector.
 func (b *Baseline) Attempt(e *event.CallAttempt) (Vector, Context) {
+	return b.AttemptDest(e, b.norm.Normalize(e.Destination))
+}
+
+// AttemptDest is Attempt with the destination already read (call policy
+// reads it too: passing its Result saves parsing the number twice).
+func (b *Baseline) AttemptDest(e *event.CallAttempt, r dest.Result) (Vector, Context) {
 	var v Vector
 	t := e.Time
 	now := t.Unix()
@@ -46,7 +53,6 @@ func (b *Baseline) Attempt(e *event.CallAttempt) (Vector, Context) {
 	a := b.get(e.Account, now)
 	b.decay(a, now)
 	a.last = max(a.last, now)
-	r := b.norm.Normalize(e.Destination)
 	ctx := Context{Account: e.Account, Time: t, Dest: r, History: a.history}
 	country, rng := destKeys(r, e.Destination)
 	ctx.Country, ctx.Range = country, rng
@@ -55,7 +61,7 @@ func (b *Baseline) Attempt(e *event.CallAttempt) (Vector, Context) {
 	expire := now - int64(b.tau)
 
 	// Push the attempt first: counts include it.
-	at := attempt{t: now, intl: intl, price: float32(b.price(r)), key: maphash.String(destSeed, rng+"/"+r.E164+e.Destination)}
+	at := attempt{t: now, intl: intl, price: float32(b.price(r)), key: destKey(r, e.Destination)}
 	if r.E164 != "" && len(r.E164) <= 20 {
 		if n, err := strconv.ParseUint(r.E164[1:], 10, 64); err == nil {
 			at.num, at.ndig = n, uint8(len(r.E164)-1)
@@ -68,18 +74,20 @@ func (b *Baseline) Attempt(e *event.CallAttempt) (Vector, Context) {
 	h := b.hourOfWeek(t)
 	usual, mean := b.expected(a, h, now)
 	ctx.Usual1h, ctx.Mean1h = usual, mean
-	keys := make(map[uint64]struct{}, 8)
+	var keys [ringSize]uint64
 	for i := range min(a.nRecent, ringSize) {
 		x := &a.recent[i]
 		if x.t > now-3600 && x.t <= now {
 			ctx.Calls1h++
-			keys[x.key] = struct{}{}
+			if !slices.Contains(keys[:ctx.Distinct1h], x.key) {
+				keys[ctx.Distinct1h] = x.key
+				ctx.Distinct1h++
+			}
 			if x.t > now-600 {
 				ctx.Calls10m++
 			}
 		}
 	}
-	ctx.Distinct1h = len(keys)
 	// The floors keep one call at an hour the account never calls from
 	// counting as a burst: that is what FeatQuietHour says.
 	v[FeatBurst] = poissonSurprise(ctx.Calls10m, max(usual/6, 0.2))
@@ -338,4 +346,13 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// destKey identifies a destination for distinct counts: its E.164 form, or
+// what was dialled when it is not a number.
+func destKey(r dest.Result, raw string) uint64 {
+	if r.E164 != "" {
+		return maphash.String(destSeed, r.E164)
+	}
+	return maphash.String(destSeed, raw)
 }
