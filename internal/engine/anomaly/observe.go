@@ -61,7 +61,7 @@ func (b *Baseline) AttemptDest(e *event.CallAttempt, r dest.Result) (Vector, Con
 	expire := now - int64(b.tau)
 
 	// Push the attempt first: counts include it.
-	at := attempt{t: now, intl: intl, price: float32(b.price(r)), key: destKey(r, e.Destination)}
+	at := attempt{t: now, intl: intl, price: float32(b.price(r)), key: destKey(r, e.Destination), raw: maphash.String(destSeed, e.Destination)}
 	if r.E164 != "" && len(r.E164) <= 20 {
 		if n, err := strconv.ParseUint(r.E164[1:], 10, 64); err == nil {
 			at.num, at.ndig = n, uint8(len(r.E164)-1)
@@ -245,9 +245,21 @@ func (b *Baseline) ended(e *event.CallEnded) {
 	if a == nil {
 		return // no attempt seen: nothing to learn against
 	}
-	r := b.norm.Normalize(e.Destination)
+	// The price is the attempt's, found by what was dialled; the number
+	// is read again only when the attempt has left the ring.
+	price, found := float32(0), false
+	raw := maphash.String(destSeed, e.Destination)
+	for i := range min(a.nRecent, ringSize) {
+		if x := &a.recent[(a.nRecent-1-i)%ringSize]; x.raw == raw {
+			price, found = x.price, true
+			break
+		}
+	}
+	if !found {
+		price = float32(b.price(b.norm.Normalize(e.Destination)))
+	}
 	short := e.Billsec < shortCall
-	cost := float32(b.price(r) * e.Billsec.Minutes())
+	cost := price * float32(e.Billsec.Minutes())
 	a.ended[a.nEnded%endedSize] = ended{t: now, short: short, cost: cost}
 	a.nEnded++
 	a.short += emaAlpha * (b2f(short) - a.short)
