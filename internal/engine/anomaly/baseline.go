@@ -115,7 +115,7 @@ type account struct {
 	ended       [endedSize]ended
 	nEnded      int
 	countries   map[string]int64 // → last seen
-	ranges      map[string]int64
+	ranges      []seenRange      // at most maxRanges, unordered
 	sources     map[netip.Prefix]int64
 	agents      map[string]int64
 	intl, risk  float64 // usual shares (EMA)
@@ -189,8 +189,8 @@ func (b *Baseline) get(name string, now int64) *account {
 		b.evict()
 	}
 	a := &account{first: now, last: now, decayedAt: now,
-		countries: make(map[string]int64), ranges: make(map[string]int64),
-		sources: make(map[netip.Prefix]int64), agents: make(map[string]int64)}
+		countries: make(map[string]int64),
+		sources:   make(map[netip.Prefix]int64), agents: make(map[string]int64)}
 	b.accounts[k] = a
 	return a
 }
@@ -329,4 +329,42 @@ func (b *Baseline) uncall(country string) {
 			b.pbx.callers[country] = n - 1
 		}
 	}
+}
+
+// seenRange is a number range an account called: a 32-bit hash of the
+// range and when (unix seconds, unsigned: good until 2106). Eight bytes a
+// range instead of a map entry's string and bucket keep 100,000 accounts
+// small.
+type seenRange struct {
+	h, t uint32
+}
+
+// rangeSeen reports when the account last called range h.
+func (a *account) rangeSeen(h uint32) (int64, bool) {
+	for _, r := range a.ranges {
+		if r.h == h {
+			return int64(r.t), true
+		}
+	}
+	return 0, false
+}
+
+// rememberRange records a call to range h, replacing the range seen
+// longest ago when full.
+func (a *account) rememberRange(h uint32, now int64) {
+	oldest := -1
+	for i := range a.ranges {
+		if a.ranges[i].h == h {
+			a.ranges[i].t = uint32(now)
+			return
+		}
+		if oldest < 0 || a.ranges[i].t < a.ranges[oldest].t {
+			oldest = i
+		}
+	}
+	if len(a.ranges) < maxRanges {
+		a.ranges = append(a.ranges, seenRange{h, uint32(now)})
+		return
+	}
+	a.ranges[oldest] = seenRange{h, uint32(now)}
 }

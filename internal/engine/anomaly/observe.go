@@ -56,6 +56,7 @@ func (b *Baseline) AttemptDest(e *event.CallAttempt, r dest.Result) (Vector, Con
 	ctx := Context{Account: e.Account, Time: t, Dest: r, History: a.history}
 	country, rng := destKeys(r, e.Destination)
 	ctx.Country, ctx.Range = country, rng
+	rh := uint32(maphash.String(destSeed, rng))
 	intl := r.Classes.Has(dest.International)
 	risky := r.Classes&(dest.Premium|dest.Satellite|dest.HighRisk) != 0 || r.Type == dest.TypePremiumRate
 	expire := now - int64(b.tau)
@@ -114,12 +115,12 @@ func (b *Baseline) AttemptDest(e *event.CallAttempt, r dest.Result) (Vector, Con
 		if intl {
 			v[FeatNewDest] -= math.Log10(smooth(a.intl)) / 2
 		}
-	} else if seen, ok := a.ranges[rng]; !ok || seen < expire {
+	} else if seen, ok := a.rangeSeen(rh); !ok || seen < expire {
 		ctx.NewRange = true
 		v[FeatNewDest] = 0.5
 	}
 	b.rememberCountry(a, country, now)
-	remember(a.ranges, rng, now, maxRanges)
+	a.rememberRange(rh, now)
 
 	// Usual shares: the account's own, or the PBX's while it has none.
 	ui, ur, us, ud, usp := a.intl, a.risk, a.short, a.distinct, a.spend
