@@ -53,6 +53,11 @@ func (g *gen) day(out []rec, a *acct, day time.Time, testing bool, td int) []rec
 		}
 	}
 	if !testing {
+		// The warm-up: one premium call a week, unlabelled, through the
+		// last three weeks of training.
+		if a.fraud == "warmup" && day.Weekday() == time.Wednesday && day.After(g.opts.Start.AddDate(0, 0, g.opts.TrainDays-22)) {
+			out = g.call(out, a, g.workHour(a, day), g.number("+44909"), a.src, a.ua, false, "")
+		}
 		return out
 	}
 	if a.noise == "country" && td == a.nday {
@@ -123,6 +128,21 @@ func (g *gen) fraud(out []rec, a *acct, day time.Time) []rec {
 			to := fmt.Sprintf("+4420%08d", base+n)
 			out = g.call(out, a, t, to, evil, "sipcli/v1.8", true, p)
 			t = t.Add(time.Duration(45+g.rng.IntN(60)) * time.Second)
+		}
+	case "mimic":
+		// Ordinary numbers in the account's own foreign countries, at its
+		// hours, a few more a day, long calls.
+		for n := range 9 {
+			t := g.workHour(a, day.AddDate(0, 0, n/3))
+			out = g.call(out, a, t, g.number(a.foreign[g.rng.IntN(len(a.foreign))]), a.src, a.ua, true, p)
+		}
+	case "warmup":
+		for n := 0; n < 8; n++ {
+			out = g.call(out, a, g.workHour(a, day.AddDate(0, 0, n/2)), g.number("+44909"), a.src, a.ua, true, p)
+		}
+	case "spread":
+		for n := range 2 {
+			out = g.call(out, a, g.workHour(a, day.AddDate(0, 0, n)), g.number("+6777"), a.src, a.ua, true, p)
 		}
 	case "wangiri_callback":
 		for n := range 3 {

@@ -23,6 +23,14 @@ import (
 // Patterns are the fraud patterns, in the order accounts are given them.
 var Patterns = []string{"night_burst", "premium_drip", "new_country", "sequential", "wangiri_callback", "hijack"}
 
+// Evasions are patterns of an attacker who knows the model, added with
+// Options.Evasion: "mimic" calls ordinary numbers in a country the account
+// already calls, at its hours and volume, from its phone; "warmup" makes
+// one premium call a week through the training period before a drip;
+// "spread" makes two calls from each of many accounts to a country nobody
+// calls.
+var Evasions = []string{"mimic", "warmup", "spread"}
+
 // Options configure Generate.
 type Options struct {
 	// Seed fixes every random choice.
@@ -42,6 +50,9 @@ type Options struct {
 	// common foreign country for the first time or move to a new network
 	// (default on; set NoNoise for a clean set).
 	NoNoise bool
+	// Evasion adds the Evasions patterns, FraudPerPattern accounts each
+	// (four times that for spread).
+	Evasion bool
 }
 
 // Summary says what was generated.
@@ -72,6 +83,9 @@ func Generate(opts Options, train, test io.Writer) (*Summary, error) {
 		opts.Start = time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
 	}
 	nFraud := opts.FraudPerPattern * len(Patterns)
+	if opts.Evasion {
+		nFraud += opts.FraudPerPattern * (len(Evasions) + 3)
+	}
 	switch {
 	case opts.Accounts < 1 || opts.Accounts > 60000:
 		return nil, errors.New("fraudgen: accounts must be 1-60000")
@@ -204,21 +218,45 @@ func (g *gen) makeAccounts() {
 // some normal accounts for harmless surprises.
 func (g *gen) assignFraud(n int) {
 	order := g.rng.Perm(len(g.accts))
-	k := 0
-	for _, i := range order {
-		a := g.accts[i]
-		if k < n && a.prof != campaign {
-			a.fraud = Patterns[k%len(Patterns)]
-			a.fday = g.rng.IntN(min(4, g.opts.TestDays)) // Monday to Thursday when the test starts on a Monday
-			g.sum.FraudAccounts[a.fraud]++
+	type want struct {
+		pattern string
+		n       int
+	}
+	var wants []want
+	for _, p := range Patterns {
+		wants = append(wants, want{p, g.opts.FraudPerPattern})
+	}
+	if g.opts.Evasion {
+		wants = append(wants, want{"mimic", g.opts.FraudPerPattern}, want{"warmup", g.opts.FraudPerPattern}, want{"spread", 4 * g.opts.FraudPerPattern})
+	}
+	used := map[int]bool{}
+	for _, w := range wants {
+		for k := 0; k < w.n; {
+			found := false
+			for _, i := range order {
+				a := g.accts[i]
+				if used[i] || a.prof == campaign || (w.pattern == "mimic" && len(a.foreign) == 0) {
+					continue
+				}
+				used[i], found = true, true
+				a.fraud = w.pattern
+				a.fday = g.rng.IntN(min(4, g.opts.TestDays)) // Monday to Thursday when the test starts on a Monday
+				g.sum.FraudAccounts[a.fraud]++
+				break
+			}
+			if !found {
+				break
+			}
 			k++
-			continue
 		}
-		if !g.opts.NoNoise && g.rng.Float64() < 0.04 {
+	}
+	for _, i := range order {
+		if a := g.accts[i]; a.fraud == "" && !g.opts.NoNoise && g.rng.Float64() < 0.04 {
 			a.noise = []string{"country", "network"}[g.rng.IntN(2)]
 			a.nday = g.rng.IntN(min(5, g.opts.TestDays)) // a working day
 		}
 	}
+	_ = n
 }
 
 // number returns a random number in a range: the prefix padded to 13

@@ -32,6 +32,7 @@ func run() error {
 	flag.IntVar(&o.TestDays, "test-days", 7, "days of test traffic, with fraud")
 	flag.IntVar(&o.FraudPerPattern, "fraud", 5, "accounts per fraud pattern")
 	flag.BoolVar(&o.NoNoise, "no-noise", false, "no harmless surprises (new country, new network) in the test period")
+	flag.BoolVar(&o.Evasion, "evasion", false, "add an attacker who knows the model: mimic, warmup, spread")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", flag.Arg(0))
