@@ -108,7 +108,7 @@ func TestGenerateErrors(t *testing.T) {
 }
 
 func TestGenerateEvasion(t *testing.T) {
-	train, _, s := generate(t, Options{Seed: 2, Accounts: 60, TrainDays: 28, TestDays: 3, FraudPerPattern: 1, Evasion: true})
+	train, _, s := generate(t, Options{Seed: 2, Accounts: 30, TrainDays: 22, TestDays: 3, FraudPerPattern: 1, Evasion: true})
 	for p, want := range map[string]int{"mimic": 1, "warmup": 1, "spread": 4, "hijack": 1} {
 		if s.FraudAccounts[p] != want {
 			t.Errorf("%s on %d accounts, want %d", p, s.FraudAccounts[p], want)
