@@ -44,7 +44,7 @@ func TestAnomalyEvaluate(t *testing.T) {
 	}
 	s := out.String()
 	for _, want := range []string{"trained on", "fraud: night_burst", "never seen for this account",
-		"anomaly ≥ 0.700", "static (OpenSIPS-style)", "6/6", "0/24", "threshold sweep", "premium_drip"} {
+		"anomaly ≥ 0.725", "static (OpenSIPS-style)", "6/6", "0/24", "threshold sweep", "premium_drip"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("output lacks %q:\n%s", want, s)
 		}

@@ -17,7 +17,7 @@ const (
 
 // Defaults, tuned on generated data (see BENCHMARKS.md).
 const (
-	DefaultWarn        = 0.7
+	DefaultWarn        = 0.725
 	DefaultBlock       = 0.75
 	DefaultWindow      = 28 * 24 * time.Hour
 	DefaultRetrain     = 24 * time.Hour
@@ -31,7 +31,7 @@ const (
 //
 //	anomaly:
 //	  mode: shadow            # shadow | enforce
-//	  warn: 0.7               # score at which a call is flagged
+//	  warn: 0.725             # score at which a call is flagged
 //	  block: 0.75             # score at which enforce rejects the call
 //	  window: 28d             # how much history the baseline learns from
 //	  retrain: 24h            # how often the forest is rebuilt
