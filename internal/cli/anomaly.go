@@ -115,7 +115,10 @@ func printEvaluation(e *Env, rep *evaluate.Report, show int) {
 		}
 		fmt.Fprintf(w, "%s  max %.3f  %d calls flagged%s\n", safeCell(capString(a.Account, 64)), a.MaxScore, a.Flagged, label)
 		for _, c := range a.Calls {
-			fmt.Fprintf(w, "  %s  %s  %.3f  %s\n", fmtTime(c.Time, e.Loc), safeCell(capString(c.Destination, 32)), c.Score, safeCell(strings.Join(c.Reasons, "; ")))
+			fmt.Fprintf(w, "  %s  %s  %.3f\n", fmtTime(c.Time, e.Loc), safeCell(capString(c.Destination, 32)), c.Score)
+			for _, r := range c.Reasons {
+				fmt.Fprintf(w, "      %s\n", safeText(r))
+			}
 		}
 	}
 	if !rep.Labelled {
@@ -154,4 +157,13 @@ func sortedKeys(m map[string]int) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// safeText renders a reason for a terminal: whole (reasons quote what came
+// from the network themselves), quoted when not printable, capped.
+func safeText(s string) string {
+	if !printable(s) {
+		s = strconv.QuoteToASCII(s)
+	}
+	return capString(s, 400)
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // Bounds of one account's state, so memory stays bounded whatever the
-// traffic: about 3 KB per account with full sets.
+// traffic: about 4 KB per account with full sets.
 const (
 	ringSize        = 32  // recent attempts kept
 	endedSize       = 10  // recent ended calls kept
