@@ -26,7 +26,7 @@ const (
 	FeatShortCalls                // −log10 P(short or unanswered among the last 10 ended) for the usual share
 	FeatNewAccess                 // new source network (1) and new User-Agent (1)
 	FeatSpend                     // log2 of spend in the last hour against the usual
-	FeatRareDest                  // international: −log10 of the share of the PBX's accounts that call that country
+	FeatRareDest                  // international or premium: −log10 of the share of the PBX's accounts that call that country (its premium numbers count apart)
 	NumFeatures
 )
 

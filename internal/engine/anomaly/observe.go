@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/tollguard/tollguard/internal/callpolicy/dest"
 	"github.com/tollguard/tollguard/internal/event"
@@ -59,6 +60,12 @@ func (b *Baseline) AttemptDest(e *event.CallAttempt, r dest.Result) (Vector, Con
 	rh := uint32(maphash.String(destSeed, rng))
 	intl := r.Classes.Has(dest.International)
 	risky := r.Classes&(dest.Premium|dest.Satellite|dest.HighRisk) != 0 || r.Type == dest.TypePremiumRate
+	if premium := r.Classes.Has(dest.Premium) || r.Type == dest.TypePremiumRate; premium && len(country) == 2 {
+		// Premium numbers of a country count as a country of their own:
+		// "GB premium" is new to an account that calls GB every day.
+		country += " premium"
+		ctx.Country = country
+	}
 	expire := now - int64(b.tau)
 
 	// Push the attempt first: counts include it.
@@ -97,7 +104,7 @@ func (b *Baseline) AttemptDest(e *event.CallAttempt, r dest.Result) (Vector, Con
 	v[FeatQuietHour] = pos(math.Log2((mean + eps) / (usual + eps)))
 
 	// Destinations never seen.
-	if intl {
+	if intl || strings.HasSuffix(country, " premium") {
 		// How few accounts of the PBX call this country (this one
 		// not counted).
 		n := b.pbx.callers[country]
