@@ -97,7 +97,7 @@ func Generate(opts Options, train, test io.Writer) (*Summary, error) {
 	g := &gen{rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5eed)), opts: opts,
 		sum: &Summary{Accounts: opts.Accounts, Profiles: map[string]int{}, FraudAccounts: map[string]int{}}}
 	g.makeAccounts()
-	g.assignFraud(nFraud)
+	g.assignFraud()
 	tw, sw := bufio.NewWriterSize(train, 1<<16), bufio.NewWriterSize(test, 1<<16)
 	var carry []rec
 	days := opts.TrainDays + opts.TestDays
@@ -216,7 +216,7 @@ func (g *gen) makeAccounts() {
 // assignFraud gives each pattern FraudPerPattern accounts (office and
 // night-shift accounts: campaigns are covered by the noise) and marks
 // some normal accounts for harmless surprises.
-func (g *gen) assignFraud(n int) {
+func (g *gen) assignFraud() {
 	order := g.rng.Perm(len(g.accts))
 	type want struct {
 		pattern string
@@ -256,7 +256,6 @@ func (g *gen) assignFraud(n int) {
 			a.nday = g.rng.IntN(min(5, g.opts.TestDays)) // a working day
 		}
 	}
-	_ = n
 }
 
 // number returns a random number in a range: the prefix padded to 13
