@@ -55,7 +55,7 @@ func ReadEvents(r io.Reader) ([]Labelled, error) {
 			return nil, fmt.Errorf("event file value %d (byte %d): larger than %d bytes", n, off, maxEventSize)
 		}
 		var err error
-		if out, err = appendValue(out, raw); err != nil {
+		if out, err = appendValue(out, raw, true); err != nil {
 			return nil, fmt.Errorf("event file value %d (byte %d): %w", n, off, err)
 		}
 	}
@@ -75,7 +75,7 @@ type head struct {
 	Records []json.RawMessage `json:"records"`
 }
 
-func appendValue(out []Labelled, raw json.RawMessage) ([]Labelled, error) {
+func appendValue(out []Labelled, raw json.RawMessage, top bool) ([]Labelled, error) {
 	if len(bytes.TrimSpace(raw)) == 0 || bytes.TrimSpace(raw)[0] != '{' {
 		return out, errors.New("not a JSON object")
 	}
@@ -84,12 +84,15 @@ func appendValue(out []Labelled, raw json.RawMessage) ([]Labelled, error) {
 		return out, err
 	}
 	if h.Masked != nil || h.Records != nil {
+		if !top {
+			return out, errors.New("a document of records inside a record")
+		}
 		if h.Masked != nil && *h.Masked {
 			return out, errors.New("phone numbers are masked: export with `tollguard events --json --unmask`")
 		}
 		for i, rec := range h.Records {
 			var err error
-			if out, err = appendValue(out, rec); err != nil {
+			if out, err = appendValue(out, rec, false); err != nil {
 				return out, fmt.Errorf("record %d: %w", i, err)
 			}
 		}

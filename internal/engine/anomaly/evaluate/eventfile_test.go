@@ -37,6 +37,7 @@ func TestReadEvents(t *testing.T) {
     {"seq": 1, "time": "2026-01-05T10:00:00Z", "kind": "call_attempt", "event": {"time": "2026-01-05T10:00:00Z", "account": "1001", "destination": "+442079460001"}}
   ]
 }`, kinds: []string{"call_attempt", "call_attempt"}, fraud: []bool{false, false}},
+		{name: "nested documents", in: `{"masked":false,"records":[{"masked":false,"records":[]}]}`, errHas: "inside a record"},
 		{name: "masked", in: `{"masked":true,"records":[]}`, errHas: "masked"},
 		{name: "unknown kind", in: `{"kind":"teleport","time":"2026-01-05T10:00:00Z"}`, errHas: `unknown kind "teleport"`},
 		{name: "no kind", in: `{"time":"2026-01-05T10:00:00Z"}`, errHas: `no "kind"`},
