@@ -40,6 +40,12 @@ func runAnomaly(ctx context.Context, e *Env, args []string) error {
 	if *train == "" || *test == "" {
 		return usagef("--train and --test are required")
 	}
+	if *threshold != 0 && !(*threshold > 0 && *threshold <= 1) {
+		return usagef("--threshold must be between 0 and 1")
+	}
+	if *show < 0 {
+		return usagef("--show must not be negative")
+	}
 	cfg := anomaly.Config{Warn: *warn, Block: *block, Window: *window, Seed: *seed, Country: strings.ToUpper(*country)}
 	if err := cfg.WithDefaults().Validate(); err != nil {
 		return usagef("%v", err)

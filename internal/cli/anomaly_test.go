@@ -86,6 +86,8 @@ func TestAnomalyEvaluateErrors(t *testing.T) {
 		{[]string{"anomaly", "train"}, ExitUsage, "only anomaly subcommand is evaluate"},
 		{[]string{"anomaly", "evaluate", "--test", short}, ExitUsage, "--train and --test are required"},
 		{[]string{"anomaly", "evaluate", "--train", short, "--test", short, "--warn", "2"}, ExitUsage, "anomaly.warn"},
+		{[]string{"anomaly", "evaluate", "--train", short, "--test", short, "--threshold", "1.5"}, ExitUsage, "--threshold"},
+		{[]string{"anomaly", "evaluate", "--train", short, "--test", short, "--show", "-1"}, ExitUsage, "--show"},
 		{[]string{"anomaly", "evaluate", "--train", filepath.Join(dir, "absent"), "--test", short}, ExitError, "opening events"},
 		{[]string{"anomaly", "evaluate", "--train", masked, "--test", short}, ExitError, "--unmask"},
 		{[]string{"anomaly", "evaluate", "--train", short, "--test", short}, ExitError, "need at least 32"},
