@@ -47,6 +47,8 @@ type Config struct {
 	NFTables NFTables `yaml:"nftables"`
 	// Sources lists log files to follow.
 	Sources []LogSource `yaml:"sources"`
+	// UI configures the web console.
+	UI UI `yaml:"ui"`
 }
 
 // Log configures the daemon's log.

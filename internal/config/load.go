@@ -50,6 +50,7 @@ func Default() *Config {
 		Honeypot:       Honeypot{BanTime: Duration(24 * time.Hour)},
 		PasswordPolicy: PasswordPolicy{Minimum: 6, Strength: 3},
 		NFTables:       NFTables{Table: "tollguard"},
+		UI:             defaultUI(),
 	}
 }
 
