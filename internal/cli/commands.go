@@ -14,6 +14,7 @@ func builtin() []Command {
 		{Name: "backup", Args: "FILE", Summary: "have the daemon write a consistent copy of its SQLite store to FILE", Run: runBackup},
 		{Name: "audit", Args: "freeswitch [DIR] [--json] [--fail-on SEVERITY] [-c FILE]", Summary: "audit a FreeSWITCH configuration directory for toll-fraud holes; exits 1 on a finding at or above --fail-on (default high)", Run: runAudit},
 		{Name: "simulate", Args: "--target udp://127.0.0.1:5060 [--phones N] [--typos N] [--attackers scanner,cracker,enumerator,flooder] [--duration D]", Summary: "drive simulated phones and attackers at a loopback target and report what each saw", Run: runSimulate},
+		{Name: "user", Args: "add NAME --role viewer|operator|admin [--password-stdin] | list [--json] | del NAME | reset-mfa NAME [-c FILE]", Summary: "console accounts (password + TOTP) in <data_dir>/users.json; the running daemon sees changes at once", Run: runUser},
 		{Name: "version", Args: "[--json]", Summary: "print the version", Run: runVersion},
 	}
 }
