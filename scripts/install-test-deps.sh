@@ -2,7 +2,8 @@
 # install-test-deps.sh installs the external programs tollguard's integration
 # tests run against: sipp (Debian package sip-tester), Kamailio with its TLS
 # modules, SIPVicious, fail2ban, nftables, PostgreSQL, Redis, iproute2,
-# util-linux (unshare) and openssl. It is idempotent: packages already
+# util-linux (unshare), openssl, and Chromium with a CJK font for the
+# console's browser tests and their zh-CN screenshots. It is idempotent: packages already
 # installed are left alone, and apt-get update runs at most once, only when
 # something is missing.
 #
@@ -25,6 +26,8 @@ iproute2:ip
 util-linux:unshare
 openssl:openssl
 python3:python3
+chromium:chromium
+fonts-wqy-microhei:
 "
 
 say() { printf 'install-test-deps: %s\n' "$*"; }

@@ -18,6 +18,8 @@
     document.querySelectorAll("[data-i18n]").forEach((n) => { n.textContent = t(n.dataset.i18n); });
     document.querySelectorAll("[data-i18n-label]").forEach((n) => { n.setAttribute("aria-label", t(n.dataset.i18nLabel)); });
     document.querySelectorAll(".lang-select").forEach((s) => { s.value = state.lang; });
+    const live = $("live");
+    if (live.textContent) { live.textContent = t(live.classList.contains("on") ? "live.on" : "live.off"); }
   }
   function setLang(lang, save) {
     state.lang = I18N[lang] ? lang : "en";
