@@ -38,8 +38,9 @@ func NewAuthenticator(f *File, lim Limits, now func() time.Time) *Authenticator 
 }
 
 // Login checks name, password and TOTP code from source and returns the
-// user. It returns ErrLocked while the name+source pair, the source, or
-// the user's TOTP is locked out, and ErrLogin for any wrong credential. A
+// user. It returns ErrLocked while the name+source pair or the source is
+// locked out, and ErrLogin for any wrong credential (and while the
+// user's TOTP is locked, so the answer never confirms a right password). A
 // code is accepted once: replaying it, even within its 30 s, fails. The
 // password is always checked (against a dummy hash for an unknown name)
 // so the time taken does not reveal whether the name exists.
@@ -75,7 +76,9 @@ func (a *Authenticator) Login(name, password, code string, source netip.Addr) (U
 		return fail()
 	}
 	if a.codes.locked(u.Name, now) {
-		return User{}, ErrLocked
+		// The same answer as a wrong password: a distinct one here would
+		// tell a password guesser that this guess was right.
+		return fail()
 	}
 	step, ok := matchStep(u.TOTP, code, now, u.LastStep)
 	if !ok {

@@ -218,8 +218,14 @@ func TestTOTPBruteForceLocksAcrossSources(t *testing.T) {
 			t.Fatalf("code guess %d: %v", i, err)
 		}
 	}
-	if _, err := a.Login("admin", pw, good, netip.MustParseAddr("203.0.113.99")); !errors.Is(err, ErrLocked) {
-		t.Errorf("after 4 wrong codes from different sources: %v, want ErrLocked", err)
+	// The right code is refused now, with the answer a wrong password gets.
+	if _, err := a.Login("admin", pw, good, netip.MustParseAddr("203.0.113.99")); !errors.Is(err, ErrLogin) {
+		t.Errorf("after 4 wrong codes from different sources: %v, want ErrLogin", err)
+	}
+	// It is not spent: once the lock ends, a fresh code works.
+	c.Add(11 * time.Minute)
+	if _, err := a.Login("admin", pw, code(t, u, c.Now()), home); err != nil {
+		t.Errorf("after the TOTP lock: %v", err)
 	}
 }
 
