@@ -13,7 +13,10 @@ import (
 // buildConsole creates the web console and, without ui.listen, mounts it
 // on the admin listener under /ui/.
 func (g *Guard) buildConsole(cfg *config.Config) error {
-	agg, _ := g.st.(store.Aggregator)
+	var agg store.Aggregator
+	if a, ok := g.st.(store.Aggregator); ok {
+		agg = store.NewHourlyCache(a, g.now)
+	}
 	con, err := web.New(web.Options{
 		Users: users.Open(cfg.DataDir), UI: cfg.UI, API: g.api.Handler(), Bans: g.set.List,
 		Hourly: agg, Audit: g.audit, Logger: g.log, Now: g.now,
@@ -29,8 +32,11 @@ func (g *Guard) buildConsole(cfg *config.Config) error {
 }
 
 // runConsole serves the console on ui.listen when set, and ends its live
-// streams when ctx is done so the listeners can shut down.
+// streams when ctx is done so the listeners can shut down. It first fills
+// the overview's hourly cache in the background (one pass over 30 days of
+// events), so the first operator to open the console does not wait for it.
 func (g *Guard) runConsole(ctx context.Context) error {
+	go g.console.Warm(ctx)
 	listen := g.config().UI.Listen
 	if listen == "" {
 		<-ctx.Done()

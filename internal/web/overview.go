@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -49,4 +50,17 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, _ users.Sessi
 		}
 	}
 	writeJSON(w, http.StatusOK, rep)
+}
+
+// Warm counts the overview's widest range (30 days) once, so a caching
+// Aggregator (store.HourlyCache) answers the first page view from memory.
+// Errors are logged; it returns when the count is done or ctx ends.
+func (c *Console) Warm(ctx context.Context) {
+	if c.o.Hourly == nil {
+		return
+	}
+	until := c.now().UTC().Truncate(time.Hour).Add(time.Hour)
+	if _, err := c.o.Hourly.Hourly(ctx, until.Add(-30*24*time.Hour), until, overviewKinds); err != nil && ctx.Err() == nil {
+		c.log.Warn("warming the overview counts", "err", err)
+	}
 }
