@@ -27,13 +27,17 @@ const maxPasswordLen = 72
 // HashPassword returns the bcrypt hash of password, refusing one shorter
 // than MinPasswordLen or longer than bcrypt's 72 bytes.
 func HashPassword(password string) (string, error) {
+	return hashPassword(password, bcryptCost)
+}
+
+func hashPassword(password string, cost int) (string, error) {
 	if len(password) < MinPasswordLen {
 		return "", fmt.Errorf("password must be at least %d characters", MinPasswordLen)
 	}
 	if len(password) > maxPasswordLen {
 		return "", fmt.Errorf("password must be at most %d bytes", maxPasswordLen)
 	}
-	h, err := bcrypt.GenerateFromPassword([]byte(password), bcryptCost)
+	h, err := bcrypt.GenerateFromPassword([]byte(password), cost)
 	if err != nil {
 		return "", fmt.Errorf("hashing password: %w", err)
 	}

@@ -118,6 +118,8 @@ func CheckName(name string) error {
 // concurrent use and see changes other processes made to the file.
 type File struct {
 	path string
+	// cost is the bcrypt cost of new hashes (bcryptCost; tests lower it).
+	cost int
 
 	mu    sync.Mutex
 	users []User
@@ -129,7 +131,7 @@ type File struct {
 
 // Open returns the users file of dataDir. The file need not exist yet.
 func Open(dataDir string) *File {
-	return &File{path: filepath.Join(dataDir, FileName)}
+	return &File{path: filepath.Join(dataDir, FileName), cost: bcryptCost}
 }
 
 // Path returns the file's path.
@@ -247,7 +249,7 @@ func (f *File) Add(name string, role Role, password string, now time.Time) (User
 	if _, err := ParseRole(string(role)); err != nil {
 		return User{}, err
 	}
-	hash, err := HashPassword(password)
+	hash, err := hashPassword(password, f.cost)
 	if err != nil {
 		return User{}, err
 	}
