@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"net/netip"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -151,7 +152,7 @@ func TestBrowserConsole(t *testing.T) {
 	now := time.Now()
 	h.st.Record(&event.AuthFailure{Meta: event.Meta{Time: now}, SIP: event.SIP{Method: "REGISTER", UserAgent: xss, FromUser: "1001", CallID: xss},
 		Account: "1001", Code: 403})
-	h.st.Record(&event.Verdict{Meta: event.Meta{Time: now}, Rule: "fingerprint", Action: "drop"})
+	recordAttack(h, now)
 	h.st.Flush(context.Background())
 	shots := screenshotDir(t)
 	t.Logf("screenshots in %s", shots)
@@ -276,6 +277,8 @@ func TestBrowserPhone(t *testing.T) {
 	}
 	h := newHarness(t, config.UI{})
 	u := h.addUser("olga", users.Operator)
+	recordAttack(h, time.Now())
+	h.st.Flush(context.Background())
 	ctx := browser(t, 1280, 900)
 	shots := screenshotDir(t)
 	// Headless windows are at least 500 px wide: emulate the phone's screen.
@@ -291,4 +294,32 @@ func TestBrowserPhone(t *testing.T) {
 		t.Errorf("page is %d px wide on a 390 px screen; too wide: %q", w, wide)
 	}
 	shoot(t, ctx, shots, "overview-phone-en")
+}
+
+// recordAttack stores a morning's worth of attack for the pages and their
+// screenshots: a scanner, a password cracker that gets in and calls an
+// expensive number, an enumerator, and the verdicts and bans that stopped
+// them, spread over the last hours.
+func recordAttack(h *harness, now time.Time) {
+	src := func(i int) netip.AddrPort { return netip.AddrPortFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), 5060) }
+	at := func(min int) time.Time { return now.Add(-time.Duration(min) * time.Minute) }
+	rules := []string{"fingerprint", "register_failure[0]", "enumeration", "flood"}
+	for i := range 40 {
+		h.st.Record(&event.Verdict{Meta: event.Meta{Time: at(i * 17), Source: src(60 + i%4)}, Rule: rules[i%4], Action: "drop"})
+	}
+	for i := range 6 {
+		acct := fmt.Sprintf("10%02d", i+1)
+		h.st.Record(&event.AuthFailure{Meta: event.Meta{Time: at(90 - i), Source: src(61), Transport: "udp"},
+			SIP: event.SIP{Method: "REGISTER", UserAgent: "friendly-scanner", FromUser: acct}, Account: acct, Code: 403})
+	}
+	for i := range 4 {
+		h.st.Record(&event.AuthFailure{Meta: event.Meta{Time: at(60 - i), Source: src(62), Transport: "udp"},
+			SIP: event.SIP{Method: "REGISTER", UserAgent: "sipcli/v1.8", FromUser: "1001"}, Account: "1001", Code: 401})
+	}
+	h.st.Record(&event.Register{Meta: event.Meta{Time: at(55), Source: src(62)}, SIP: event.SIP{UserAgent: "sipcli/v1.8"}, Account: "1001", Expires: 3600})
+	h.st.Record(&event.CallAttempt{Meta: event.Meta{Time: at(50), Source: src(62)}, SIP: event.SIP{CallID: "a84b4c76e66710"}, Account: "1001", Destination: "00881612345678"})
+	h.st.Record(&event.Register{Meta: event.Meta{Time: at(5), Source: netip.MustParseAddrPort("192.0.2.20:5060")}, Account: "1002", Expires: 3600})
+	for i, r := range []string{"fingerprint", "enumeration", "register_failure[0]"} {
+		h.st.Record(&event.Ban{Meta: event.Meta{Time: at(80 - 10*i), Source: src(60 + i)}, Scope: "ip", Value: src(60 + i).Addr().String() + "/32", Rule: r, Reason: r, Until: now.Add(time.Hour)})
+	}
 }

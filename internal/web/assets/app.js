@@ -236,8 +236,10 @@
     const palette = ["#0b5cad", "#b3261e", "#c28a00", "#1e7b34", "#6a3d9a", "#e7298a", "#17becf", "#7f7f7f"];
     const width = Math.max(280, c1.clientWidth || 600);
     const mk = (el2, names, data) => {
-      const series = [{ value: (u, v) => v == null ? "–" : fmtTime(new Date(v * 1000).toISOString()) }].concat(names.map((n, i) => ({ label: n, stroke: palette[i % palette.length], width: 2 })));
-      state.chart.push(new window.uPlot({ width, height: 220, series, axes: [{}, { values: (u, vs) => vs.map(fmtNum) }], scales: { x: { time: true } } }, [hours].concat(data), el2));
+      const series = [{ label: t("col.time"), value: (u, v) => v == null ? "–" : fmtTime(new Date(v * 1000).toISOString()) }].concat(names.map((n, i) => ({ label: n, stroke: palette[i % palette.length], width: 2 })));
+      const tick = new Intl.DateTimeFormat(state.lang, { month: "numeric", day: "numeric", hour: "numeric" });
+      const axes = [{ values: (u, vs) => vs.map((v) => tick.format(new Date(v * 1000))) }, { values: (u, vs) => vs.map(fmtNum) }];
+      state.chart.push(new window.uPlot({ width, height: 220, series, axes, scales: { x: { time: true } } }, [hours].concat(data), el2));
     };
     const ruleNames = [...rules.keys()].sort();
     mk(c1, ruleNames.length ? ruleNames : [t("ov.stopped")], ruleNames.length ? ruleNames.map((r) => rules.get(r)) : [hours.map(() => 0)]);
@@ -296,7 +298,7 @@
       el("section", { class: "card" }, el("h2", { text: t("aff.destinations") }), table([
         { h: "col.destination", f: (x) => x.destination }, { h: "col.prefix", f: (x) => x.prefix },
         { h: "col.attempts", f: (x) => fmtNum(x.attempts), num: true }, { h: "col.answered", f: (x) => fmtNum(x.answered), num: true },
-        { h: "col.billsec", f: (x) => fmtDur((x.billsec || 0) / 1e6) }, { h: "col.accounts", f: (x) => (x.accounts || []).join(", ") }], r.destinations || [])));
+        { h: "col.billsec", f: (x) => fmtDur((x.billsec || 0) / 1e6) }, { h: "col.callers", f: (x) => (x.accounts || []).join(", ") }], r.destinations || [])));
   }
   async function pageBans(page) {
     page.append(heading("nav.bans"));
