@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -301,7 +301,9 @@ func TestBrowserPhone(t *testing.T) {
 // expensive number, an enumerator, and the verdicts and bans that stopped
 // them, spread over the last hours.
 func recordAttack(h *harness, now time.Time) {
-	src := func(i int) netip.AddrPort { return netip.AddrPortFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), 5060) }
+	src := func(i int) netip.AddrPort {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), 5060)
+	}
 	at := func(min int) time.Time { return now.Add(-time.Duration(min) * time.Minute) }
 	rules := []string{"fingerprint", "register_failure[0]", "enumeration", "flood"}
 	for i := range 40 {
@@ -320,6 +322,6 @@ func recordAttack(h *harness, now time.Time) {
 	h.st.Record(&event.CallAttempt{Meta: event.Meta{Time: at(50), Source: src(62)}, SIP: event.SIP{CallID: "a84b4c76e66710"}, Account: "1001", Destination: "00881612345678"})
 	h.st.Record(&event.Register{Meta: event.Meta{Time: at(5), Source: netip.MustParseAddrPort("192.0.2.20:5060")}, Account: "1002", Expires: 3600})
 	for i, r := range []string{"fingerprint", "enumeration", "register_failure[0]"} {
-		h.st.Record(&event.Ban{Meta: event.Meta{Time: at(80 - 10*i), Source: src(60 + i)}, Scope: "ip", Value: src(60 + i).Addr().String() + "/32", Rule: r, Reason: r, Until: now.Add(time.Hour)})
+		h.st.Record(&event.Ban{Meta: event.Meta{Time: at(80 - 10*i), Source: src(60 + i)}, Scope: "ip", Value: src(60+i).Addr().String() + "/32", Rule: r, Reason: r, Until: now.Add(time.Hour)})
 	}
 }
