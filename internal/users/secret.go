@@ -44,15 +44,12 @@ func hashPassword(password string, cost int) (string, error) {
 	return string(h), nil
 }
 
-// dummyHash is compared against when the user does not exist, so a login
-// for an unknown name takes as long as one for a known name.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("tollguard-no-such-user-padding"), bcryptCost)
-
-// checkPassword compares password with hash; an empty hash (no such user)
-// is compared with dummyHash and always fails.
-func checkPassword(hash, password string) bool {
+// checkPassword compares password with hash. An empty hash (no such
+// user) is compared with dummy, a hash of the same cost, and always fails,
+// so a login for an unknown name takes as long as one for a known name.
+func checkPassword(hash, password string, dummy []byte) bool {
 	if hash == "" {
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		_ = bcrypt.CompareHashAndPassword(dummy, []byte(password))
 		return false
 	}
 	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil

@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // FileName is the users file inside data_dir.
@@ -120,6 +122,9 @@ type File struct {
 	path string
 	// cost is the bcrypt cost of new hashes (bcryptCost; tests lower it).
 	cost int
+	// dummy is a hash of that cost for unknown names (see checkPassword).
+	dummyOnce sync.Once
+	dummy     []byte
 
 	mu    sync.Mutex
 	users []User
@@ -132,6 +137,14 @@ type File struct {
 // Open returns the users file of dataDir. The file need not exist yet.
 func Open(dataDir string) *File {
 	return &File{path: filepath.Join(dataDir, FileName), cost: bcryptCost}
+}
+
+// dummyHash returns the hash unknown names are checked against.
+func (f *File) dummyHash() []byte {
+	f.dummyOnce.Do(func() {
+		f.dummy, _ = bcrypt.GenerateFromPassword([]byte("tollguard-no-such-user-padding"), f.cost)
+	})
+	return f.dummy
 }
 
 // Path returns the file's path.

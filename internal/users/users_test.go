@@ -126,11 +126,12 @@ func TestCheckNameAndPassword(t *testing.T) {
 		}
 	}
 	h, err := HashPassword(pw)
-	if err != nil || !strings.HasPrefix(h, "$2a$10$") || !checkPassword(h, pw) || checkPassword(h, pw+"x") {
+	if err != nil || !strings.HasPrefix(h, "$2a$10$") || !checkPassword(h, pw, nil) || checkPassword(h, pw+"x", nil) {
 		t.Errorf("bcrypt round trip failed: %q %v", h, err)
 	}
-	if checkPassword("", pw) {
-		t.Error("an empty hash (unknown user) must never match")
+	f, _ := newFile(t)
+	if checkPassword("", pw, f.dummyHash()) || !strings.HasPrefix(string(Open(t.TempDir()).dummyHash()), "$2a$10$") {
+		t.Error("an empty hash (unknown user) must never match, and the dummy must have the production cost")
 	}
 }
 
