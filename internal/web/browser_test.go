@@ -169,6 +169,13 @@ func TestBrowserConsole(t *testing.T) {
 	// The right one logs in.
 	loginUI(t, ctx, "olga", good)
 	step(t, ctx, "logged in", 10*time.Second, chromedp.WaitVisible(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#ov-days")))
+	// Seven days are charted per day, with the day's counts summed.
+	eval[bool](t, ctx, `(s => { s.value = "7"; s.dispatchEvent(new Event("change")); return true })(document.getElementById("ov-days"))`)
+	step(t, ctx, "overview per day", 10*time.Second,
+		chromedp.Poll[chromedp.Void](`document.getElementById("page").textContent.includes("Attacks stopped per day") && document.querySelector("#chart-rules .u-over") !== null`),
+		chromedp.Poll[chromedp.Void](`document.getElementById("stat-stopped").textContent === "40"`))
+	shoot(t, ctx, shots, "overview-week-en")
+	eval[bool](t, ctx, `(s => { s.value = "1"; s.dispatchEvent(new Event("change")); return true })(document.getElementById("ov-days"))`)
 	// The same code replayed from the page is refused.
 	replay := eval[int](t, ctx, fmt.Sprintf(`fetch("login",{method:"POST",headers:{"Content-Type":"application/json"},body:JSON.stringify({name:"olga",password:%q,code:%q})}).then(r=>r.status)`, testPassword, good))
 	if replay != http.StatusUnauthorized {

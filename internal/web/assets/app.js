@@ -204,19 +204,24 @@
     sel.value = state.ovDays || "1";
     sel.addEventListener("change", () => { state.ovDays = sel.value; render(); });
     const stats = el("div", { class: "stats" });
-    const c1 = el("div", { class: "chart", id: "chart-rules", role: "img", "aria-label": t("ov.byRule") });
-    const c2 = el("div", { class: "chart", id: "chart-activity", role: "img", "aria-label": t("ov.activity") });
+    // One day: per hour. Seven or thirty days: per (local) day.
+    const daily = sel.value !== "1";
+    const kRule = daily ? "ov.byRuleDay" : "ov.byRule"; const kAct = daily ? "ov.activityDay" : "ov.activity";
+    const c1 = el("div", { class: "chart", id: "chart-rules", role: "img", "aria-label": t(kRule) });
+    const c2 = el("div", { class: "chart", id: "chart-activity", role: "img", "aria-label": t(kAct) });
     page.append(heading("nav.overview"), el("div", { class: "form" }, field("ov-days", "ov.range", sel)), stats,
-      el("section", { class: "card" }, el("h2", { text: t("ov.byRule") }), c1),
-      el("section", { class: "card" }, el("h2", { text: t("ov.activity") }), c2),
+      el("section", { class: "card" }, el("h2", { text: t(kRule) }), c1),
+      el("section", { class: "card" }, el("h2", { text: t(kAct) }), c2),
       el("section", { class: "card" }, el("h2", { text: t("ov.recentBans") }), el("div", { id: "ban-list" })));
     renderBanList();
     let d;
     try { d = await call("GET", "overview?days=" + sel.value); } catch (e) { showError(e); return; }
     if (!d.available) { stats.append(el("p", { class: "muted", text: t("ov.noCounts") })); }
+    const bucket = (sec) => { if (!daily) { return sec; } const x = new Date(sec * 1000); x.setHours(0, 0, 0, 0); return x.getTime() / 1000; };
     const hours = []; const start = Date.parse(d.since) / 1000; const end = Date.parse(d.until) / 1000;
-    for (let h = start; h < end; h += 3600) { hours.push(h); }
-    const idx = new Map(hours.map((h, i) => [h, i]));
+    for (let h = start; h < end; h += 3600) { const b = bucket(h); if (hours[hours.length - 1] !== b) { hours.push(b); } }
+    const slot = new Map(hours.map((h, i) => [h, i]));
+    const idx = { get: (sec) => slot.get(bucket(sec)) };
     const rules = new Map(); const act = { register: [], call_attempt: [], ban: [], auth_failure: [] };
     Object.values(act).forEach((a) => hours.forEach(() => a.push(0)));
     const totals = { stopped: 0, ban: 0, register: 0, call_attempt: 0, auth_failure: 0 };
@@ -237,8 +242,8 @@
     const width = Math.max(280, c1.clientWidth || 600);
     const mk = (el2, names, data) => {
       const series = [{ label: t("col.time"), value: (u, v) => v == null ? "–" : fmtTime(new Date(v * 1000).toISOString()) }].concat(names.map((n, i) => ({ label: n, stroke: palette[i % palette.length], width: 2 })));
-      const tick = new Intl.DateTimeFormat(state.lang, { month: "numeric", day: "numeric", hour: "numeric" });
-      const axes = [{ values: (u, vs) => vs.map((v) => tick.format(new Date(v * 1000))) }, { values: (u, vs) => vs.map(fmtNum) }];
+      const tick = new Intl.DateTimeFormat(state.lang, daily ? { month: "numeric", day: "numeric" } : { month: "numeric", day: "numeric", hour: "numeric" });
+      const axes = [{ values: (u, vs) => vs.map((v) => tick.format(new Date(v * 1000))), incrs: daily ? [86400, 2 * 86400, 7 * 86400] : undefined }, { values: (u, vs) => vs.map(fmtNum) }];
       state.chart.push(new window.uPlot({ width, height: 220, series, axes, scales: { x: { time: true } } }, [hours].concat(data), el2));
     };
     const ruleNames = [...rules.keys()].sort();
