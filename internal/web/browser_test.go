@@ -259,6 +259,16 @@ func TestBrowserConsole(t *testing.T) {
 		t.Errorf("after a reload the language is lost: %q", got)
 	}
 	eval[bool](t, ctx, `(s => { s.value = "en"; s.dispatchEvent(new Event("change")); return true })(document.getElementById("app-lang"))`)
+	// Everything the page loaded came from the console itself.
+	loaded := eval[[]string](t, ctx, `performance.getEntriesByType("resource").map(e => e.name)`)
+	if len(loaded) < 4 {
+		t.Errorf("only %d resources recorded: %q", len(loaded), loaded)
+	}
+	for _, u := range loaded {
+		if !strings.HasPrefix(u, h.srv.URL+"/ui/") {
+			t.Errorf("the page requested %q, outside the console", u)
+		}
+	}
 
 	// A viewer: no unban button, and the API refuses the unban.
 	step(t, ctx, "log out", 10*time.Second, chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-form")))
