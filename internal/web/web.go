@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -131,6 +132,10 @@ func (c *Console) routes() {
 func (c *Console) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		securityHeaders(w.Header())
+		if !c.hostOK(r) {
+			writeError(w, http.StatusMisdirectedRequest, "open the console by its IP address (or localhost); behind a TLS proxy set ui.secure_cookies")
+			return
+		}
 		if r.URL.Path == "/" || r.URL.Path == "/ui" {
 			http.Redirect(w, r, Prefix, http.StatusSeeOther)
 			return
@@ -216,4 +221,25 @@ func (c *Console) Run(ctx context.Context, listen string, ready func(net.Addr)) 
 // server that hosts the console can shut down. Safe to call twice.
 func (c *Console) Close() {
 	c.stopOnce.Do(func() { close(c.stop) })
+}
+
+// hostOK refuses, on plain HTTP without a TLS proxy in front, a Host that
+// is a name other than localhost: a page on an attacker's domain that
+// re-resolves it to 127.0.0.1 (DNS rebinding) would otherwise pass the
+// Origin check and could guess logins from the operator's own address,
+// locking the operator out. Over TLS the certificate pins the name.
+func (c *Console) hostOK(r *http.Request) bool {
+	if r.TLS != nil || c.o.UI.SecureCookies {
+		return true
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(r.Host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	_, err := netip.ParseAddr(host)
+	return err == nil
 }

@@ -87,9 +87,9 @@ func TestLoginRefusals(t *testing.T) {
 		})
 	}
 	// Plain HTTP from another host: refused before any credential check.
-	req := httptest.NewRequest("POST", "http://console.example/ui/login", bytes.NewReader(b))
+	req := httptest.NewRequest("POST", "http://192.0.2.1:9061/ui/login", bytes.NewReader(b))
 	req.RemoteAddr = "203.0.113.5:40000"
-	req.Header.Set("Origin", "http://console.example")
+	req.Header.Set("Origin", "http://192.0.2.1:9061")
 	rec := httptest.NewRecorder()
 	h.con.Handler().ServeHTTP(rec, req)
 	if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "HTTPS") {
@@ -434,5 +434,53 @@ func TestTranslationsComplete(t *testing.T) {
 	}
 	if len(ek) < 100 {
 		t.Errorf("found only %d keys: the check is not reading the file", len(ek))
+	}
+}
+
+// DNS rebinding: a page on an attacker's name that resolves to the
+// console's address passes the Origin check (Origin and Host agree), so
+// plain-HTTP consoles accept only IP addresses and localhost as Host.
+func TestHostCheck(t *testing.T) {
+	h := newHarness(t, config.UI{})
+	u := h.addUser("alice", users.Admin)
+	b, _ := json.Marshal(LoginBody{Name: "alice", Password: testPassword, Code: h.code(u, false)})
+	for _, tc := range []struct {
+		host string
+		want int
+	}{
+		{"evil.example:9061", http.StatusMisdirectedRequest},
+		{"127.0.0.1.nip.example", http.StatusMisdirectedRequest},
+		{"localhost:9061", http.StatusOK},
+		{"[::1]:9061", http.StatusOK},
+		{"127.0.0.1:9061", http.StatusOK},
+	} {
+		req := httptest.NewRequest("GET", "http://"+tc.host+"/ui/", nil)
+		req.Host = tc.host
+		req.RemoteAddr = "127.0.0.1:40000"
+		rec := httptest.NewRecorder()
+		h.con.Handler().ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("Host %s: %d, want %d", tc.host, rec.Code, tc.want)
+		}
+	}
+	req := httptest.NewRequest("POST", "http://evil.example:9061/ui/login", bytes.NewReader(b))
+	req.Host = "evil.example:9061"
+	req.RemoteAddr = "127.0.0.1:40000"
+	req.Header.Set("Origin", "http://evil.example:9061")
+	rec := httptest.NewRecorder()
+	h.con.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusMisdirectedRequest {
+		t.Errorf("rebinding login: %d %s", rec.Code, rec.Body)
+	}
+	// Behind a TLS proxy the name is the proxy's, pinned by its certificate.
+	ui := config.Default().UI
+	ui.SecureCookies = true
+	h2 := newHarness(t, ui)
+	req = httptest.NewRequest("GET", "http://console.example/ui/", nil)
+	req.RemoteAddr = "127.0.0.1:40000"
+	rec = httptest.NewRecorder()
+	h2.con.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Errorf("named host behind a TLS proxy: %d", rec.Code)
 	}
 }
