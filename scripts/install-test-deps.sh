@@ -3,10 +3,11 @@
 # tests run against: sipp (Debian package sip-tester), Kamailio with its TLS
 # modules, SIPVicious, fail2ban, nftables, PostgreSQL, Redis, CrowdSec's
 # firewall bouncer, iproute2, util-linux (unshare), openssl, promtool (Debian
-# package prometheus, for the alerting rules), and systemd-analyze, dpkg-deb
-# and adduser (for the Debian package test). It is
-# idempotent: packages already installed are left alone, and apt-get update
-# runs at most once, only when something is missing.
+# package prometheus, for the alerting rules), systemd-analyze, dpkg-deb and
+# adduser (for the Debian package test), and Chromium with a CJK font (for the
+# console's browser tests and their zh-CN screenshots). It is idempotent:
+# packages already installed are left alone, and apt-get update runs at most
+# once, only when something is missing.
 #
 # Run as root on Debian 12 (bookworm) or a compatible system:
 #   sudo scripts/install-test-deps.sh
@@ -32,6 +33,8 @@ prometheus:promtool
 systemd:systemd-analyze
 adduser:adduser
 dpkg:dpkg-deb
+chromium:chromium
+fonts-wqy-microhei:
 "
 
 say() { printf 'install-test-deps: %s\n' "$*"; }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,6 +53,8 @@ type Server struct {
 	mux     *http.ServeMux
 	handler http.Handler
 	metrics *metrics
+
+	public []string
 
 	ready   chan struct{}
 	addrMu  sync.Mutex
@@ -121,6 +124,24 @@ func New(o Options) (*Server, error) {
 // called before Run; it panics on a conflicting pattern, as ServeMux does.
 func (s *Server) Mount(pattern string, h http.HandlerFunc) {
 	s.mux.Handle(pattern, h)
+}
+
+// MountPublic serves h for every path under prefix (ending in "/", such as
+// "/ui/") without the bearer token: h does its own authentication (the
+// console's sessions). Like Mount, it must be called before Run.
+func (s *Server) MountPublic(prefix string, h http.Handler) {
+	s.mux.Handle(prefix, h)
+	s.public = append(s.public, prefix)
+}
+
+// isPublic reports whether path is under a MountPublic prefix.
+func (s *Server) isPublic(path string) bool {
+	for _, p := range s.public {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // Handler returns the server's whole HTTP handler (authentication, metrics

@@ -20,11 +20,12 @@ var openPaths = map[string]bool{"/healthz": true, "/metrics": true}
 // has run.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if openPaths[r.URL.Path] {
+		if openPaths[r.URL.Path] || s.isPublic(r.URL.Path) {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if !s.tokenOK(r.Header.Get("Authorization")) {
+		_, console := r.Context().Value(operatorKey{}).(string)
+		if !console && !s.tokenOK(r.Header.Get("Authorization")) {
 			s.metrics.authFailures.Inc()
 			s.log.Warn("admin API request refused: missing or wrong token",
 				"remote", r.RemoteAddr, "method", capText(r.Method, 16), "path", capText(r.URL.Path, 80))
@@ -64,8 +65,15 @@ func mutating(method string) bool {
 }
 
 // Actor returns the identity recorded for r's operator: "token@" and the
-// remote address, without port ("token@127.0.0.1").
+// remote address, without port ("token@127.0.0.1"), or for a console user
+// the name given to WithOperator ("alice@127.0.0.1").
 func Actor(r *http.Request) string {
+	if name, ok := r.Context().Value(operatorKey{}).(string); ok {
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+			return name + "@" + decision.Unmap(ap.Addr()).String()
+		}
+		return name + "@" + r.RemoteAddr
+	}
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		return "token@" + decision.Unmap(ap.Addr()).String()
 	}
@@ -145,4 +153,15 @@ func (w *statusWriter) status() int {
 		return http.StatusOK
 	}
 	return w.code
+}
+
+type operatorKey struct{}
+
+// WithOperator marks a request as made by a console user the caller has
+// already authenticated (a session, its role and CSRF token checked):
+// Handler serves it without a bearer token and Actor names the user. Only
+// code in the daemon can set a context value, so a remote client cannot
+// claim an identity this way.
+func WithOperator(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, operatorKey{}, name)
 }

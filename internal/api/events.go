@@ -94,8 +94,10 @@ const investigateLimit = 100000
 // now, or RFC 3339), limit, unmask), GET /api/v1/investigate (since,
 // unmask) and POST /api/v1/backup. Phone numbers are masked unless
 // unmask=true, which is itself recorded as an admin action through
-// Options.Audit (and refused when there is no Audit).
+// Options.Audit (and refused when there is no Audit). GET
+// /api/v1/events.csv answers the same filters as a CSV download.
 func (s *Server) MountEvents(st EventStore) {
+	s.mountExport(st)
 	s.Mount("GET /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
 		f, err := s.eventFilter(r.URL.Query())
 		if err != nil {

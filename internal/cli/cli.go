@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -43,6 +44,9 @@ type Command struct {
 // Env is what a command runs with.
 type Env struct {
 	Stdout, Stderr io.Writer
+	// Stdin is read by commands that take input (user add
+	// --password-stdin); nil reads as empty.
+	Stdin io.Reader
 	// Now is the clock; Loc is the zone times are shown in.
 	Now func() time.Time
 	Loc *time.Location
@@ -67,7 +71,7 @@ func usagef(format string, a ...any) error { return &UsageError{Msg: fmt.Sprintf
 // commands the caller implements (serve, demo); they are listed in help and
 // take precedence over built-in commands of the same name.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer, extra ...Command) int {
-	return run(ctx, &Env{Stdout: stdout, Stderr: stderr, Now: time.Now, Loc: time.Local}, args, extra)
+	return run(ctx, &Env{Stdout: stdout, Stderr: stderr, Stdin: os.Stdin, Now: time.Now, Loc: time.Local}, args, extra)
 }
 
 // run is Main with an explicit Env (tests set the clock, zone and default

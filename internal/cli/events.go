@@ -2,14 +2,12 @@ package cli
 
 import (
 	"context"
-	"encoding/csv"
 	"flag"
 	"fmt"
 	"net/url"
 	"strconv"
 
 	"github.com/tollguard/tollguard/internal/api"
-	"github.com/tollguard/tollguard/internal/safetext"
 )
 
 // runEvents is `tollguard events [filters] [--json|--csv] [--unmask]`.
@@ -82,27 +80,8 @@ func codeText(c int) string {
 	return strconv.Itoa(c)
 }
 
-// csvHeader is the column order of `tollguard events --csv`.
-var csvHeader = []string{"seq", "time", "kind", "source", "transport", "account", "from", "to", "ruri", "user_agent", "call_id", "code", "rule", "detail", "hash"}
-
-// writeEventsCSV writes records as CSV. Every cell goes through
-// safetext.CSVCell: control and bidi characters are escaped, and cells a
-// spreadsheet would run as a formula are prefixed with a quote (CSV
-// injection). --json is the faithful export.
+// writeEventsCSV writes records as CSV, formula-looking cells defused
+// (api.WriteEventsCSV).
 func writeEventsCSV(e *Env, recs []api.EventRecord) error {
-	w := csv.NewWriter(e.Stdout)
-	w.Write(csvHeader)
-	for _, r := range recs {
-		row := []string{strconv.FormatInt(r.Seq, 10), r.Time.UTC().Format("2006-01-02T15:04:05.000000Z"), r.Kind, r.Source, r.Transport,
-			r.Account, r.From, r.To, r.RURI, r.UserAgent, r.CallID, codeText(r.Code), r.Rule, r.Summary, r.Hash}
-		for i, c := range row {
-			row[i] = safetext.CSVCell(c)
-		}
-		w.Write(row)
-	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		return fmt.Errorf("writing CSV: %w", err)
-	}
-	return nil
+	return api.WriteEventsCSV(e.Stdout, recs)
 }

@@ -53,6 +53,8 @@ type Config struct {
 	Sources []LogSource `yaml:"sources"`
 	// Alerts configures alert channels and which alerts go where.
 	Alerts Alerts `yaml:"alerts"`
+	// UI configures the web console.
+	UI UI `yaml:"ui"`
 }
 
 // Log configures the daemon's log.

@@ -67,6 +67,7 @@ func Default() *Config {
 		PasswordPolicy: PasswordPolicy{Minimum: 6, Strength: 3},
 		NFTables:       NFTables{Table: "tollguard"},
 		Alerts:         defaultAlerts(),
+		UI:             defaultUI(),
 	}
 }
 

@@ -187,6 +187,9 @@ func (c *Config) Validate() error {
 	if c.PasswordPolicy.Strength < 0 || c.PasswordPolicy.Strength > 4 {
 		return bad("password_policy.strength", "must be between 0 and 4", "how many of digits, lower case, upper case, special a password needs; 0 = no requirement, 3 = the default")
 	}
+	if err := c.UI.validate(); err != nil {
+		return err
+	}
 	return c.validateSidecar()
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/tollguard/tollguard/internal/event"
 	"github.com/tollguard/tollguard/internal/sipfw"
 	"github.com/tollguard/tollguard/internal/store"
+	"github.com/tollguard/tollguard/internal/web"
 )
 
 // Options are the daemon's outside dependencies.
@@ -53,7 +54,9 @@ type Guard struct {
 	pers  *persister
 	proxy *sipfw.Proxy // nil without sip.listen
 	api   *api.Server
-	f2b   *fail2ban.Writer // nil without log.fail2ban_file
+	// console is the web console (internal/web).
+	console *web.Console
+	f2b     *fail2ban.Writer // nil without log.fail2ban_file
 
 	upstream netip.Prefix
 	ready    chan struct{}
@@ -173,6 +176,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 	if g.proxy != nil {
 		g.api.MountCalls(g.proxy) // running calls and their teardown live in the inline proxy
 	}
+	if err := g.buildConsole(cfg); err != nil {
+		return fail(err)
+	}
 	g.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tollguard_bans_active", Help: "Bans in force on this node, expired ones not yet swept included.",
 	}, func() float64 { return float64(g.set.Len()) }))
@@ -217,6 +223,7 @@ func (g *Guard) Run(ctx context.Context) error {
 		grp.Go(func() error { return g.proxy.Run(gctx) })
 	}
 	grp.Go(func() error { return g.api.Run(gctx) })
+	grp.Go(func() error { return g.runConsole(gctx) })
 	grp.Go(func() error { return g.pers.run(gctx) })
 	grp.Go(func() error { g.sweep(gctx); return nil })
 	grp.Go(func() error { g.watchReload(gctx); return nil })
