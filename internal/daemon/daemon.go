@@ -1,7 +1,7 @@
-// Package guard assembles the tollguard daemon from its components: config,
+// Package daemon assembles the tollguard daemon from its components: config,
 // ban set, engine, store, inline proxy and admin API. It owns their wiring
 // and lifecycle and nothing else; each component does its own job.
-package guard
+package daemon
 
 import (
 	"context"
@@ -204,6 +204,9 @@ func (g *Guard) AdminAddr() net.Addr { return g.api.Addr() }
 
 // Set returns the ban set (for the demo's printout).
 func (g *Guard) Set() *decision.Set { return g.set }
+
+// Registry returns the daemon's metrics registry (for the demo's printout).
+func (g *Guard) Registry() *prometheus.Registry { return g.reg }
 
 // Run serves until ctx is done, then stops the listeners, drains the ban
 // queue and the event store, and returns. A component that fails stops the
