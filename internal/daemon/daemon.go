@@ -24,6 +24,7 @@ import (
 	"github.com/tollguard/tollguard/internal/enforce/fail2ban"
 	"github.com/tollguard/tollguard/internal/engine"
 	"github.com/tollguard/tollguard/internal/event"
+	"github.com/tollguard/tollguard/internal/freeswitch"
 	"github.com/tollguard/tollguard/internal/sipfw"
 	"github.com/tollguard/tollguard/internal/store"
 )
@@ -36,6 +37,9 @@ type Options struct {
 	Now func() time.Time
 	// ConfigPath is reloaded on SIGHUP; empty disables reloads.
 	ConfigPath string
+	// SourceBackoff is the first wait before a failed sidecar source
+	// (Event Socket, log file) is restarted; zero means 1s.
+	SourceBackoff time.Duration
 }
 
 // Guard is one running daemon.
@@ -54,15 +58,22 @@ type Guard struct {
 	proxy *sipfw.Proxy // nil without sip.listen
 	api   *api.Server
 	f2b   *fail2ban.Writer // nil without log.fail2ban_file
+	check recorder         // the engine and the store, as every source sees them
+
+	sources []namedSource      // sidecar sources: Event Socket, log files
+	esl     *freeswitch.Source // nil without freeswitch.esl
+	backoff time.Duration
 
 	upstream netip.Prefix
+	pbx      netip.Prefix // the Event Socket's host: FreeSWITCH itself
 	ready    chan struct{}
 }
 
 // New opens the store, reloads the bans in force, and builds the engine,
 // proxy and admin API. Nothing listens until Run.
 func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
-	g := &Guard{log: o.Logger, now: o.Now, path: o.ConfigPath, reg: prometheus.NewRegistry(), set: decision.NewSet(), ready: make(chan struct{})}
+	g := &Guard{log: o.Logger, now: o.Now, path: o.ConfigPath, reg: prometheus.NewRegistry(), set: decision.NewSet(), ready: make(chan struct{}),
+		backoff: o.SourceBackoff}
 	if g.now == nil {
 		g.now = time.Now
 	}
@@ -97,6 +108,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 			g.upstream = decision.HostPrefix(a)
 		}
 	}
+	g.pbx = eslHost(cfg.FreeSWITCH)
 	g.lists.Store(g.buildLists(cfg))
 	g.pers = newPersister(st, g.log.With("component", "bans"))
 	apply := decision.Fanout{g.set, g.pers}
@@ -128,6 +140,10 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 		return fail(fmt.Errorf("building engine: %w", err))
 	}
 	if err := g.reloadKnown(ctx, cfg); err != nil {
+		return fail(err)
+	}
+	g.check = recorder{next: g.eng, rec: rec}
+	if g.sources, g.esl, err = g.buildSources(cfg); err != nil {
 		return fail(err)
 	}
 	if len(cfg.Allow) == 0 {
@@ -183,6 +199,9 @@ func (g *Guard) buildLists(cfg *config.Config) *decision.Lists {
 	if g.upstream.IsValid() {
 		l = l.AddAllow(g.upstream)
 	}
+	if g.pbx.IsValid() {
+		l = l.AddAllow(g.pbx)
+	}
 	return l
 }
 
@@ -217,9 +236,11 @@ func (g *Guard) Run(ctx context.Context) error {
 		grp.Go(func() error { return g.proxy.Run(gctx) })
 	}
 	grp.Go(func() error { return g.api.Run(gctx) })
+	grp.Go(func() error { return g.runSources(gctx) })
 	grp.Go(func() error { return g.pers.run(gctx) })
 	grp.Go(func() error { g.sweep(gctx); return nil })
 	grp.Go(func() error { g.watchReload(gctx); return nil })
+	sidecarLog(g.log, g.sources)
 	grp.Go(func() error {
 		if g.proxy != nil {
 			select {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Server speaks mod_event_socket's inbound protocol as FreeSWITCH
@@ -292,6 +293,15 @@ func FrameEvent(payload string) string {
 }
 
 var seq atomic.Int64
+
+// stamp is the Event-Date-Timestamp StdHeaders writes.
+const stamp = "Event-Date-Timestamp: 1787393701123456\n"
+
+// At returns payload (built with StdHeaders) with its Event-Date-Timestamp
+// set to t, for tests whose engine judges by the event's own time.
+func At(payload string, t time.Time) string {
+	return strings.Replace(payload, stamp, fmt.Sprintf("Event-Date-Timestamp: %d\n", t.UnixMicro()), 1)
+}
 
 // StdHeaders are the headers every event carries (switch_event.c
 // switch_event_prep_for_delivery_detailed).
