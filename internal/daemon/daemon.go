@@ -58,6 +58,7 @@ type Guard struct {
 	proxy *sipfw.Proxy // nil without sip.listen
 	api   *api.Server
 	f2b   *fail2ban.Writer // nil without log.fail2ban_file
+	kern  *kernel          // nil without nftables.enabled
 	check recorder         // the engine and the store, as every source sees them
 
 	sources []namedSource      // sidecar sources: Event Socket, log files
@@ -89,6 +90,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 	}
 	g.st = st
 	fail := func(err error) (*Guard, error) {
+		if g.kern != nil {
+			g.kern.nft.Close()
+		}
 		st.Close()
 		return nil, err
 	}
@@ -122,6 +126,12 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 		// fail2ban acts on every port, and a forger must not aim it.
 		apply = append(apply, provenOnly{g.f2b})
 		rec = func(ev event.Event) { st.Record(ev); g.f2b.Observe(ev) }
+	}
+	if cfg.NFTables.Enabled {
+		if err := g.openKernel(cfg, bans); err != nil {
+			return fail(err)
+		}
+		apply = append(apply, g.kern) // proven single addresses only: kernel.eligible
 	}
 	fp, err := readFingerprints(cfg)
 	if err != nil {
@@ -237,6 +247,9 @@ func (g *Guard) Run(ctx context.Context) error {
 	}
 	grp.Go(func() error { return g.api.Run(gctx) })
 	grp.Go(func() error { return g.runSources(gctx) })
+	if g.kern != nil {
+		grp.Go(func() error { return g.kern.run(gctx) })
+	}
 	grp.Go(func() error { return g.pers.run(gctx) })
 	grp.Go(func() error { g.sweep(gctx); return nil })
 	grp.Go(func() error { g.watchReload(gctx); return nil })
@@ -301,6 +314,9 @@ func (g *Guard) audit(_ context.Context, a event.Admin) {
 func (g *Guard) notify(d decision.Decision) {
 	if g.f2b != nil {
 		g.f2b.Apply(d)
+	}
+	if g.kern != nil {
+		g.kern.Apply(d)
 	}
 	if d.Type == decision.TypeUnban {
 		g.log.Info("unban", "scope", string(d.Scope), "target", d.Target(), "by", d.Origin)
