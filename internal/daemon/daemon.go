@@ -40,6 +40,9 @@ type Options struct {
 	// SourceBackoff is the first wait before a failed sidecar source
 	// (Event Socket, log file) is restarted; zero means 1s.
 	SourceBackoff time.Duration
+	// Fail2banClient is the fail2ban-client command line used with
+	// log.fail2ban_jail; nil means fail2ban-client on PATH.
+	Fail2banClient []string
 }
 
 // Guard is one running daemon.
@@ -64,6 +67,7 @@ type Guard struct {
 	sources []namedSource      // sidecar sources: Event Socket, log files
 	esl     *freeswitch.Source // nil without freeswitch.esl
 	backoff time.Duration
+	f2bCmd  []string
 
 	upstream netip.Prefix
 	pbx      netip.Prefix // the Event Socket's host: FreeSWITCH itself
@@ -74,7 +78,7 @@ type Guard struct {
 // proxy and admin API. Nothing listens until Run.
 func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 	g := &Guard{log: o.Logger, now: o.Now, path: o.ConfigPath, reg: prometheus.NewRegistry(), set: decision.NewSet(), ready: make(chan struct{}),
-		backoff: o.SourceBackoff}
+		backoff: o.SourceBackoff, f2bCmd: o.Fail2banClient}
 	if g.now == nil {
 		g.now = time.Now
 	}

@@ -31,7 +31,9 @@ func TestKernelEnforcement(t *testing.T) {
 	cfg.NFTables = config.NFTables{Enabled: true, Table: table}
 	cfg.Jail.RegisterFailure[0].BanMode = "ip"
 	kernelSet := func() string { return testkit.NFT(t, "", "list", "set", "inet", table, "ban4") }
-	inKernel := func(ip string) bool { return strings.Contains(kernelSet(), ip+" ") || strings.Contains(kernelSet(), ip+"\n") }
+	inKernel := func(ip string) bool {
+		return strings.Contains(kernelSet(), ip+" ") || strings.Contains(kernelSet(), ip+"\n")
+	}
 
 	ctx, stop := context.WithCancel(t.Context())
 	g, err := New(ctx, cfg, Options{Logger: slog.New(slog.DiscardHandler), SourceBackoff: 20 * time.Millisecond})
