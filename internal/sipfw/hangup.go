@@ -142,6 +142,9 @@ func (p *Proxy) confirmDialog(d *dialog, res *sip.Response) {
 	d.caller.addr, d.callee.addr = *from.Address.Clone(), *to.Address.Clone()
 	d.caller.tag, _ = from.Params.Get("tag")
 	d.callee.tag, _ = to.Params.Get("tag")
+	if d.caller.tag == "" || d.callee.tag == "" {
+		return // RFC 3261 §8.2.6.2, §12.1.1: no dialog without both tags
+	}
 	d.caller.cseq = res.CSeq().SeqNo
 	d.callee.target = d.callee.addr
 	if c := res.Contact(); c != nil {
@@ -277,11 +280,18 @@ func (p *Proxy) HangupAccount(ctx context.Context, account string) (int, error) 
 	}))
 }
 
+// maxParallelHangups bounds the calls one HangupSource or HangupAccount
+// ends at a time.
+const maxParallelHangups = 64
+
 func (p *Proxy) hangupAll(ctx context.Context, ids []string) (int, error) {
 	errs := make([]error, len(ids))
+	sem := make(chan struct{}, maxParallelHangups)
 	var wg sync.WaitGroup
 	for i, id := range ids {
+		sem <- struct{}{}
 		wg.Go(func() {
+			defer func() { <-sem }()
 			if err := p.HangupCall(ctx, id); !errors.Is(err, teardown.ErrNoCall) {
 				errs[i] = err
 			}
@@ -298,7 +308,7 @@ func (p *Proxy) hangupDue(callID string) {
 		return
 	}
 	if err := p.hangup(p.ctx, d, causeDeadline); err != nil {
-		p.log.Info("call over its deadline not cleanly ended", "call_id", capq(callID), "err", err)
+		p.log.Info("call over its deadline not cleanly ended", "call_id", capField(callID), "err", err)
 	}
 }
 
@@ -321,7 +331,7 @@ func (p *Proxy) hangup(ctx context.Context, d *dialog, cause string) error {
 		err = fmt.Errorf("sipfw: hangup %s: %w", capq(d.callID), err)
 	}
 	p.m.hangups.WithLabelValues(cause, result).Inc()
-	p.log.Info("call ended by the proxy", "call_id", capq(d.callID), "cause", cause, "result", result)
+	p.log.Info("call ended by the proxy", "call_id", capField(d.callID), "cause", cause, "result", result)
 	if d.outbound {
 		p.callEnded(d, p.now(), cause)
 	}
