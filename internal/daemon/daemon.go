@@ -66,6 +66,7 @@ type Guard struct {
 
 	sources []namedSource      // sidecar sources: Event Socket, log files
 	esl     *freeswitch.Source // nil without freeswitch.esl
+	calls   *sidecarCalls      // the Event Socket's running calls; nil without it
 	backoff time.Duration
 	f2bCmd  []string
 
@@ -202,6 +203,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 	g.api.MountEvents(st)
 	if g.proxy != nil {
 		g.api.MountCalls(g.proxy) // running calls and their teardown live in the inline proxy
+	} else if g.esl != nil {
+		g.calls = newSidecarCalls(g.esl, g.log, cfg.SIP.DialogTimeout.D())
+		g.api.MountCalls(g.calls) // beside FreeSWITCH: its channels, ended with uuid_kill
 	}
 	g.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tollguard_bans_active", Help: "Bans in force on this node, expired ones not yet swept included.",
@@ -256,6 +260,9 @@ func (g *Guard) Run(ctx context.Context) error {
 	grp.Go(func() error { return g.runSources(gctx) })
 	if g.kern != nil {
 		grp.Go(func() error { return g.kern.run(gctx) })
+	}
+	if g.calls != nil {
+		grp.Go(func() error { g.calls.sweep(gctx, g.now); return nil })
 	}
 	grp.Go(func() error { return g.pers.run(gctx) })
 	grp.Go(func() error { g.sweep(gctx); return nil })

@@ -160,6 +160,9 @@ func (g *Guard) runSources(ctx context.Context) error {
 // store). A call the verdict refuses is already up in FreeSWITCH, so it is
 // ended through the Event Socket.
 func (g *Guard) judge(ctx context.Context, ev event.Event) {
+	if g.calls != nil {
+		g.calls.observe(ev)
+	}
 	m := ev.Base()
 	v := g.eng.Admit(m.Source.Addr(), g.now())
 	if v.Action == engine.Pass {
