@@ -28,7 +28,7 @@ import (
 
 // sidecarConfig is a daemon beside FreeSWITCH: no inline listener, the
 // Event Socket at srv (when not nil) with the password in a 0600 file.
-func sidecarConfig(t *testing.T, srv *esltest.Server) *config.Config {
+func sidecarConfig(t testing.TB, srv *esltest.Server) *config.Config {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := config.Default()
