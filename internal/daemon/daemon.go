@@ -69,6 +69,7 @@ type Guard struct {
 	calls   *sidecarCalls      // the Event Socket's running calls; nil without it
 	backoff time.Duration
 	f2bCmd  []string
+	killing chan struct{} // slots for refused calls being ended
 
 	upstream netip.Prefix
 	pbx      netip.Prefix // the Event Socket's host: FreeSWITCH itself
@@ -79,7 +80,7 @@ type Guard struct {
 // proxy and admin API. Nothing listens until Run.
 func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 	g := &Guard{log: o.Logger, now: o.Now, path: o.ConfigPath, reg: prometheus.NewRegistry(), set: decision.NewSet(), ready: make(chan struct{}),
-		backoff: o.SourceBackoff, f2bCmd: o.Fail2banClient}
+		backoff: o.SourceBackoff, f2bCmd: o.Fail2banClient, killing: make(chan struct{}, maxKilling)}
 	if g.now == nil {
 		g.now = time.Now
 	}

@@ -169,9 +169,21 @@ func (g *Guard) judge(ctx context.Context, ev event.Event) {
 		v = g.check.Check(ctx, ev)
 	}
 	if ca, ok := ev.(*event.CallAttempt); ok && v.Action != engine.Pass && g.esl != nil {
-		go g.killRefused(ca, v)
+		select {
+		case g.killing <- struct{}{}:
+			go func() {
+				defer func() { <-g.killing }()
+				g.killRefused(ca, v)
+			}()
+		default:
+			g.log.Warn("too many refused calls being ended at once: call left to FreeSWITCH", "component", "sidecar", "call", ca.CallID)
+		}
 	}
 }
+
+// maxKilling bounds the refused calls being ended at once (each waits for
+// FreeSWITCH's answer).
+const maxKilling = 64
 
 // killRefused ends a call the engine refused after FreeSWITCH let it in.
 func (g *Guard) killRefused(ca *event.CallAttempt, v engine.Verdict) {
