@@ -537,9 +537,9 @@ func TestAnswerWithoutTagIsNoCall(t *testing.T) {
 	r := startRig(t, nil)
 	ph := newPeer(t, "127.0.0.123")
 	ph.send(r.addr("udp"), invite(r.addr("udp"), "1103", "0044201", "no-tag", ""))
-	r.pbx.answer(r.pbx.recvReq(), 200, "OK", nil)
-	if res := ph.recvRes(); res.StatusCode != 200 {
-		t.Fatalf("phone got %d", res.StatusCode)
+	r.pbx.answer(r.pbx.recvReq(), 200, "OK", func(res *sip.Response) { res.To().Params.Remove("tag") })
+	if res := ph.recvRes(); res.StatusCode != 200 || res.To().Params.Has("tag") {
+		t.Fatalf("phone got %d, To %s", res.StatusCode, res.To().Value())
 	}
 	r.rec.wait(t, event.KindCallAnswered, nil)
 	if c := r.p.Calls(); len(c) != 0 {
