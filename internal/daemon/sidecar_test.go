@@ -309,7 +309,8 @@ func TestSidecarBadPassword(t *testing.T) {
 }
 
 // A daemon following FreeSWITCH's log (no Event Socket) bans after the
-// failures, across a logrotate (rename and a new file) in the middle.
+// failures, across a logrotate (rename and a new file) in the middle, and
+// never bans an allow-listed address or the PBX's own.
 func TestSidecarLogSourceAcrossRotation(t *testing.T) {
 	cfg := sidecarConfig(t, nil)
 	logPath := filepath.Join(t.TempDir(), "freeswitch.log")
@@ -357,7 +358,11 @@ func TestSidecarLogSourceAcrossRotation(t *testing.T) {
 	appendLine(failure("198.51.100.20"))
 	appendLine(failure("203.0.113.9"))
 	appendLine(failure("203.0.113.9"))
+	for range 3 { // the PBX itself (sip.upstream's host): never banned
+		appendLine(failure("127.0.0.1"))
+	}
 	waitFor(t, "the ban after the rotation", func() bool { return len(g.Set().List(time.Now())) > 0 })
+	waitFor(t, "every line", func() bool { return metric(t, g.Registry(), "tollguard_logsource_events_total", nil) >= 9 })
 	if r := metric(t, g.Registry(), "tollguard_logsource_reopens_total", map[string]string{"reason": "rotated"}); r != 1 {
 		t.Errorf("reopens{rotated} = %v, want 1", r)
 	}
