@@ -1,6 +1,9 @@
 // Package daemon assembles the tollguard daemon from its components: config,
-// ban set, engine, store, inline proxy and admin API. It owns their wiring
-// and lifecycle and nothing else; each component does its own job.
+// ban set, engine, store, admin API, the sources that feed the engine (the
+// inline proxy, FreeSWITCH's Event Socket, followed log files, in any
+// combination) and the enforcers that act on its decisions (drop inline,
+// call teardown, nftables, the fail2ban log). It owns their wiring and
+// lifecycle and nothing else; each component does its own job.
 package daemon
 
 import (
@@ -76,8 +79,9 @@ type Guard struct {
 	ready    chan struct{}
 }
 
-// New opens the store, reloads the bans in force, and builds the engine,
-// proxy and admin API. Nothing listens until Run.
+// New opens the store, reloads the bans in force (into the kernel sets too
+// with nftables.enabled), and builds the engine, the sources and the admin
+// API. Nothing listens or connects until Run.
 func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 	g := &Guard{log: o.Logger, now: o.Now, path: o.ConfigPath, reg: prometheus.NewRegistry(), set: decision.NewSet(), ready: make(chan struct{}),
 		backoff: o.SourceBackoff, f2bCmd: o.Fail2banClient, killing: make(chan struct{}, maxKilling)}
@@ -129,7 +133,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 			return fail(fmt.Errorf("opening log.fail2ban_file: %w", err))
 		}
 		// An unproven ban (a UDP source that may be forged) stays inline:
-		// fail2ban acts on every port, and a forger must not aim it.
+		// fail2ban acts on the whole address, and a forger must not aim it.
 		apply = append(apply, provenOnly{g.f2b})
 		rec = func(ev event.Event) { st.Record(ev); g.f2b.Observe(ev) }
 	}
