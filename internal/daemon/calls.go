@@ -160,3 +160,22 @@ func capText(s string) string {
 	}
 	return s
 }
+
+// deadliner sets a time at which a running call is ended.
+type deadliner interface {
+	SetDeadline(id string, at time.Time) error
+}
+
+// callControl returns what ends, lists and times running calls in this
+// placement: the inline proxy for all three; beside FreeSWITCH, the Event
+// Socket (uuid_kill, hupall) with the channels its events announced; nils
+// when neither runs. Call policy's kill decisions go through it.
+func (g *Guard) callControl() (teardown.Teardown, teardown.Lister, deadliner) {
+	switch {
+	case g.proxy != nil:
+		return g.proxy, g.proxy, g.proxy
+	case g.esl != nil && g.calls != nil:
+		return g.esl, g.calls, g.calls
+	}
+	return nil, nil, nil
+}

@@ -62,3 +62,18 @@ func TestSidecarCallsAndHangup(t *testing.T) {
 	waitFor(t, "the deadline's uuid_kill", func() bool { return slices.Contains(srv.Commands(), "api uuid_kill "+b) })
 	waitFor(t, "an empty call list", func() bool { return len(g.calls.Calls()) == 0 })
 }
+
+// callControl hands call policy the Event Socket beside FreeSWITCH, and
+// nothing when no placement can end calls.
+func TestCallControl(t *testing.T) {
+	srv := esltest.New(t, "ClueCon")
+	g := startDaemon(t, sidecarConfig(t, srv), nil)
+	td, ls, dl := g.callControl()
+	if td != g.esl || ls != g.calls || dl != g.calls {
+		t.Errorf("sidecar callControl = %T %T %T", td, ls, dl)
+	}
+	none := startDaemon(t, sidecarConfig(t, nil), nil)
+	if td, ls, dl := none.callControl(); td != nil || ls != nil || dl != nil {
+		t.Errorf("callControl without a placement = %v %v %v", td, ls, dl)
+	}
+}

@@ -199,16 +199,11 @@ func (g *Guard) killRefused(ca *event.CallAttempt, v engine.Verdict) {
 }
 
 // Teardown returns what ends running calls in this daemon's placement: the
-// Event Socket (uuid_kill, hupall) in sidecar mode, else the inline proxy
-// (BYE to both sides); nil when neither runs.
+// inline proxy (BYE to both sides), else the Event Socket (uuid_kill,
+// hupall); nil when neither runs.
 func (g *Guard) Teardown() teardown.Teardown {
-	if g.esl != nil {
-		return g.esl
-	}
-	if g.proxy != nil {
-		return g.proxy
-	}
-	return nil
+	td, _, _ := g.callControl()
+	return td
 }
 
 // KillScope names the calls a kill ends: exactly one of one call (CallID:
