@@ -20,8 +20,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tollguard/tollguard/internal/config"
+	"github.com/tollguard/tollguard/internal/daemon"
 	"github.com/tollguard/tollguard/internal/demo/pbx"
-	"github.com/tollguard/tollguard/internal/guard"
 )
 
 const (
@@ -150,7 +150,7 @@ func exported(t *testing.T) map[string]bool {
 	cfg.SIP.Listen = []string{"udp://127.0.0.1:0"}
 	cfg.SIP.Upstream = p.Target()
 	cfg.Admin.Listen = "127.0.0.1:0"
-	g, err := guard.New(ctx, cfg, guard.Options{Logger: slog.New(slog.DiscardHandler)})
+	g, err := daemon.New(ctx, cfg, daemon.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

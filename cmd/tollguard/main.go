@@ -8,12 +8,13 @@ import (
 	"syscall"
 
 	"github.com/tollguard/tollguard/internal/cli"
-	"github.com/tollguard/tollguard/internal/guard"
+	"github.com/tollguard/tollguard/internal/daemon"
+	"github.com/tollguard/tollguard/internal/demo"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr, guard.Commands()...)
+	code := cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr, append(daemon.Commands(), demo.Commands()...)...)
 	stop()
 	os.Exit(code)
 }

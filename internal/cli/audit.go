@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 
 	"github.com/tollguard/tollguard/internal/config"
 	"github.com/tollguard/tollguard/internal/freeswitch/audit"
@@ -49,15 +48,11 @@ func runAudit(_ context.Context, e *Env, args []string) error {
 	}
 	// The guard's addresses come from a config file only: built-in
 	// defaults say nothing about where this guard runs.
-	fromFile := *cfgPath != ""
-	if !fromFile {
-		def := e.DefaultConfig
-		if def == "" {
-			def = config.DefaultPath
-		}
-		_, statErr := os.Stat(def)
-		fromFile = statErr == nil
+	used, err := config.Find(*cfgPath, e.DefaultConfig)
+	if err != nil {
+		return err
 	}
+	fromFile := used != ""
 	rep, err := AuditFreeSWITCH(dir, cfg, fromFile)
 	if err != nil {
 		return err

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
-	"os"
 
 	"github.com/tollguard/tollguard/internal/config"
 	"github.com/tollguard/tollguard/internal/store"
@@ -59,24 +57,8 @@ func runLog(ctx context.Context, e *Env, args []string) error {
 }
 
 // loadConfig loads path, or the default config when it exists, or the
-// built-in defaults.
+// built-in defaults (config.Resolve).
 func loadConfig(path, def string) (*config.Config, error) {
-	if path == "" {
-		if def == "" {
-			def = config.DefaultPath
-		}
-		if _, err := os.Stat(def); err == nil {
-			path = def
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("checking default config %s: %w", def, err)
-		}
-	}
-	if path == "" {
-		return config.Default(), nil
-	}
-	c, err := config.Load(path)
-	if err != nil {
-		return nil, fmt.Errorf("loading %s: %w", path, err)
-	}
-	return c, nil
+	c, _, err := config.Resolve(path, def)
+	return c, err
 }

@@ -66,6 +66,10 @@ type Log struct {
 	// Fail2banFile, when set, receives one line per auth failure and ban in
 	// the format the shipped fail2ban filter matches.
 	Fail2banFile string `yaml:"fail2ban_file"`
+	// Fail2banJail, when set, names the fail2ban jail that reads
+	// Fail2banFile: an operator's unban of an address also runs
+	// `fail2ban-client set JAIL unbanip ADDR`.
+	Fail2banJail string `yaml:"fail2ban_jail"`
 }
 
 // SIP configures the inline proxy.

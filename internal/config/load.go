@@ -19,6 +19,43 @@ import (
 // given.
 const DefaultPath = "/etc/tollguard/tollguard.yaml"
 
+// Find says which config file a command uses: path when given; else def
+// (DefaultPath when empty) if that file exists; else "" for the built-in
+// defaults. A default file that exists but cannot be checked is an error.
+// Every command resolves its config through Find (or Resolve).
+func Find(path, def string) (string, error) {
+	if path != "" {
+		return path, nil
+	}
+	if def == "" {
+		def = DefaultPath
+	}
+	if _, err := os.Stat(def); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", nil
+		}
+		return "", fmt.Errorf("checking default config %s: %w", def, err)
+	}
+	return def, nil
+}
+
+// Resolve loads the file Find names, or returns the built-in defaults when
+// it names none. It returns the file it used ("" for the defaults).
+func Resolve(path, def string) (*Config, string, error) {
+	used, err := Find(path, def)
+	if err != nil {
+		return nil, "", err
+	}
+	if used == "" {
+		return Default(), "", nil
+	}
+	c, err := Load(used)
+	if err != nil {
+		return nil, used, fmt.Errorf("loading %s: %w", used, err)
+	}
+	return c, used, nil
+}
+
 // Default returns the configuration used when a key is absent.
 func Default() *Config {
 	return &Config{

@@ -31,6 +31,8 @@ sources:
 		{"no path", "sources:\n  - {type: freeswitch_log}\n", `sources[0].path: must not be empty`},
 		{"twice", "sources:\n  - {type: freeswitch_log, path: /x}\n  - {type: asterisk_security, path: /x}\n", `sources[1].path: "/x" is listed twice`},
 		{"unknown key", "nftables: {enabled: true, chain: x}\n", `unknown key "chain"`},
+		{"bad jail", "log:\n  fail2ban_jail: \"tollguard unbanip\"\n", `t.yaml:2: log.fail2ban_jail:`},
+		{"jail as a flag", "log: {fail2ban_jail: \"-c\"}\n", `log.fail2ban_jail:`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("t.yaml", []byte(tc.yaml))

@@ -208,6 +208,9 @@ func (c *Config) validateSidecar() error {
 	if strings.ContainsAny(c.FreeSWITCH.Password, "\r\n") {
 		return bad("freeswitch.password", "must not contain a line break", "the password from event_socket.conf.xml")
 	}
+	if j := c.Log.Fail2banJail; j != "" && !validJail(j) {
+		return bad("log.fail2ban_jail", fmt.Sprintf("%q is not a jail name", j), "the jail's section name, e.g. tollguard")
+	}
 	if !validTable(c.NFTables.Table) {
 		return bad("nftables.table", fmt.Sprintf("%q is not a table name", c.NFTables.Table), "letters, digits and _, at most 64, e.g. tollguard")
 	}
@@ -230,6 +233,20 @@ func (c *Config) validateSidecar() error {
 		return err
 	}
 	return nil
+}
+
+// validJail accepts a fail2ban jail name: letters, digits, _ . and -, at
+// most 64 (it is passed to fail2ban-client as one argument).
+func validJail(s string) bool {
+	if s == "" || len(s) > 64 || s[0] == '-' {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '_' || r == '.' || r == '-' || '0' <= r && r <= '9' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 func validTable(s string) bool {

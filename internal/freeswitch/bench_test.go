@@ -1,6 +1,7 @@
 package freeswitch
 
 import (
+	"github.com/tollguard/tollguard/internal/freeswitch/esltest"
 	"strings"
 	"testing"
 )
@@ -11,15 +12,15 @@ import (
 func BenchmarkParseAndMap(b *testing.B) {
 	uuid := "37e9b766-5256-4e4b-b1ed-3767b930fec8"
 	mix := []string{
-		registerAttempt("1001", "1001", "198.51.100.7", "5071", "friendly-scanner", "FORBIDDEN"),
-		registerFailure("1001", "198.51.100.7", "5071", "friendly-scanner", "REGISTER"),
-		channelEvent("CHANNEL_CREATE", uuid),
-		channelEvent("CHANNEL_ANSWER", uuid),
-		channelEvent("CHANNEL_HANGUP_COMPLETE", uuid),
+		esltest.RegisterAttempt("1001", "1001", "198.51.100.7", "5071", "friendly-scanner", "FORBIDDEN"),
+		esltest.RegisterFailure("1001", "198.51.100.7", "5071", "friendly-scanner", "REGISTER"),
+		esltest.ChannelEvent("CHANNEL_CREATE", uuid),
+		esltest.ChannelEvent("CHANNEL_ANSWER", uuid),
+		esltest.ChannelEvent("CHANNEL_HANGUP_COMPLETE", uuid),
 	}
 	var buf strings.Builder
 	for _, e := range mix {
-		buf.WriteString(frameEvent(e))
+		buf.WriteString(esltest.FrameEvent(e))
 	}
 	stream := []byte(buf.String())
 	m := NewMapper()

@@ -3,6 +3,7 @@ package freeswitch
 import (
 	"context"
 	"errors"
+	"github.com/tollguard/tollguard/internal/freeswitch/esltest"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -25,58 +26,58 @@ func testCtx(t *testing.T) context.Context {
 
 func TestDialAuth(t *testing.T) {
 	ctx := testCtx(t)
-	srv := newTestServer(t, "ClueCon")
-	c, err := Dial(ctx, srv.addr(), "ClueCon", DialOptions{})
+	srv := esltest.New(t, "ClueCon")
+	c, err := Dial(ctx, srv.Addr(), "ClueCon", DialOptions{})
 	if err != nil {
 		t.Fatalf("Dial with the right password: %v", err)
 	}
 	c.Close()
-	if _, err := Dial(ctx, srv.addr(), "wrong", DialOptions{}); !errors.Is(err, ErrAuth) {
+	if _, err := Dial(ctx, srv.Addr(), "wrong", DialOptions{}); !errors.Is(err, ErrAuth) {
 		t.Errorf("Dial with a wrong password = %v, want ErrAuth", err)
 	}
-	if _, err := Dial(ctx, srv.addr(), "Clue\n\napi hupall", DialOptions{}); err == nil {
+	if _, err := Dial(ctx, srv.Addr(), "Clue\n\napi hupall", DialOptions{}); err == nil {
 		t.Error("a password with a line break was sent")
 	}
-	if got := srv.cmds(); len(got) != 2 || got[0] != "auth ClueCon" || got[1] != "auth wrong" {
+	if got := srv.Commands(); len(got) != 2 || got[0] != "auth ClueCon" || got[1] != "auth wrong" {
 		t.Errorf("server saw %q", got)
 	}
 }
 
 func TestDialRejected(t *testing.T) {
-	srv := newTestServer(t, "ClueCon", func(s *testServer) { s.reject = true })
-	if _, err := Dial(testCtx(t), srv.addr(), "ClueCon", DialOptions{}); !errors.Is(err, ErrRejected) {
+	srv := esltest.New(t, "ClueCon", func(s *esltest.Server) { s.Reject = true })
+	if _, err := Dial(testCtx(t), srv.Addr(), "ClueCon", DialOptions{}); !errors.Is(err, ErrRejected) {
 		t.Errorf("Dial = %v, want ErrRejected", err)
 	}
 }
 
 // A server that accepts and never speaks must not hang the client.
 func TestDialSilentServer(t *testing.T) {
-	srv := newTestServer(t, "ClueCon", func(s *testServer) { s.silent = true })
-	_, err := Dial(testCtx(t), srv.addr(), "ClueCon", DialOptions{Timeout: 200 * time.Millisecond})
+	srv := esltest.New(t, "ClueCon", func(s *esltest.Server) { s.Silent = true })
+	_, err := Dial(testCtx(t), srv.Addr(), "ClueCon", DialOptions{Timeout: 200 * time.Millisecond})
 	if err == nil {
 		t.Fatal("Dial to a silent server succeeded")
 	}
 	ctx, cancel := context.WithCancel(testCtx(t))
 	go func() { time.Sleep(50 * time.Millisecond); cancel() }()
-	if _, err := Dial(ctx, srv.addr(), "ClueCon", DialOptions{Timeout: time.Hour}); err == nil {
+	if _, err := Dial(ctx, srv.Addr(), "ClueCon", DialOptions{Timeout: time.Hour}); err == nil {
 		t.Fatal("Dial ignored its context")
 	}
 }
 
-func dialTest(t *testing.T, srv *testServer) (*Conn, *serverConn) {
+func dialTest(t *testing.T, srv *esltest.Server) (*Conn, *esltest.Conn) {
 	t.Helper()
-	c, err := Dial(testCtx(t), srv.addr(), "ClueCon", DialOptions{})
+	c, err := Dial(testCtx(t), srv.Addr(), "ClueCon", DialOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return c, <-srv.accepted
+	return c, <-srv.Accepted
 }
 
 func TestAPIReplies(t *testing.T) {
 	ctx := testCtx(t)
-	srv := newTestServer(t, "ClueCon")
-	srv.channels["37e9b766-5256-4e4b-b1ed-3767b930fec8"] = true
+	srv := esltest.New(t, "ClueCon")
+	srv.AddChannel("37e9b766-5256-4e4b-b1ed-3767b930fec8")
 	c, _ := dialTest(t, srv)
 	if err := c.Subscribe(ctx, Subscription); err != nil {
 		t.Fatal(err)
@@ -106,7 +107,7 @@ func TestAPIReplies(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Error("interleaved event not delivered")
 	}
-	cmds := srv.cmds()
+	cmds := srv.Commands()
 	if got := cmds[len(cmds)-1]; got != "bgapi status" {
 		t.Errorf("last command = %q", got)
 	}
@@ -115,7 +116,7 @@ func TestAPIReplies(t *testing.T) {
 // Replies are matched to commands in order even when many are in flight.
 func TestConcurrentCommands(t *testing.T) {
 	ctx := testCtx(t)
-	srv := newTestServer(t, "ClueCon")
+	srv := esltest.New(t, "ClueCon")
 	c, _ := dialTest(t, srv)
 	errs := make(chan error, 40)
 	for i := range 40 {
@@ -143,10 +144,10 @@ func TestConcurrentCommands(t *testing.T) {
 }
 
 func TestDisconnectNotice(t *testing.T) {
-	srv := newTestServer(t, "ClueCon")
+	srv := esltest.New(t, "ClueCon")
 	c, sc := dialTest(t, srv)
-	sc.write(frameEvent(registerOK("1001", "198.51.100.7", "5060", "Yealink SIP-T46S")))
-	sc.write(disconnectNotice)
+	sc.Write(esltest.FrameEvent(esltest.RegisterOK("1001", "198.51.100.7", "5060", "Yealink SIP-T46S")))
+	sc.Write(esltest.DisconnectNotice)
 	ev := <-c.Events()
 	if ev.Subclass() != "sofia::register" {
 		t.Errorf("event = %s", ev.Subclass())
@@ -161,11 +162,11 @@ func TestDisconnectNotice(t *testing.T) {
 }
 
 func TestDroppedMidEvent(t *testing.T) {
-	srv := newTestServer(t, "ClueCon")
+	srv := esltest.New(t, "ClueCon")
 	c, sc := dialTest(t, srv)
-	whole := frameEvent(registerFailure("1001", "198.51.100.7", "5060", "friendly-scanner", "REGISTER"))
-	sc.write(whole + whole[:len(whole)/2])
-	sc.nc.Close()
+	whole := esltest.FrameEvent(esltest.RegisterFailure("1001", "198.51.100.7", "5060", "friendly-scanner", "REGISTER"))
+	sc.Write(whole + whole[:len(whole)/2])
+	sc.Close()
 	if ev := <-c.Events(); ev.Subclass() != "sofia::register_failure" {
 		t.Errorf("event = %s", ev.Subclass())
 	}
@@ -180,9 +181,9 @@ func TestDroppedMidEvent(t *testing.T) {
 	}
 }
 
-func newTestSource(t *testing.T, srv *testServer, reg prometheus.Registerer) *Source {
+func newTestSource(t *testing.T, srv *esltest.Server, reg prometheus.Registerer) *Source {
 	t.Helper()
-	s, err := New(Config{Addr: srv.addr(), Password: "ClueCon", Registry: reg,
+	s, err := New(Config{Addr: srv.Addr(), Password: "ClueCon", Registry: reg,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -203,12 +204,12 @@ func recv(t *testing.T, out <-chan event.Event) event.Event {
 
 // The subscription is the list, CUSTOM and its subclasses last.
 func TestStreamSubscribes(t *testing.T) {
-	srv := newTestServer(t, "ClueCon")
+	srv := esltest.New(t, "ClueCon")
 	s := newTestSource(t, srv, nil)
 	ctx, cancel := context.WithCancel(testCtx(t))
 	done := make(chan error, 1)
 	go func() { done <- s.Stream(ctx, make(chan event.Event, 1)) }()
-	<-srv.subscribed
+	<-srv.Subscribed
 	for s.current() == nil {
 		time.Sleep(time.Millisecond)
 	}
@@ -216,7 +217,7 @@ func TestStreamSubscribes(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("Stream = %v", err)
 	}
-	cmds := srv.cmds()
+	cmds := srv.Commands()
 	want := "event plain CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE BACKGROUND_JOB CUSTOM " +
 		"sofia::register_failure sofia::register_attempt sofia::register sofia::wrong_call_state"
 	if len(cmds) != 2 || cmds[1] != want {
@@ -226,25 +227,25 @@ func TestStreamSubscribes(t *testing.T) {
 
 // One stream carries every event kind, mapped, in FreeSWITCH's order.
 func TestStreamMapsInOrder(t *testing.T) {
-	srv := newTestServer(t, "ClueCon")
+	srv := esltest.New(t, "ClueCon")
 	s := newTestSource(t, srv, nil)
 	ctx, cancel := context.WithCancel(testCtx(t))
 	defer cancel()
 	out := make(chan event.Event, 32)
 	go s.Stream(ctx, out)
-	sc := <-srv.subscribed
+	sc := <-srv.Subscribed
 	uuid := "37e9b766-5256-4e4b-b1ed-3767b930fec8"
 	for _, e := range []string{
-		registerAttempt("0046701234567", "1001", "198.51.100.7", "5071", "friendly-scanner", "FORBIDDEN"),
-		registerFailure("0046701234567", "198.51.100.7", "5071", "friendly-scanner", "INVITE"),
-		registerFailure("1002", "198.51.100.8", "5060", "sipcli/v1.8", "REGISTER"),
-		registerOK("1003", "192.0.2.20", "5060", "Yealink SIP-T46S 66.86.0.15"),
-		wrongCallState("1004", "198.51.100.9", "5062"),
-		channelEvent("CHANNEL_CREATE", uuid),
-		channelEvent("CHANNEL_ANSWER", uuid),
-		channelEvent("CHANNEL_HANGUP_COMPLETE", uuid),
+		esltest.RegisterAttempt("0046701234567", "1001", "198.51.100.7", "5071", "friendly-scanner", "FORBIDDEN"),
+		esltest.RegisterFailure("0046701234567", "198.51.100.7", "5071", "friendly-scanner", "INVITE"),
+		esltest.RegisterFailure("1002", "198.51.100.8", "5060", "sipcli/v1.8", "REGISTER"),
+		esltest.RegisterOK("1003", "192.0.2.20", "5060", "Yealink SIP-T46S 66.86.0.15"),
+		esltest.WrongCallState("1004", "198.51.100.9", "5062"),
+		esltest.ChannelEvent("CHANNEL_CREATE", uuid),
+		esltest.ChannelEvent("CHANNEL_ANSWER", uuid),
+		esltest.ChannelEvent("CHANNEL_HANGUP_COMPLETE", uuid),
 	} {
-		sc.write(frameEvent(e))
+		sc.Write(esltest.FrameEvent(e))
 	}
 	inv := recv(t, out).(*event.AuthFailure)
 	if inv.Account != "1001" || inv.Method != "INVITE" || inv.ToUser != "0046701234567" || inv.Code != 403 ||
@@ -285,7 +286,7 @@ func TestStreamMapsInOrder(t *testing.T) {
 // The supervisor reconnects after a drop; events stay in order across it
 // and the connected-time metric accumulates.
 func TestStreamReconnects(t *testing.T) {
-	srv := newTestServer(t, "ClueCon")
+	srv := esltest.New(t, "ClueCon")
 	reg := prometheus.NewRegistry()
 	s := newTestSource(t, srv, reg)
 	ctx, cancel := context.WithCancel(testCtx(t))
@@ -296,12 +297,12 @@ func TestStreamReconnects(t *testing.T) {
 	stopped := make(chan error, 1)
 	go func() { stopped <- sv.Run(ctx, s, out) }()
 
-	sc := <-srv.subscribed
-	sc.write(frameEvent(registerFailure("1001", "198.51.100.7", "5060", "a", "REGISTER")))
-	sc.write(frameEvent(registerFailure("1002", "198.51.100.7", "5060", "a", "REGISTER")))
-	sc.nc.Close()
-	sc = <-srv.subscribed
-	sc.write(frameEvent(registerFailure("1003", "198.51.100.7", "5060", "a", "REGISTER")))
+	sc := <-srv.Subscribed
+	sc.Write(esltest.FrameEvent(esltest.RegisterFailure("1001", "198.51.100.7", "5060", "a", "REGISTER")))
+	sc.Write(esltest.FrameEvent(esltest.RegisterFailure("1002", "198.51.100.7", "5060", "a", "REGISTER")))
+	sc.Close()
+	sc = <-srv.Subscribed
+	sc.Write(esltest.FrameEvent(esltest.RegisterFailure("1003", "198.51.100.7", "5060", "a", "REGISTER")))
 	for _, want := range []string{"1001", "1002", "1003"} {
 		if got := recv(t, out).(*event.AuthFailure).Account; got != want {
 			t.Fatalf("account = %s, want %s", got, want)
@@ -324,16 +325,16 @@ func TestStreamReconnects(t *testing.T) {
 
 func TestTeardown(t *testing.T) {
 	ctx := testCtx(t)
-	srv := newTestServer(t, "ClueCon")
+	srv := esltest.New(t, "ClueCon")
 	s := newTestSource(t, srv, nil)
 	if err := s.KillCall(ctx, "37e9b766-5256-4e4b-b1ed-3767b930fec8"); !errors.Is(err, ErrNotConnected) {
 		t.Errorf("KillCall while down = %v", err)
 	}
-	srv.channels["37e9b766-5256-4e4b-b1ed-3767b930fec8"] = true
+	srv.AddChannel("37e9b766-5256-4e4b-b1ed-3767b930fec8")
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go s.Stream(sctx, make(chan event.Event, 1))
-	<-srv.subscribed
+	<-srv.Subscribed
 	for s.current() == nil {
 		time.Sleep(time.Millisecond)
 	}
@@ -354,7 +355,7 @@ func TestTeardown(t *testing.T) {
 	if err := s.KillSource(ctx, netip.Addr{}); err == nil {
 		t.Error("KillSource of the zero address was sent (it would hang up every call)")
 	}
-	cmds := srv.cmds()
+	cmds := srv.Commands()
 	want := []string{"api uuid_kill 37e9b766-5256-4e4b-b1ed-3767b930fec8", "api uuid_kill 37e9b766-5256-4e4b-b1ed-3767b930fec8",
 		"api hupall NORMAL_CLEARING sip_network_ip 198.51.100.7"}
 	if got := cmds[2:]; strings.Join(got, "|") != strings.Join(want, "|") {
@@ -365,8 +366,8 @@ func TestTeardown(t *testing.T) {
 // A command the server never answers ends with the caller's deadline, not
 // a hang.
 func TestAPINeverAnswered(t *testing.T) {
-	srv := newTestServer(t, "ClueCon")
-	s, err := New(Config{Addr: srv.addr(), Password: "ClueCon", Timeout: 200 * time.Millisecond,
+	srv := esltest.New(t, "ClueCon")
+	s, err := New(Config{Addr: srv.Addr(), Password: "ClueCon", Timeout: 200 * time.Millisecond,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -374,7 +375,7 @@ func TestAPINeverAnswered(t *testing.T) {
 	ctx, cancel := context.WithCancel(testCtx(t))
 	defer cancel()
 	go s.Stream(ctx, make(chan event.Event, 1))
-	<-srv.subscribed
+	<-srv.Subscribed
 	for s.current() == nil {
 		time.Sleep(time.Millisecond)
 	}

@@ -3,6 +3,7 @@ package freeswitch
 import (
 	"errors"
 	"fmt"
+	"github.com/tollguard/tollguard/internal/freeswitch/esltest"
 	"io"
 	"strings"
 	"testing"
@@ -62,8 +63,8 @@ func TestReadFrame(t *testing.T) {
 func TestReadFrameSequence(t *testing.T) {
 	in := "Content-Type: auth/request\n\n" +
 		"Content-Type: command/reply\nReply-Text: +OK accepted\n\n" +
-		frameEvent(registerOK("1001", "192.0.2.1", "5060", "x")) +
-		disconnectNotice
+		esltest.FrameEvent(esltest.RegisterOK("1001", "192.0.2.1", "5060", "x")) +
+		esltest.DisconnectNotice
 	rd := NewReader(strings.NewReader(in))
 	var got []string
 	for {
@@ -101,11 +102,11 @@ func TestUnescape(t *testing.T) {
 }
 
 func TestParsePlain(t *testing.T) {
-	payload := plainEvent([]hdr{
-		{"Event-Name", "CUSTOM"}, {"Event-Subclass", "sofia::register_failure"},
-		{"user-agent", "Evil\n\nContent-Length: 5\n\nx: y"}, {"profile-name", "internal"},
-		{"profile-name", "second"}, {"Job-Owner-UUID", ""},
-		{"variable_array", "ARRAY::first|:sec%ond|:th:ird"},
+	payload := esltest.PlainEvent([]esltest.Hdr{
+		{K: "Event-Name", V: "CUSTOM"}, {K: "Event-Subclass", V: "sofia::register_failure"},
+		{K: "user-agent", V: "Evil\n\nContent-Length: 5\n\nx: y"}, {K: "profile-name", V: "internal"},
+		{K: "profile-name", V: "second"}, {K: "Job-Owner-UUID", V: ""},
+		{K: "variable_array", V: "ARRAY::first|:sec%ond|:th:ird"},
 	}, "body\nwith lines")
 	ev, err := ParsePlain([]byte(payload))
 	if err != nil {
@@ -149,28 +150,28 @@ func TestMapperEdges(t *testing.T) {
 	m := NewMapper()
 	// An INVITE failure with no attempt before it has no account: its
 	// to-user is the dialled number.
-	ev, _ := mapOne(t, m, registerFailure("0046701234567", "198.51.100.7", "5060", "x", "INVITE"))
+	ev, _ := mapOne(t, m, esltest.RegisterFailure("0046701234567", "198.51.100.7", "5060", "x", "INVITE"))
 	if af := ev.(*event.AuthFailure); af.Account != "" || af.RURIUser != "0046701234567" {
 		t.Errorf("INVITE failure without attempt = %+v", af)
 	}
 	// An attempt from another port is not taken.
-	mapOne(t, m, registerAttempt("1", "1001", "198.51.100.7", "5061", "x", "FORBIDDEN"))
-	ev, _ = mapOne(t, m, registerFailure("0046701234567", "198.51.100.7", "5060", "x", "INVITE"))
+	mapOne(t, m, esltest.RegisterAttempt("1", "1001", "198.51.100.7", "5061", "x", "FORBIDDEN"))
+	ev, _ = mapOne(t, m, esltest.RegisterFailure("0046701234567", "198.51.100.7", "5060", "x", "INVITE"))
 	if af := ev.(*event.AuthFailure); af.Account != "" {
 		t.Errorf("attempt from another port used: %+v", af)
 	}
 	// A stale attempt is not taken.
 	now := time.Now()
 	m.Now = func() time.Time { return now }
-	mapOne(t, m, registerAttempt("1", "1001", "198.51.100.7", "5060", "x", "FORBIDDEN"))
+	mapOne(t, m, esltest.RegisterAttempt("1", "1001", "198.51.100.7", "5060", "x", "FORBIDDEN"))
 	now = now.Add(attemptMaxAge + time.Second)
-	ev, _ = mapOne(t, m, registerFailure("0046701234567", "198.51.100.7", "5060", "x", "INVITE"))
+	ev, _ = mapOne(t, m, esltest.RegisterFailure("0046701234567", "198.51.100.7", "5060", "x", "INVITE"))
 	if af := ev.(*event.AuthFailure); af.Account != "" {
 		t.Errorf("stale attempt used: %+v", af)
 	}
 	// Bounded memory under a flood of attempts from distinct ports.
 	for i := range 3 * attemptMemory {
-		mapOne(t, m, registerAttempt("1", "1001", "198.51.100.7", fmt.Sprint(i), "x", "FORBIDDEN"))
+		mapOne(t, m, esltest.RegisterAttempt("1", "1001", "198.51.100.7", fmt.Sprint(i), "x", "FORBIDDEN"))
 	}
 	if len(m.attempts) > attemptMemory || len(m.order) > attemptMemory {
 		t.Errorf("attempt memory %d/%d over %d", len(m.attempts), len(m.order), attemptMemory)
@@ -178,17 +179,17 @@ func TestMapperEdges(t *testing.T) {
 	for _, tc := range []struct {
 		name, payload, why string
 	}{
-		{"bad ip", registerFailure("1", "not-an-ip", "5060", "x", "REGISTER"), DropNoSource},
-		{"outbound leg", channelEventFrom("CHANNEL_CREATE", "u", "203.0.113.1", "1", "2", "outbound", "x"), DropOutbound},
-		{"other event", plainEvent(stdHeaders("HEARTBEAT", "", "switch_core.c", "send_heartbeat"), ""), DropIgnored},
-		{"other custom", plainEvent(stdHeaders("CUSTOM", "sofia::expire", "sofia_reg.c", "x"), ""), DropIgnored},
+		{"bad ip", esltest.RegisterFailure("1", "not-an-ip", "5060", "x", "REGISTER"), DropNoSource},
+		{"outbound leg", esltest.ChannelEventFrom("CHANNEL_CREATE", "u", "203.0.113.1", "1", "2", "outbound", "x"), DropOutbound},
+		{"other event", esltest.PlainEvent(esltest.StdHeaders("HEARTBEAT", "", "switch_core.c", "send_heartbeat"), ""), DropIgnored},
+		{"other custom", esltest.PlainEvent(esltest.StdHeaders("CUSTOM", "sofia::expire", "sofia_reg.c", "x"), ""), DropIgnored},
 	} {
 		if ev, why := mapOne(t, m, tc.payload); ev != nil || why != tc.why {
 			t.Errorf("%s: got %v %q, want nil %q", tc.name, ev, why, tc.why)
 		}
 	}
 	// IPv4-mapped addresses are normalised.
-	ev, _ = mapOne(t, m, registerFailure("1", "::ffff:198.51.100.7", "5060", "x", "REGISTER"))
+	ev, _ = mapOne(t, m, esltest.RegisterFailure("1", "::ffff:198.51.100.7", "5060", "x", "REGISTER"))
 	if a := ev.Base().Source.Addr(); !a.Is4() {
 		t.Errorf("source %v not unmapped", a)
 	}

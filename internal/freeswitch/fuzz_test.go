@@ -3,6 +3,7 @@ package freeswitch
 import (
 	"bytes"
 	"errors"
+	"github.com/tollguard/tollguard/internal/freeswitch/esltest"
 	"io"
 	"testing"
 )
@@ -13,9 +14,9 @@ import (
 func FuzzReadFrame(f *testing.F) {
 	f.Add([]byte("Content-Type: auth/request\n\n"))
 	f.Add([]byte("Content-Type: command/reply\nReply-Text: +OK accepted\n\n"))
-	f.Add([]byte(frameEvent(registerFailure("1001", "198.51.100.7", "5060", "friendly-scanner", "REGISTER"))))
-	f.Add([]byte(frameEvent(channelEvent("CHANNEL_HANGUP_COMPLETE", "37e9b766-5256-4e4b-b1ed-3767b930fec8"))))
-	f.Add([]byte(disconnectNotice))
+	f.Add([]byte(esltest.FrameEvent(esltest.RegisterFailure("1001", "198.51.100.7", "5060", "friendly-scanner", "REGISTER"))))
+	f.Add([]byte(esltest.FrameEvent(esltest.ChannelEvent("CHANNEL_HANGUP_COMPLETE", "37e9b766-5256-4e4b-b1ed-3767b930fec8"))))
+	f.Add([]byte(esltest.DisconnectNotice))
 	f.Add([]byte("Content-Length: 99999999999\n\n"))
 	m := NewMapper()
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -42,10 +43,10 @@ func FuzzReadFrame(f *testing.F) {
 
 // FuzzParsePlain parses arbitrary event text and maps it.
 func FuzzParsePlain(f *testing.F) {
-	f.Add([]byte(registerAttempt("1001", "1001", "198.51.100.7", "5060", "x", "FORBIDDEN")))
-	f.Add([]byte(registerOK("1001", "192.0.2.1", "5060", "Yealink")))
-	f.Add([]byte(wrongCallState("1001", "198.51.100.7", "5060")))
-	f.Add([]byte(backgroundJob("id", "status", "UP\n")))
+	f.Add([]byte(esltest.RegisterAttempt("1001", "1001", "198.51.100.7", "5060", "x", "FORBIDDEN")))
+	f.Add([]byte(esltest.RegisterOK("1001", "192.0.2.1", "5060", "Yealink")))
+	f.Add([]byte(esltest.WrongCallState("1001", "198.51.100.7", "5060")))
+	f.Add([]byte(esltest.BackgroundJob("id", "status", "UP\n")))
 	f.Add([]byte("Event-Name: CUSTOM\nuser-agent: %ZZ%%41ARRAY::a|:b\n\n"))
 	m := NewMapper()
 	f.Fuzz(func(t *testing.T, b []byte) {

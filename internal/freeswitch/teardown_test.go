@@ -2,6 +2,7 @@ package freeswitch
 
 import (
 	"context"
+	"github.com/tollguard/tollguard/internal/freeswitch/esltest"
 	"strings"
 	"testing"
 	"time"
@@ -13,12 +14,12 @@ import (
 // matches the account, and refuse a name that would widen or split it.
 func TestHangupAccount(t *testing.T) {
 	ctx := testCtx(t)
-	srv := newTestServer(t, "ClueCon")
+	srv := esltest.New(t, "ClueCon")
 	s := newTestSource(t, srv, nil)
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go s.Stream(sctx, make(chan event.Event, 1))
-	<-srv.subscribed
+	<-srv.Subscribed
 	for s.current() == nil {
 		time.Sleep(time.Millisecond)
 	}
@@ -30,7 +31,7 @@ func TestHangupAccount(t *testing.T) {
 			t.Errorf("HangupAccount(%q) accepted", bad)
 		}
 	}
-	cmds := srv.cmds()
+	cmds := srv.Commands()
 	if got := cmds[len(cmds)-1]; got != "api hupall NORMAL_CLEARING sip_auth_username 1001" {
 		t.Errorf("last command = %q", got)
 	}

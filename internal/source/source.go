@@ -34,7 +34,10 @@ type Supervisor struct {
 	Name string
 	// Min and Max bound the backoff between runs. Defaults 1s and 1m.
 	Min, Max time.Duration
-	// Logger receives one line per failed run. Default slog.Default().
+	// Logger receives a line when a run fails differently from the run
+	// before (a state change: connection refused, then a wrong password);
+	// the same failure again is logged at debug level only, so a source
+	// that stays down says so once. Default slog.Default().
 	Logger *slog.Logger
 	// Restarts counts runs that ended in an error, by source name.
 	// Optional; NewRestarts builds it.
@@ -78,6 +81,7 @@ func (sv *Supervisor) Run(ctx context.Context, s Streamer, out chan<- event.Even
 		sleep = sleepCtx
 	}
 	wait := lo
+	var last string // the previous run's failure
 	for {
 		start := time.Now()
 		err := s.Stream(ctx, out)
@@ -93,7 +97,12 @@ func (sv *Supervisor) Run(ctx context.Context, s Streamer, out chan<- event.Even
 		if sv.Restarts != nil {
 			sv.Restarts.WithLabelValues(sv.Name).Inc()
 		}
-		log.Warn("source failed; restarting", "err", err, "in", wait)
+		if msg := err.Error(); msg != last {
+			log.Warn("source failed; restarting", "err", err, "in", wait)
+			last = msg
+		} else {
+			log.Debug("source failed again; restarting", "err", err, "in", wait)
+		}
 		if err := sleep(ctx, wait); err != nil {
 			return err
 		}

@@ -1,8 +1,11 @@
 package source
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,5 +77,39 @@ func TestRunStopsDuringWait(t *testing.T) {
 	}
 	if f.runs != 1 {
 		t.Errorf("runs = %d, want 1", f.runs)
+	}
+}
+
+// errSeq fails with each error in turn, then waits for ctx.
+type errSeq struct {
+	errs   []string
+	cancel context.CancelFunc
+}
+
+func (e *errSeq) Stream(ctx context.Context, _ chan<- event.Event) error {
+	if len(e.errs) == 0 {
+		e.cancel()
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	msg := e.errs[0]
+	e.errs = e.errs[1:]
+	return errors.New(msg)
+}
+
+// A source that stays down is logged once per state change, not once per
+// retry: refused three times, then a wrong password twice, gives two lines.
+func TestRunLogsStateChangesOnce(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	s := &errSeq{errs: []string{"connection refused", "connection refused", "connection refused",
+		"authentication refused", "authentication refused"}, cancel: cancel}
+	sv := &Supervisor{Name: "esl", Logger: log, Sleep: func(context.Context, time.Duration) error { return nil }}
+	_ = sv.Run(ctx, s, make(chan event.Event))
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "connection refused") || !strings.Contains(lines[1], "authentication refused") {
+		t.Fatalf("log:\n%s\nwant one line per state change", buf.String())
 	}
 }

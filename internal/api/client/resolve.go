@@ -45,15 +45,11 @@ func Resolve(o Options) (*Client, error) {
 	admin, tokenFile := DefaultAdmin, DefaultTokenFile
 	cfgPath := o.Config
 	if cfgPath == "" && (o.Admin == "" || o.TokenFile == "") {
-		def := o.DefaultConfig
-		if def == "" {
-			def = config.DefaultPath
+		def, err := config.Find("", o.DefaultConfig)
+		if err != nil {
+			return nil, fmt.Errorf("%w (use -c FILE, or --admin and --token-file)", err)
 		}
-		if _, err := os.Stat(def); err == nil {
-			cfgPath = def
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("checking default config %s: %w (use -c FILE, or --admin and --token-file)", def, err)
-		}
+		cfgPath = def
 	}
 	if cfgPath != "" {
 		cfg, err := config.Load(cfgPath)

@@ -18,9 +18,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tollguard/tollguard/internal/config"
+	"github.com/tollguard/tollguard/internal/daemon"
 	"github.com/tollguard/tollguard/internal/demo/pbx"
 	"github.com/tollguard/tollguard/internal/enforce/alert"
-	"github.com/tollguard/tollguard/internal/guard"
 	"github.com/tollguard/tollguard/internal/sim"
 )
 
@@ -115,7 +115,7 @@ func TestSimulatedAttackIsTwoMessages(t *testing.T) {
 	cfg.SIP.Upstream = p.Target()
 	cfg.Admin.Listen = "127.0.0.1:0"
 	var bans atomic.Int64
-	g, err := guard.New(ctx, cfg, guard.Options{Logger: slog.New(&banBridge{n: n, bans: &bans})})
+	g, err := daemon.New(ctx, cfg, daemon.Options{Logger: slog.New(&banBridge{n: n, bans: &bans})})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,15 +3,21 @@
 // shipped filter (examples/fail2ban/filter.d/tollguard.conf):
 //
 //	2025-03-01T12:00:40.000000Z tollguard: auth failure ip[198.51.100.7] account[1001] method[REGISTER] code[403]
-//	2025-03-01T12:00:40.000000Z tollguard: ban ip[198.51.100.7] account[1001] scope[ip_account] rule[register_failure#0] until[2025-03-01T12:03:40Z]
+//	2025-03-01T12:00:40.000000Z tollguard: ban ip[198.51.100.7] account[1001] scope[ip_account] rule[register_failure[0]] until[2025-03-01T12:03:40Z]
 //	2025-03-01T12:00:40.000000Z tollguard: unban ip[198.51.100.7] account[1001] scope[ip_account] rule[admin]
 //	2025-03-01T12:00:40.000000Z tollguard: ban net[2001:db8:1:2::/64] account[] scope[prefix] rule[flood] until[...]
 //	2025-03-01T12:00:40.000000Z tollguard: lock account[1001] rule[distributed] until[...]
 //
 // Text from the network (accounts, methods) is sanitised: bytes outside
 // printable ASCII, spaces and brackets become '_', and it is capped at 64
-// bytes, so an attacker cannot forge a line or a field. "until[never]"
-// marks a ban without expiry.
+// bytes, so an attacker cannot forge a line or a field. Rule names are
+// written as everywhere else ("register_failure[0]"): they are tollguard's
+// own words, with no spaces, and the filter reads them as rule[\S+].
+// "until[never]" marks a ban without expiry.
+//
+// Open follows logrotate: when the file at its path is renamed away and a
+// new one created (rotation without copytruncate), the next line goes to
+// the new file, which fail2ban reads.
 //
 // A Writer is a decision.Applier and an event observer. Apply and Observe
 // never block: lines go through a bounded queue to one goroutine that
@@ -26,7 +32,6 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -61,15 +66,53 @@ type Writer struct {
 
 var _ decision.Applier = (*Writer)(nil)
 
-// Open appends to the file at path (created with mode 0640).
+// Open appends to the file at path (created with mode 0640), reopening it
+// when it was rotated away (renamed or removed).
 func Open(path string, opts Options) (*Writer, error) {
+	f, err := openLog(path)
+	if err != nil {
+		return nil, err
+	}
+	rf := &reopening{path: path, f: f}
+	w := New(rf, opts)
+	w.closer = rf
+	return w, nil
+}
+
+func openLog(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("opening fail2ban log: %w", err)
 	}
-	w := New(f, opts)
-	w.closer = f
-	return w, nil
+	return f, nil
+}
+
+// reopening writes to the file at path: before each write it checks that
+// path still names the open file and opens it anew if not. Only the
+// writer goroutine uses it.
+type reopening struct {
+	path string
+	f    *os.File
+}
+
+func (r *reopening) Write(p []byte) (int, error) {
+	if cur, err := os.Stat(r.path); err != nil || !sameFile(r.f, cur) {
+		f, err := openLog(r.path)
+		if err != nil {
+			return 0, err
+		}
+		r.f.Close()
+		r.f = f
+	}
+	return r.f.Write(p)
+}
+
+func (r *reopening) Close() error { return r.f.Close() }
+
+// sameFile says whether f is the file cur describes.
+func sameFile(f *os.File, cur os.FileInfo) bool {
+	fi, err := f.Stat()
+	return err == nil && os.SameFile(fi, cur)
 }
 
 // New returns a Writer writing to w and starts its goroutine; Close stops it.
@@ -193,7 +236,7 @@ func FormatDecision(d decision.Decision) []byte {
 		b = Sanitize(b, string(d.Scope))
 	}
 	b = append(b, "] rule["...)
-	b = Sanitize(b, strings.NewReplacer("[", "#", "]", "").Replace(d.Rule))
+	b = sanitizeRule(b, d.Rule)
 	b = append(b, ']')
 	if d.Type == decision.TypeBan {
 		b = append(b, " until["...)
@@ -212,6 +255,24 @@ func stamp(t time.Time) []byte {
 	b := make([]byte, 0, 192)
 	b = t.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z07:00")
 	return append(b, ' ')
+}
+
+// sanitizeRule appends a rule name as it is spelt everywhere
+// ("register_failure[0]"), with spaces and control bytes replaced by '_'
+// and capped at MaxField bytes, so the filter's rule[\S+] always ends at
+// the right bracket.
+func sanitizeRule(b []byte, s string) []byte {
+	if len(s) > MaxField {
+		s = s[:MaxField]
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f {
+			c = '_'
+		}
+		b = append(b, c)
+	}
+	return b
 }
 
 // MaxField caps a sanitised field, in bytes.

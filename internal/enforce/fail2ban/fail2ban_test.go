@@ -43,7 +43,7 @@ func TestFormat(t *testing.T) {
 		{"injection", FormatFailure(failure("198.51.100.7:5060", "x] ip[6.6.6.6]\n2025-03-01T12:00:41Z tollguard: ban ip[6.6.6.6]", "REGISTER", 403)),
 			"2025-03-01T12:00:40.000000Z tollguard: auth failure ip[198.51.100.7] account[x__ip_6.6.6.6__2025-03-01T12:00:41Z_tollguard:_ban_ip_6.6.6.6_] method[REGISTER] code[403]\n"},
 		{"ip_account ban", FormatDecision(ban(decision.ScopeIPAccount, "198.51.100.7/32", "1001", "register_failure[0]", t0.Add(180*time.Second))),
-			"2025-03-01T12:00:40.000000Z tollguard: ban ip[198.51.100.7] account[1001] scope[ip_account] rule[register_failure#0] until[2025-03-01T12:03:40Z]\n"},
+			"2025-03-01T12:00:40.000000Z tollguard: ban ip[198.51.100.7] account[1001] scope[ip_account] rule[register_failure[0]] until[2025-03-01T12:03:40Z]\n"},
 		{"ip ban forever", FormatDecision(ban(decision.ScopeIP, "203.0.113.9/32", "", "admin", time.Time{})),
 			"2025-03-01T12:00:40.000000Z tollguard: ban ip[203.0.113.9] account[] scope[ip] rule[admin] until[never]\n"},
 		{"prefix ban", FormatDecision(ban(decision.ScopePrefix, "2001:db8:1:2::/64", "", "flood", t0.Add(time.Minute))),
@@ -86,7 +86,7 @@ func writeLog(t *testing.T) string {
 	w.Observe(failure("[2001:db8::7]:5060", "1002", "INVITE", 407))
 	// An attacker tries to forge a ban line of 6.6.6.6 through the account.
 	w.Observe(failure("192.0.2.50:5060", "1] account[x] method[A] code[403]\n2025-03-01T12:00:41.000000Z tollguard: ban ip[6.6.6.6] account[] scope[ip] rule[x] until[never]", "REGISTER", 403))
-	w.Apply(ban(decision.ScopeIP, "203.0.113.9/32", "", "enumeration", t0.Add(time.Hour)))
+	w.Apply(ban(decision.ScopeIP, "203.0.113.9/32", "", "register_failure[2]", t0.Add(time.Hour)))
 	w.Apply(ban(decision.ScopeIP, "2001:db8::5/128", "", "scanner", t0.Add(time.Hour)))
 	w.Apply(ban(decision.ScopePrefix, "2001:db8:1:2::/64", "", "flood", t0.Add(time.Hour)))
 	w.Apply(decision.Decision{Type: decision.TypeBan, Scope: decision.ScopeAccount, Account: "1001", Rule: "distributed", At: t0, Until: t0.Add(time.Hour)})

@@ -1,6 +1,7 @@
 package nftables
 
 import (
+	"github.com/tollguard/tollguard/internal/testkit"
 	"net/netip"
 	"os"
 	"testing"
@@ -11,10 +12,10 @@ import (
 //
 //	unshare -n env TOLLGUARD_NFT_NETNS=1 go test -run '^$' -bench . ./internal/enforce/nftables/
 func benchNetns(b *testing.B) {
-	if os.Getenv(childEnv) != "1" {
-		b.Skipf("run under: unshare -n env %s=1 go test -run '^$' -bench . ./internal/enforce/nftables/", childEnv)
+	if os.Getenv(testkit.NetnsEnv) != "1" {
+		b.Skipf("run under: unshare -n env %s=1 go test -run '^$' -bench . ./internal/enforce/nftables/", testkit.NetnsEnv)
 	}
-	setupChild(b)
+	testkit.SetupNetns(b)
 }
 
 // BenchmarkBanToDrop is the time from a Ban call to the kernel dropping

@@ -1,6 +1,7 @@
 package nftables
 
 import (
+	"github.com/tollguard/tollguard/internal/testkit"
 	"net"
 	"net/netip"
 	"regexp"
@@ -86,10 +87,10 @@ var counterRe = regexp.MustCompile(`ct state established,related counter packets
 // established in conntrack and a host firewall accepts established flows
 // before its own drop rule (fail2ban's placement); unban restores it.
 func TestBanBeatsEstablishedConntrack(t *testing.T) {
-	if !inNetns(t) {
+	if !testkit.InNetns(t) {
 		return
 	}
-	nftCmd(t, `table inet hostfw {
+	testkit.NFT(t, `table inet hostfw {
 	chain input {
 		type filter hook input priority 0; policy accept;
 		ct state established,related counter accept
@@ -103,11 +104,11 @@ func TestBanBeatsEstablishedConntrack(t *testing.T) {
 	}
 	// fail2ban's rule: a drop after the established accept. The
 	// established flow is not stopped by it.
-	nftCmd(t, "", "add", "rule", "inet", "hostfw", "input", "ip", "saddr", "127.0.0.2", "drop")
+	testkit.NFT(t, "", "add", "rule", "inet", "hostfw", "input", "ip", "saddr", "127.0.0.2", "drop")
 	if !p.reaches("2") {
 		t.Fatal("the established flow was stopped by the filter rule; the test does not show the failure mode")
 	}
-	m := counterRe.FindStringSubmatch(nftCmd(t, "", "list", "chain", "inet", "hostfw", "input"))
+	m := counterRe.FindStringSubmatch(testkit.NFT(t, "", "list", "chain", "inet", "hostfw", "input"))
 	if n, _ := strconv.Atoi(m[1]); m == nil || n == 0 {
 		t.Fatalf("no packet was accepted as established: %v", m)
 	}
@@ -129,7 +130,7 @@ func TestBanBeatsEstablishedConntrack(t *testing.T) {
 	if got, _ := e.Banned(); len(got) != 1 || got[netip.MustParseAddr("127.0.0.2")] != 0 {
 		t.Fatalf("Banned = %v, want 127.0.0.2 without timeout", got)
 	}
-	nftCmd(t, "", "flush", "chain", "inet", "hostfw", "input")
+	testkit.NFT(t, "", "flush", "chain", "inet", "hostfw", "input")
 	if err := e.Unban(netip.MustParseAddr("127.0.0.2")); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +144,7 @@ func TestBanBeatsEstablishedConntrack(t *testing.T) {
 
 // An element's timeout is the kernel's: the ban ends without tollguard.
 func TestKernelExpiry(t *testing.T) {
-	if !inNetns(t) {
+	if !testkit.InNetns(t) {
 		return
 	}
 	p := newPair(t, "127.0.0.2", "127.0.0.1")
@@ -182,7 +183,7 @@ func TestKernelExpiry(t *testing.T) {
 // Sync at start replaces whatever the sets held with the stored bans, in
 // IPv4 and IPv6; expired and invalid bans are skipped.
 func TestSyncRebuilds(t *testing.T) {
-	if !inNetns(t) {
+	if !testkit.InNetns(t) {
 		return
 	}
 	a := newPair(t, "127.0.0.2", "127.0.0.1")

@@ -1,7 +1,10 @@
-// Package guard assembles the tollguard daemon from its components: config,
-// ban set, engine, store, inline proxy and admin API. It owns their wiring
-// and lifecycle and nothing else; each component does its own job.
-package guard
+// Package daemon assembles the tollguard daemon from its components: config,
+// ban set, engine, store, admin API, the sources that feed the engine (the
+// inline proxy, FreeSWITCH's Event Socket, followed log files, in any
+// combination) and the enforcers that act on its decisions (drop inline,
+// call teardown, nftables, the fail2ban log). It owns their wiring and
+// lifecycle and nothing else; each component does its own job.
+package daemon
 
 import (
 	"context"
@@ -24,6 +27,7 @@ import (
 	"github.com/tollguard/tollguard/internal/enforce/fail2ban"
 	"github.com/tollguard/tollguard/internal/engine"
 	"github.com/tollguard/tollguard/internal/event"
+	"github.com/tollguard/tollguard/internal/freeswitch"
 	"github.com/tollguard/tollguard/internal/sipfw"
 	"github.com/tollguard/tollguard/internal/store"
 	"github.com/tollguard/tollguard/internal/web"
@@ -37,6 +41,12 @@ type Options struct {
 	Now func() time.Time
 	// ConfigPath is reloaded on SIGHUP; empty disables reloads.
 	ConfigPath string
+	// SourceBackoff is the first wait before a failed sidecar source
+	// (Event Socket, log file) is restarted; zero means 1s.
+	SourceBackoff time.Duration
+	// Fail2banClient is the fail2ban-client command line used with
+	// log.fail2ban_jail; nil means fail2ban-client on PATH.
+	Fail2banClient []string
 }
 
 // Guard is one running daemon.
@@ -57,15 +67,27 @@ type Guard struct {
 	// console is the web console (internal/web).
 	console *web.Console
 	f2b     *fail2ban.Writer // nil without log.fail2ban_file
+	kern    *kernel          // nil without nftables.enabled
+	check   recorder         // the engine and the store, as every source sees them
+
+	sources []namedSource      // sidecar sources: Event Socket, log files
+	esl     *freeswitch.Source // nil without freeswitch.esl
+	calls   *sidecarCalls      // the Event Socket's running calls; nil without it
+	backoff time.Duration
+	f2bCmd  []string
+	killing chan struct{} // slots for refused calls being ended
 
 	upstream netip.Prefix
+	pbx      netip.Prefix // the Event Socket's host: FreeSWITCH itself
 	ready    chan struct{}
 }
 
-// New opens the store, reloads the bans in force, and builds the engine,
-// proxy and admin API. Nothing listens until Run.
+// New opens the store, reloads the bans in force (into the kernel sets too
+// with nftables.enabled), and builds the engine, the sources and the admin
+// API. Nothing listens or connects until Run.
 func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
-	g := &Guard{log: o.Logger, now: o.Now, path: o.ConfigPath, reg: prometheus.NewRegistry(), set: decision.NewSet(), ready: make(chan struct{})}
+	g := &Guard{log: o.Logger, now: o.Now, path: o.ConfigPath, reg: prometheus.NewRegistry(), set: decision.NewSet(), ready: make(chan struct{}),
+		backoff: o.SourceBackoff, f2bCmd: o.Fail2banClient, killing: make(chan struct{}, maxKilling)}
 	if g.now == nil {
 		g.now = time.Now
 	}
@@ -81,6 +103,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 	}
 	g.st = st
 	fail := func(err error) (*Guard, error) {
+		if g.kern != nil {
+			g.kern.nft.Close()
+		}
 		st.Close()
 		return nil, err
 	}
@@ -100,6 +125,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 			g.upstream = decision.HostPrefix(a)
 		}
 	}
+	g.pbx = eslHost(cfg.FreeSWITCH)
 	g.lists.Store(g.buildLists(cfg))
 	g.pers = newPersister(st, g.log.With("component", "bans"))
 	apply := decision.Fanout{g.set, g.pers}
@@ -110,9 +136,15 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 			return fail(fmt.Errorf("opening log.fail2ban_file: %w", err))
 		}
 		// An unproven ban (a UDP source that may be forged) stays inline:
-		// fail2ban acts on every port, and a forger must not aim it.
+		// fail2ban acts on the whole address, and a forger must not aim it.
 		apply = append(apply, provenOnly{g.f2b})
 		rec = func(ev event.Event) { st.Record(ev); g.f2b.Observe(ev) }
+	}
+	if cfg.NFTables.Enabled {
+		if err := g.openKernel(cfg, bans); err != nil {
+			return fail(err)
+		}
+		apply = append(apply, g.kern) // proven single addresses only: kernel.eligible
 	}
 	fp, err := readFingerprints(cfg)
 	if err != nil {
@@ -131,6 +163,10 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 		return fail(fmt.Errorf("building engine: %w", err))
 	}
 	if err := g.reloadKnown(ctx, cfg); err != nil {
+		return fail(err)
+	}
+	g.check = recorder{next: g.eng, rec: rec}
+	if g.sources, g.esl, err = g.buildSources(cfg); err != nil {
 		return fail(err)
 	}
 	if len(cfg.Allow) == 0 {
@@ -175,6 +211,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 	g.api.MountEvents(st)
 	if g.proxy != nil {
 		g.api.MountCalls(g.proxy) // running calls and their teardown live in the inline proxy
+	} else if g.esl != nil {
+		g.calls = newSidecarCalls(g.esl, g.log, cfg.SIP.DialogTimeout.D())
+		g.api.MountCalls(g.calls) // beside FreeSWITCH: its channels, ended with uuid_kill
 	}
 	if err := g.buildConsole(cfg); err != nil {
 		return fail(err)
@@ -191,6 +230,9 @@ func (g *Guard) buildLists(cfg *config.Config) *decision.Lists {
 	l := decision.NewLists(config.Prefixes(cfg.Allow), config.Prefixes(cfg.Deny))
 	if g.upstream.IsValid() {
 		l = l.AddAllow(g.upstream)
+	}
+	if g.pbx.IsValid() {
+		l = l.AddAllow(g.pbx)
 	}
 	return l
 }
@@ -214,6 +256,9 @@ func (g *Guard) AdminAddr() net.Addr { return g.api.Addr() }
 // Set returns the ban set (for the demo's printout).
 func (g *Guard) Set() *decision.Set { return g.set }
 
+// Registry returns the daemon's metrics registry (for the demo's printout).
+func (g *Guard) Registry() *prometheus.Registry { return g.reg }
+
 // Run serves until ctx is done, then stops the listeners, drains the ban
 // queue and the event store, and returns. A component that fails stops the
 // others; its error is returned.
@@ -224,9 +269,17 @@ func (g *Guard) Run(ctx context.Context) error {
 	}
 	grp.Go(func() error { return g.api.Run(gctx) })
 	grp.Go(func() error { return g.runConsole(gctx) })
+	grp.Go(func() error { return g.runSources(gctx) })
+	if g.kern != nil {
+		grp.Go(func() error { return g.kern.run(gctx) })
+	}
+	if g.calls != nil {
+		grp.Go(func() error { g.calls.sweep(gctx, g.now); return nil })
+	}
 	grp.Go(func() error { return g.pers.run(gctx) })
 	grp.Go(func() error { g.sweep(gctx); return nil })
 	grp.Go(func() error { g.watchReload(gctx); return nil })
+	sidecarLog(g.log, g.sources)
 	grp.Go(func() error {
 		if g.proxy != nil {
 			select {
@@ -287,6 +340,9 @@ func (g *Guard) audit(_ context.Context, a event.Admin) {
 func (g *Guard) notify(d decision.Decision) {
 	if g.f2b != nil {
 		g.f2b.Apply(d)
+	}
+	if g.kern != nil {
+		g.kern.Apply(d)
 	}
 	if d.Type == decision.TypeUnban {
 		g.log.Info("unban", "scope", string(d.Scope), "target", d.Target(), "by", d.Origin)

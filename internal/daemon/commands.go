@@ -1,11 +1,10 @@
-package guard
+package daemon
 
 import (
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 
 	"github.com/tollguard/tollguard/internal/cli"
 	"github.com/tollguard/tollguard/internal/config"
@@ -16,7 +15,6 @@ import (
 func Commands() []cli.Command {
 	return []cli.Command{
 		{Name: "serve", Args: "[-c FILE] [--strict]", Summary: "run the guard (inline proxy, engine, store, admin API)", Run: runServe},
-		{Name: "demo", Args: "[--for D]", Summary: "guard + demo PBX + simulated phones and attackers, on loopback, embedded defaults", Run: runDemo},
 	}
 }
 
@@ -31,7 +29,7 @@ func runServe(ctx context.Context, e *cli.Env, args []string) error {
 	if len(rest) > 0 {
 		return &cli.UsageError{Msg: fmt.Sprintf("unexpected argument %q", rest[0])}
 	}
-	cfg, used, err := loadConfig(*path)
+	cfg, used, err := config.Resolve(*path, "")
 	if err != nil {
 		return err
 	}
@@ -71,20 +69,4 @@ func strictAudit(e *cli.Env, cfg *config.Config, fromFile bool) error {
 		return fmt.Errorf("refusing to start: %d findings of severity high or above in %s (tollguard audit freeswitch %s)", n, cfg.FreeSWITCH.ConfDir, cfg.FreeSWITCH.ConfDir)
 	}
 	return nil
-}
-
-// loadConfig loads path, or the default path if it exists, or the
-// defaults; it returns the file it used ("" for defaults).
-func loadConfig(path string) (*config.Config, string, error) {
-	if path == "" {
-		if _, err := os.Stat(config.DefaultPath); err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return config.Default(), "", nil
-			}
-			return nil, "", err
-		}
-		path = config.DefaultPath
-	}
-	cfg, err := config.Load(path)
-	return cfg, path, err
 }

@@ -1,4 +1,5 @@
-package nftables
+// Package testkit holds helpers that tests of several packages share.
+package testkit
 
 import (
 	"os"
@@ -10,19 +11,19 @@ import (
 	"testing"
 )
 
-// childEnv marks a test binary running inside its own network namespace.
-const childEnv = "TOLLGUARD_NFT_NETNS"
+// NetnsEnv marks a test binary running inside its own network namespace.
+const NetnsEnv = "TOLLGUARD_NFT_NETNS"
 
-// inNetns runs the calling test again in a new network namespace
+// InNetns runs the calling test again in a new network namespace
 // (unshare -n, as root) and reports false in the parent, which is done
 // then; in that child it sets up loopback and reports true. Without root,
 // unshare, nft or ip the test fails when CI is set and is skipped
 // otherwise. Nothing here touches the host's own ruleset: the child
 // refuses to run in the initial namespace.
-func inNetns(t *testing.T) bool {
+func InNetns(t *testing.T) bool {
 	t.Helper()
-	if os.Getenv(childEnv) == "1" {
-		setupChild(t)
+	if os.Getenv(NetnsEnv) == "1" {
+		SetupNetns(t)
 		return true
 	}
 	var missing []string
@@ -36,12 +37,12 @@ func inNetns(t *testing.T) bool {
 	}
 	if len(missing) > 0 {
 		if os.Getenv("CI") != "" {
-			t.Fatalf("nftables tests need %s (scripts/install-test-deps.sh)", strings.Join(missing, ", "))
+			t.Fatalf("%s needs %s (scripts/install-test-deps.sh)", t.Name(), strings.Join(missing, ", "))
 		}
 		t.Skipf("needs %s", strings.Join(missing, ", "))
 	}
 	cmd := exec.Command("unshare", "-n", os.Args[0], "-test.run", "^"+regexp.QuoteMeta(t.Name())+"$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), childEnv+"=1")
+	cmd.Env = append(os.Environ(), NetnsEnv+"=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
 		t.Fatalf("in a private network namespace: %v\n%s", err, out)
@@ -52,16 +53,16 @@ func inNetns(t *testing.T) bool {
 
 var childOnce sync.Once
 
-// setupChild checks that this is not the initial network namespace and
+// SetupNetns checks that this is not the initial network namespace and
 // brings loopback up with two extra IPv6 addresses.
-func setupChild(tb testing.TB) {
+func SetupNetns(tb testing.TB) {
 	tb.Helper()
 	var self, init syscall.Stat_t
 	if err := syscall.Stat("/proc/self/ns/net", &self); err != nil {
 		tb.Fatal(err)
 	}
 	if err := syscall.Stat("/proc/1/ns/net", &init); err == nil && self.Ino == init.Ino {
-		tb.Fatalf("%s is set but this is the initial network namespace; refusing to change its ruleset", childEnv)
+		tb.Fatalf("%s is set but this is the initial network namespace; refusing to change its ruleset", NetnsEnv)
 	}
 	var err error
 	childOnce.Do(func() {
@@ -81,9 +82,9 @@ func setupChild(tb testing.TB) {
 	}
 }
 
-// nftCmd runs nft with a ruleset on stdin (the test's stand-in for a
+// NFT runs nft with a ruleset on stdin (the test's stand-in for a
 // host firewall).
-func nftCmd(tb testing.TB, ruleset string, args ...string) string {
+func NFT(tb testing.TB, ruleset string, args ...string) string {
 	tb.Helper()
 	cmd := exec.Command("nft", args...)
 	cmd.Stdin = strings.NewReader(ruleset)

@@ -1,4 +1,6 @@
-package guard
+// Package demo runs `tollguard demo`: the daemon in front of the built-in demo
+// PBX on loopback, with simulated phones and attackers.
+package demo
 
 import (
 	"context"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/tollguard/tollguard/internal/cli"
 	"github.com/tollguard/tollguard/internal/config"
+	"github.com/tollguard/tollguard/internal/daemon"
 	"github.com/tollguard/tollguard/internal/demo/pbx"
 	"github.com/tollguard/tollguard/internal/sim"
 )
@@ -30,6 +33,13 @@ var (
 	}
 	demoHoneypot = "9999"
 )
+
+// Commands returns the demo command main adds to the CLI.
+func Commands() []cli.Command {
+	return []cli.Command{
+		{Name: "demo", Args: "[--keep] [-v]", Summary: "guard + demo PBX + simulated phones and attackers, on loopback, embedded defaults", Run: runDemo},
+	}
+}
 
 func runDemo(ctx context.Context, e *cli.Env, args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
@@ -68,7 +78,7 @@ func runDemo(ctx context.Context, e *cli.Env, args []string) error {
 	cfg.SIP.Upstream = p.Target()
 	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.Honeypot.Accounts = []string{demoHoneypot}
-	g, err := New(ctx, cfg, Options{Logger: log})
+	g, err := daemon.New(ctx, cfg, daemon.Options{Logger: log})
 	if err != nil {
 		return err
 	}
@@ -165,7 +175,7 @@ func runDemo(ctx context.Context, e *cli.Env, args []string) error {
 
 	step("dropped at their first packet without a ban (over UDP a source address can be forged)")
 	for _, rule := range []string{"scanner", "honeypot"} {
-		fmt.Fprintf(out, "   %-9s %d requests dropped\n", rule, droppedBy(g.reg, rule))
+		fmt.Fprintf(out, "   %-9s %d requests dropped\n", rule, droppedBy(g.Registry(), rule))
 	}
 
 	step("bans in force")

@@ -1,10 +1,11 @@
-package guard
+package daemon
 
 import (
 	"context"
 	"os"
 	"os/signal"
 	"reflect"
+	"slices"
 	"syscall"
 
 	"github.com/tollguard/tollguard/internal/config"
@@ -51,12 +52,13 @@ func (g *Guard) reload() {
 	g.lists.Store(l)
 	g.eng.SetLists(l)
 	if restartNeeded(old, cfg) {
-		g.log.Warn("config reloaded; sip, admin, store or data_dir changes take effect after a restart")
+		g.log.Warn("config reloaded; sip, admin, store, data_dir, freeswitch, nftables, sources or log file changes take effect after a restart")
 		return
 	}
 	g.log.Info("config reloaded", "file", g.path)
 }
 
 func restartNeeded(a, b *config.Config) bool {
-	return a.DataDir != b.DataDir || a.Admin != b.Admin || a.Store != b.Store || !reflect.DeepEqual(a.SIP, b.SIP)
+	return a.DataDir != b.DataDir || a.Admin != b.Admin || a.Store != b.Store || !reflect.DeepEqual(a.SIP, b.SIP) ||
+		a.FreeSWITCH != b.FreeSWITCH || a.NFTables != b.NFTables || !slices.Equal(a.Sources, b.Sources) || a.Log.Fail2banFile != b.Log.Fail2banFile
 }

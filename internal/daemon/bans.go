@@ -1,4 +1,4 @@
-package guard
+package daemon
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/tollguard/tollguard/internal/api"
 	"github.com/tollguard/tollguard/internal/config"
 	"github.com/tollguard/tollguard/internal/decision"
+	"github.com/tollguard/tollguard/internal/enforce/fail2ban"
 	"github.com/tollguard/tollguard/internal/store"
 )
 
@@ -148,8 +149,9 @@ func (b banService) Unban(ctx context.Context, ip netip.Addr, account string, ac
 	}
 	lifted := g.set.Remove(k, account == "")
 	g.eng.Forget(ip, account)
+	f2bErr := g.unbanFail2ban(ctx, ip, account)
 	if len(lifted) == 0 {
-		return nil, nil
+		return nil, f2bErr
 	}
 	d := decision.Decision{Type: decision.TypeUnban, Scope: k.Scope, Prefix: k.Prefix, Account: k.Account,
 		Origin: actor, Rule: "admin", Reason: "lifted by operator", At: g.now()}
@@ -157,5 +159,25 @@ func (b banService) Unban(ctx context.Context, ip netip.Addr, account string, ac
 		return lifted, fmt.Errorf("recording unban: %w", err)
 	}
 	g.notify(d)
-	return lifted, nil
+	return lifted, f2bErr
+}
+
+// unbanFail2ban lifts ip in the fail2ban jail that reads the daemon's log
+// (log.fail2ban_jail), which keeps its own, often longer, ban time: so the
+// operator's unban reaches the firewall even when tollguard's own ban has
+// already expired. fail2ban bans addresses only: an unban of one account
+// leaves it alone.
+func (g *Guard) unbanFail2ban(ctx context.Context, ip netip.Addr, account string) error {
+	jail := g.config().Log.Fail2banJail
+	if jail == "" || account != "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	n, err := fail2ban.Client{Jail: jail, Command: g.f2bCmd}.Unban(ctx, ip)
+	if err != nil {
+		return fmt.Errorf("lifted in tollguard but not in fail2ban: %w", err)
+	}
+	g.log.Info("unban sent to fail2ban", "component", "fail2ban", "jail", jail, "target", ip.String(), "lifted", n)
+	return nil
 }

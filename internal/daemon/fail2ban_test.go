@@ -1,0 +1,57 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tollguard/tollguard/internal/api"
+	"github.com/tollguard/tollguard/internal/cli"
+	"github.com/tollguard/tollguard/internal/freeswitch/esltest"
+	"github.com/tollguard/tollguard/internal/testkit"
+)
+
+// The fail2ban hand-off end to end, with a real fail2ban-server reading the
+// daemon's log through the shipped filter: a proven sidecar ban reaches
+// fail2ban, and `tollguard unban` lifts it there too
+// (fail2ban-client set tollguard unbanip ADDR).
+func TestFail2banHandOff(t *testing.T) {
+	filter, err := filepath.Abs("../../examples/fail2ban/filter.d/tollguard.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f2b := testkit.StartFail2ban(t, filter)
+	srv := esltest.New(t, "ClueCon")
+	cfg := sidecarConfig(t, srv)
+	cfg.Log.Fail2banFile = f2b.Log
+	cfg.Log.Fail2banJail = "tollguard"
+	cfg.Jail.RegisterFailure[0].BanMode = "ip"
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	g, err := New(ctx, cfg, Options{Logger: slog.New(slog.DiscardHandler), SourceBackoff: 20 * time.Millisecond, Fail2banClient: f2b.Client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-g.Ready()
+	sc := <-srv.Subscribed
+	for range 3 {
+		sc.Write(esltest.FrameEvent(esltest.At(esltest.RegisterFailure("1001", "198.51.100.7", "5060", "x", "REGISTER"), time.Now())))
+	}
+	waitFor(t, "fail2ban's ban", func() bool { return slices.Contains(f2b.Actions(), "ban 198.51.100.7") })
+
+	var out, errb bytes.Buffer
+	code := cli.Main(ctx, []string{"unban", "--admin", g.AdminAddr().String(),
+		"--token-file", filepath.Join(cfg.DataDir, api.TokenFile), "198.51.100.7"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("tollguard unban: exit %d %s %s", code, out.String(), errb.String())
+	}
+	waitFor(t, "fail2ban's unban", func() bool { return slices.Contains(f2b.Actions(), "unban 198.51.100.7") })
+}
