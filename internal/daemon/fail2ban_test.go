@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -16,9 +17,11 @@ import (
 )
 
 // The fail2ban hand-off end to end, with a real fail2ban-server reading the
-// daemon's log through the shipped filter: a proven sidecar ban reaches
-// fail2ban, and `tollguard unban` lifts it there too
-// (fail2ban-client set tollguard unbanip ADDR).
+// daemon's log through the shipped filter: a proven ban (an operator's)
+// reaches fail2ban, and `tollguard unban` lifts it there too
+// (fail2ban-client set tollguard unbanip ADDR). Failures FreeSWITCH reports
+// over the Event Socket name no transport, so their ban is unproven and
+// never handed to fail2ban, whose bantime tollguard cannot cap.
 func TestFail2banHandOff(t *testing.T) {
 	filter, err := filepath.Abs("../../examples/fail2ban/filter.d/tollguard.conf")
 	if err != nil {
@@ -45,13 +48,24 @@ func TestFail2banHandOff(t *testing.T) {
 	for range 3 {
 		sc.Write(esltest.FrameEvent(esltest.At(esltest.RegisterFailure("1001", "198.51.100.7", "5060", "x", "REGISTER"), time.Now())))
 	}
-	waitFor(t, "fail2ban's ban", func() bool { return slices.Contains(f2b.Actions(), "ban 198.51.100.7") })
+	waitFor(t, "the sidecar's ban", func() bool {
+		_, ok := g.Set().Banned(netip.MustParseAddr("198.51.100.7"), time.Now())
+		return ok
+	})
 
-	var out, errb bytes.Buffer
-	code := cli.Main(ctx, []string{"unban", "--admin", g.AdminAddr().String(),
-		"--token-file", filepath.Join(cfg.DataDir, api.TokenFile), "198.51.100.7"}, &out, &errb)
-	if code != 0 {
-		t.Fatalf("tollguard unban: exit %d %s %s", code, out.String(), errb.String())
+	client := func(args ...string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		args = append(args, "--admin", g.AdminAddr().String(), "--token-file", filepath.Join(cfg.DataDir, api.TokenFile))
+		if code := cli.Main(ctx, args, &out, &errb); code != 0 {
+			t.Fatalf("tollguard %v: exit %d %s %s", args, code, out.String(), errb.String())
+		}
 	}
-	waitFor(t, "fail2ban's unban", func() bool { return slices.Contains(f2b.Actions(), "unban 198.51.100.7") })
+	client("ban", "198.51.100.9", "--for", "1h", "--reason", "seen in the CDRs")
+	waitFor(t, "fail2ban's ban", func() bool { return slices.Contains(f2b.Actions(), "ban 198.51.100.9") })
+	if slices.Contains(f2b.Actions(), "ban 198.51.100.7") {
+		t.Errorf("an unproven ban reached fail2ban: %v", f2b.Actions())
+	}
+	client("unban", "198.51.100.9")
+	waitFor(t, "fail2ban's unban", func() bool { return slices.Contains(f2b.Actions(), "unban 198.51.100.9") })
 }

@@ -26,6 +26,10 @@ func (g *Guard) openKernel(cfg *config.Config, stored []decision.Decision) error
 		nft.Close()
 		return err
 	}
+	// Beside FreeSWITCH (no inline listener) the kernel is the only place a
+	// ban can drop traffic, so it takes unproven bans too; the engine caps
+	// them at unproven.maxtime, and one datagram never makes one.
+	k.unproven = len(cfg.SIP.Listen) == 0
 	g.kern = k
 	n, err := k.sync(stored)
 	if err != nil {
@@ -42,7 +46,10 @@ const kernelQueue = 4096
 // what the kernel can enforce without harm goes there: bans of one proven
 // address (scope ip; an ip_account ban would cut off every phone behind
 // that address, an unproven one lets a forger aim the ban), never an
-// address the allow list or the PBX covers. Apply queues and never blocks;
+// address the allow list or the PBX covers. In sidecar mode (no inline
+// listener) unproven bans go too, as the kernel is the only enforcer
+// there: the engine caps them at unproven.maxtime and never makes one from
+// a single datagram. Apply queues and never blocks;
 // run hands the queue to the kernel in batches, one netlink transaction per
 // run of bans or unbans.
 type kernel struct {
@@ -51,6 +58,9 @@ type kernel struct {
 	log     *slog.Logger
 	q       chan decision.Decision
 	skipped *prometheus.CounterVec
+	// unproven lets bans of unproven sources through: set in sidecar
+	// mode, where nothing else can enforce them.
+	unproven bool
 }
 
 func newKernel(nft *nftables.Enforcer, allowed func(netip.Addr) bool, log *slog.Logger, reg prometheus.Registerer) (*kernel, error) {
@@ -65,7 +75,7 @@ func newKernel(nft *nftables.Enforcer, allowed func(netip.Addr) bool, log *slog.
 
 // eligible says whether d may reach the kernel, and if not, why.
 func (k *kernel) eligible(d decision.Decision) (bool, string) {
-	if d.Unproven {
+	if d.Unproven && !k.unproven {
 		return false, "unproven"
 	}
 	if d.Scope != decision.ScopeIP || !d.Prefix.IsSingleIP() {

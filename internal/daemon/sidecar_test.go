@@ -148,9 +148,10 @@ func TestSidecarESLBansAsInline(t *testing.T) {
 		at := start.Add(time.Duration(i) * time.Second)
 		sc.Write(esltest.FrameEvent(esltest.At(esltest.RegisterAttempt("1001", "1001", "198.51.100.7", "5060", "friendly-scanner", "FORBIDDEN"), at)))
 		sc.Write(esltest.FrameEvent(esltest.At(esltest.RegisterFailure("1001", "198.51.100.7", "5060", "friendly-scanner", "REGISTER"), at)))
-		// What the inline proxy taps for the same attempt over TCP: the
-		// PBX's 403 to a REGISTER that carried credentials.
-		inline = append(inline, &event.Response{Meta: event.Meta{Time: at, Source: netip.AddrPortFrom(attacker, 5060), Transport: "tcp"},
+		// What the inline proxy taps for the same attempt over UDP: the
+		// PBX's 403 to a REGISTER that carried credentials. (FreeSWITCH's
+		// event names no transport, which counts as UDP: unproven.)
+		inline = append(inline, &event.Response{Meta: event.Meta{Time: at, Source: netip.AddrPortFrom(attacker, 5060), Transport: "udp"},
 			SIP: event.SIP{Method: "REGISTER", ToUser: "1001", FromUser: "1001", AuthUser: "1001", HasCredentials: true, UserAgent: "friendly-scanner"}, Code: 403})
 	}
 	var got decision.Decision

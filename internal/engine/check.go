@@ -104,7 +104,7 @@ func (e *Engine) clock(m *event.Meta) time.Time {
 func (e *Engine) begin(kind event.Kind, m *event.Meta, now time.Time, src netip.Addr, s *event.SIP, account string) *scratch {
 	sc := e.scratch.Get().(*scratch)
 	in := &sc.in
-	*in = detector.Input{Kind: kind, Now: now, Src: src, SIP: s, Proven: m.Transport != "udp"}
+	*in = detector.Input{Kind: kind, Now: now, Src: src, SIP: s, Proven: m.Transport.Proven()}
 	in.Account = detector.Normalize(account)
 	in.Names.Add(in.Account)
 	in.Names.Add(detector.Normalize(s.AuthUser))
@@ -146,8 +146,9 @@ func (e *Engine) end(r *rules, sc *scratch) {
 // (FreeSWITCH answers an unknown nonce with a stale challenge, never a
 // failure, but accepts a nonce it issued from any address, and a forger
 // can fetch one from its own; Kamailio's nonces are not bound to the
-// address either unless configured to). Events of unknown transport
-// (replays, PBX event sockets) count as proven.
+// address either unless configured to). A PBX's events and log lines that
+// name no transport (event.TransportUnknown) count as UDP; replays without
+// a transport count as proven (event.Transport.Proven).
 
 // limit marks d as unproven and caps its duration at unproven.maxtime.
 func (e *Engine) limit(r *rules, d decision.Decision) decision.Decision {

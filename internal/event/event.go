@@ -79,8 +79,20 @@ type Event interface {
 }
 
 // Transport is the SIP transport a message arrived on, in lower case: "udp",
-// "tcp", "tls", "ws", "wss"; empty when not known.
+// "tcp", "tls", "ws", "wss"; TransportUnknown when the reporting source does
+// not say; empty in replays.
 type Transport string
+
+// TransportUnknown marks an event whose source (a PBX's event or log line)
+// does not say which transport the message came on. It counts as UDP: the
+// source address is not proven (DESIGN key decision 9).
+const TransportUnknown Transport = "unknown"
+
+// Proven reports whether a message that came on t proves its source
+// address: a completed TCP/TLS/WebSocket handshake does, a UDP datagram
+// (or a transport nobody reported) does not. Replays without a transport
+// count as proven.
+func (t Transport) Proven() bool { return t != "udp" && t != TransportUnknown }
 
 // Meta holds the fields every event carries.
 type Meta struct {

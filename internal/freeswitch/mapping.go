@@ -94,7 +94,10 @@ func (m *Mapper) meta(ev *Event, ip, port string) (event.Meta, bool) {
 		return event.Meta{}, false
 	}
 	p, _ := strconv.ParseUint(port, 10, 16)
-	meta := event.Meta{Source: netip.AddrPortFrom(addr.Unmap(), uint16(p)), Listener: m.Listener}
+	// FreeSWITCH's register events name no transport; a channel event's
+	// sip_via_protocol replaces this below. Unknown counts as UDP: the
+	// address is not proven.
+	meta := event.Meta{Source: netip.AddrPortFrom(addr.Unmap(), uint16(p)), Transport: event.TransportUnknown, Listener: m.Listener}
 	// Event-Date-Timestamp is microseconds since the epoch
 	// (switch_event_prep_for_delivery_detailed).
 	if us, err := strconv.ParseInt(ev.Get("Event-Date-Timestamp"), 10, 64); err == nil && us > 0 {

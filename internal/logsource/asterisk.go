@@ -96,7 +96,7 @@ func (p *asteriskParser) Parse(line []byte) (event.Event, string) {
 		sip.FromUser, sip.AuthUser = account, ""
 	}
 	return &event.AuthFailure{
-		Meta:    event.Meta{Time: p.eventTime(tv, line), Source: addr, Transport: event.Transport(transport), Listener: TypeAsterisk},
+		Meta:    event.Meta{Time: p.eventTime(tv, line), Source: addr, Transport: asteriskTransport(transport), Listener: TypeAsterisk},
 		SIP:     sip,
 		Account: account,
 		Code:    403,
@@ -120,4 +120,13 @@ func (p *asteriskParser) eventTime(tv string, line []byte) time.Time {
 		return lineTime(line[i+1:], p.now, p.loc)
 	}
 	return p.now()
+}
+
+// asteriskTransport is the transport a RemoteAddress named, or
+// event.TransportUnknown (unproven) when it named none.
+func asteriskTransport(t string) event.Transport {
+	if t == "" {
+		return event.TransportUnknown
+	}
+	return event.Transport(t)
 }

@@ -68,7 +68,7 @@ func (p *fsParser) Parse(line []byte) (event.Event, string) {
 			account = ""
 			sip.RURIUser = user
 		}
-		return &event.AuthFailure{Meta: event.Meta{Time: t, Source: netip.AddrPortFrom(addr, 0), Listener: TypeFreeSWITCH},
+		return &event.AuthFailure{Meta: event.Meta{Time: t, Source: netip.AddrPortFrom(addr, 0), Transport: event.TransportUnknown, Listener: TypeFreeSWITCH},
 			SIP: sip, Account: account, Code: 403}, dropNone
 	}
 	if m := reFSNoUser.FindSubmatch(line); m != nil {
@@ -84,7 +84,7 @@ func (p *fsParser) Parse(line []byte) (event.Event, string) {
 		// The bracket is the digest username and the realm or forced
 		// domain: the account that does not exist.
 		user, _ := splitUserHost(string(m[1]))
-		return &event.AuthFailure{Meta: event.Meta{Time: t, Source: netip.AddrPortFrom(addr, 0), Listener: TypeFreeSWITCH},
+		return &event.AuthFailure{Meta: event.Meta{Time: t, Source: netip.AddrPortFrom(addr, 0), Transport: event.TransportUnknown, Listener: TypeFreeSWITCH},
 			SIP: event.SIP{HasCredentials: true, AuthUser: user}, Account: user, Code: 403}, dropNone
 	}
 	return nil, dropIgnored

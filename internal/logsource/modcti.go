@@ -66,6 +66,6 @@ func (p *ctiParser) Parse(line []byte) (event.Event, string) {
 	if err != nil {
 		t = lineTime(line, p.now, p.loc)
 	}
-	return &event.AuthFailure{Meta: event.Meta{Time: t, Source: netip.AddrPortFrom(addr, 0), Listener: TypeModCTI},
+	return &event.AuthFailure{Meta: event.Meta{Time: t, Source: netip.AddrPortFrom(addr, 0), Transport: event.TransportUnknown, Listener: TypeModCTI},
 		SIP: event.SIP{Method: "REGISTER", ToUser: user, HasCredentials: true}, Account: user, Code: 403}, dropNone
 }
