@@ -49,8 +49,12 @@ func (p *Proxy) serveUDP(ctx context.Context, l *listener) {
 			continue
 		}
 		now := p.now()
-		up := p.isUpstreamDatagram(src)
+		up := isUpstreamDatagram(l, src)
 		reject := false
+		if !up && !l.route.admits(src.Addr()) {
+			p.m.drop(dropRoute) // not this route's source: silent, like a ban
+			continue
+		}
 		if !up {
 			v := p.o.Gate.Admit(src.Addr(), now)
 			if v.Action != engine.Pass {
@@ -127,6 +131,11 @@ func (p *Proxy) serveStream(ctx context.Context, l *listener) {
 		ra = netip.AddrPortFrom(ra.Addr().Unmap(), ra.Port())
 		// An accepted connection is never the PBX, even from its address:
 		// only the connection the proxy dialled is (upstreamDialer).
+		if !l.route.admits(ra.Addr()) {
+			p.m.drop(dropRoute)
+			_ = c.Close()
+			continue
+		}
 		if v := p.o.Gate.Admit(ra.Addr(), p.now()); v.Action != engine.Pass {
 			p.m.drop(dropGate)
 			_ = c.Close()
