@@ -36,6 +36,9 @@ type Options struct {
 	// must be an IP address. Listen and Upstream make the route named
 	// "default"; both are empty when Routes holds every route.
 	Upstream string
+	// AllowSources and DenySources restrict the default route as
+	// Route.AllowSources and Route.DenySources do.
+	AllowSources, DenySources []netip.Prefix
 	// Routes are further listeners bound each to their own upstream (one
 	// per FreeSWITCH profile), after the default route.
 	Routes []Route

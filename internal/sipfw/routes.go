@@ -75,7 +75,8 @@ func (u *upstream) admits(src netip.Addr) bool {
 func buildRoutes(o *Options) ([]*upstream, error) {
 	all := make([]Route, 0, 1+len(o.Routes))
 	if len(o.Listen) > 0 || o.Upstream != "" {
-		all = append(all, Route{Name: DefaultRouteName, Listen: o.Listen, Upstream: o.Upstream})
+		all = append(all, Route{Name: DefaultRouteName, Listen: o.Listen, Upstream: o.Upstream,
+			AllowSources: o.AllowSources, DenySources: o.DenySources})
 	}
 	all = append(all, o.Routes...)
 	if len(all) == 0 {
