@@ -43,6 +43,9 @@ func (c *Config) Validate() error {
 	} else if len(c.SIP.Listen) > 0 {
 		return bad("sip.upstream", "must be set when sip.listen is not empty", "the PBX's private address, e.g. udp://127.0.0.1:5080")
 	}
+	if err := c.validateRoutes(); err != nil {
+		return err
+	}
 	if c.SIP.Advertise != "" && net.ParseIP(c.SIP.Advertise) == nil {
 		return bad("sip.advertise", fmt.Sprintf("%q is not an IP address", c.SIP.Advertise), "the public IP clients reach the guard on")
 	}

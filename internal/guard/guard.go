@@ -55,7 +55,7 @@ type Guard struct {
 	api   *api.Server
 	f2b   *fail2ban.Writer // nil without log.fail2ban_file
 
-	upstream netip.Prefix
+	upstream []netip.Prefix
 	ready    chan struct{}
 }
 
@@ -90,13 +90,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 	}
 	g.log.Info("bans reloaded from store", "count", len(bans))
 
-	if cfg.SIP.Upstream != "" {
-		u, _ := config.ParseSIPURL(cfg.SIP.Upstream, "udp", "tcp") // validated
-		host, _, _ := net.SplitHostPort(u.Host)
-		if a, err := netip.ParseAddr(host); err == nil {
-			g.upstream = decision.HostPrefix(a)
-		}
-	}
+	g.upstream = upstreamHosts(cfg)
 	g.lists.Store(g.buildLists(cfg))
 	g.pers = newPersister(st, g.log.With("component", "bans"))
 	apply := decision.Fanout{g.set, g.pers}
@@ -134,7 +128,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 		g.log.Warn("allow is empty: add your offices and SIP trunks, so that a NAT full of phones or a forged datagram cannot get them banned")
 	}
 
-	if len(cfg.SIP.Listen) > 0 {
+	if sipEnabled(cfg) {
 		tc, err := serverTLS(cfg.SIP.TLS)
 		if err != nil {
 			return fail(err)
@@ -144,7 +138,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 			return fail(err)
 		}
 		g.proxy, err = sipfw.New(sipfw.Options{
-			Listen: cfg.SIP.Listen, Upstream: cfg.SIP.Upstream, Advertise: cfg.SIP.Advertise, TLS: tc,
+			Listen: cfg.SIP.Listen, Upstream: defaultUpstream(cfg), Routes: sipRoutes(cfg),
+			AllowSources: config.Prefixes(cfg.SIP.AllowSources), DenySources: config.Prefixes(cfg.SIP.DenySources),
+			Advertise: cfg.SIP.Advertise, TLS: tc,
 			BannedResponse: cfg.SIP.BannedResponse, UpstreamTimeout: cfg.SIP.UpstreamTimeout.D(),
 			MaxMessageSize: cfg.SIP.MaxMessageSize,
 			FlowKey:        key, StripHeaders: cfg.SIP.StripHeaders,
@@ -183,8 +179,8 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 // the PBX is never banned, whatever passes through it.
 func (g *Guard) buildLists(cfg *config.Config) *decision.Lists {
 	l := decision.NewLists(config.Prefixes(cfg.Allow), config.Prefixes(cfg.Deny))
-	if g.upstream.IsValid() {
-		l = l.AddAllow(g.upstream)
+	for _, u := range g.upstream {
+		l = l.AddAllow(u)
 	}
 	return l
 }
