@@ -284,10 +284,16 @@ func sameFace(a, b *listener) bool {
 }
 
 // routeAddr is a loose-routing URI (RFC 3261 §19.1.1 lr) for l, with user
-// as its user part.
+// as its user part. A WebSocket listener is "transport=ws", under the sips
+// scheme for wss:// (RFC 7118 §5.2).
 func routeAddr(l *listener, user string) sip.Uri {
-	return sip.Uri{Scheme: "sip", User: user, Host: l.advHost, Port: l.advPort,
-		UriParams: sip.HeaderParams{{K: "transport", V: l.network}, {K: "lr"}}}
+	scheme, tp := "sip", l.network
+	switch l.network {
+	case "wss":
+		scheme, tp = "sips", "ws"
+	}
+	return sip.Uri{Scheme: scheme, User: user, Host: l.advHost, Port: l.advPort,
+		UriParams: sip.HeaderParams{{K: "transport", V: tp}, {K: "lr"}}}
 }
 
 // routeURI renders routeAddr as text.

@@ -24,11 +24,13 @@ const (
 	dropConnEvict  = "conn_evicted" // an idle connection that never registered, closed to make room
 	dropConnIdle   = "conn_idle"    // a connection closed for its first-message or idle deadline
 	dropRoute      = "route"        // a source the listener's route does not admit (allow_sources, deny_sources)
+	dropWS         = "ws"           // a WebSocket handshake or framing error, no "sip" subprotocol, a ping flood
+	dropWSOrigin   = "ws_origin"    // a WebSocket handshake from a browser page whose origin is not allowed
 )
 
 var dropReasons = []string{dropGate, dropVerdict, dropMalformed, dropTooLarge, dropStray,
 	dropNoRoute, dropSendError, dropQueueFull, dropConnLimit, dropTLS, dropAckRefused, dropForged,
-	dropConnEvict, dropConnIdle, dropRoute}
+	dropConnEvict, dropConnIdle, dropRoute, dropWS, dropWSOrigin}
 
 // knownMethods bounds the method label; anything else counts as "OTHER".
 var knownMethods = []string{"REGISTER", "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS",

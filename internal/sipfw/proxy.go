@@ -30,7 +30,8 @@ import (
 // Options configures a Proxy. Checker, Gate and at least one route
 // (Listen and Upstream, or Routes) are required; the rest have defaults.
 type Options struct {
-	// Listen lists public listeners: "udp://0.0.0.0:5060", "tcp://…", "tls://…".
+	// Listen lists public listeners: "udp://0.0.0.0:5060", "tcp://…",
+	// "tls://…", and "ws://…" or "wss://…" for browser phones (RFC 7118).
 	Listen []string
 	// Upstream is the PBX: "udp://127.0.0.1:5080" or "tcp://…". The host
 	// must be an IP address. Listen and Upstream make the route named
@@ -46,7 +47,12 @@ type Options struct {
 	// a listener binds a wildcard address. Empty: the address of the
 	// interface that routes to the upstream.
 	Advertise string
-	// TLS is the server config for tls:// listeners, with ClientCAs and
+	// WSOrigins lists the browser origins ("https://app.example.com") whose
+	// pages may open a WebSocket; "*" allows any. A client without an
+	// Origin header (no browser) and a page on the guard's own host are
+	// always allowed (see originAllowed).
+	WSOrigins []string
+	// TLS is the server config for tls:// and wss:// listeners, with ClientCAs and
 	// ClientAuth already set for mutual TLS; nil if there are none.
 	TLS *tls.Config
 	// BannedResponse is "drop" (default) or "reject": what a datagram from a
@@ -274,9 +280,9 @@ func parseURL(s string) (string, netip.AddrPort, error) {
 	}
 	n := strings.ToLower(u.Scheme)
 	switch n {
-	case "udp", "tcp", "tls":
+	case "udp", "tcp", "tls", "ws", "wss":
 	default:
-		return "", netip.AddrPort{}, fmt.Errorf("%q: scheme must be udp, tcp or tls", s)
+		return "", netip.AddrPort{}, fmt.Errorf("%q: scheme must be udp, tcp, tls, ws or wss", s)
 	}
 	ap, err := netip.ParseAddrPort(u.Host)
 	if err != nil {

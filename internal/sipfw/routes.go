@@ -111,7 +111,7 @@ func buildRoutes(o *Options) ([]*upstream, error) {
 			if err != nil {
 				return nil, fmt.Errorf("route %q: listener: %w", r.Name, err)
 			}
-			if n == "tls" && o.TLS == nil {
+			if (n == "tls" || n == "wss") && o.TLS == nil {
 				return nil, fmt.Errorf("route %q: listener %q needs a TLS config", r.Name, l)
 			}
 			// Two routes on one socket could not tell whose a message is,

@@ -142,7 +142,7 @@ func (p *Proxy) serveStream(ctx context.Context, l *listener) {
 			continue
 		}
 		raw := c
-		if l.network == "tls" {
+		if l.network == "tls" || l.network == "wss" {
 			c = tls.Server(c, p.o.TLS)
 		}
 		sc := newStreamConn(c, l, ra, false)
@@ -201,6 +201,10 @@ func (p *Proxy) readStream(ctx context.Context, sc *streamConn) {
 			p.log.Debug("tls handshake failed", "src", sc.remote, "error", capq(err.Error()))
 			return
 		}
+	}
+	if sc.lis.isWS() {
+		p.readWS(sc, firstBy)
+		return
 	}
 	par := p.parser.NewSIPStream()
 	defer par.Close()
@@ -494,7 +498,13 @@ func (p *Proxy) write(msg sip.Message, f flow) error {
 	if sc == nil {
 		return errNoConn
 	}
-	if !sc.enqueue(bytes.Clone(buf.Bytes())) {
+	out := buf.Bytes()
+	if sc.lis.isWS() {
+		out = wsFrame(out) // RFC 7118 §5.1: one SIP message per WebSocket message
+	} else {
+		out = bytes.Clone(out)
+	}
+	if !sc.enqueue(out) {
 		return errQueueFull
 	}
 	return nil
