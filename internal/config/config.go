@@ -116,6 +116,10 @@ type SIP struct {
 	// Routes are further listeners bound each to their own upstream, one
 	// per FreeSWITCH profile. Default empty: Listen and Upstream only.
 	Routes []SIPRoute `yaml:"routes"`
+	// WSOrigins lists the browser origins whose pages may open a ws:// or
+	// wss:// connection ("*": any). A client without an Origin header and
+	// a page on the guard's own host are always allowed. Default empty.
+	WSOrigins []string `yaml:"ws_origins"`
 }
 
 // SIPRoute binds listeners to one upstream (one FreeSWITCH profile).

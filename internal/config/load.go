@@ -282,6 +282,9 @@ func (c *Config) normalize() {
 	if len(c.SIP.Routes) == 0 {
 		c.SIP.Routes = nil
 	}
+	if len(c.SIP.WSOrigins) == 0 {
+		c.SIP.WSOrigins = nil
+	}
 	if len(c.Honeypot.Accounts) == 0 {
 		c.Honeypot.Accounts = nil
 	}

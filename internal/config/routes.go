@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"regexp"
 	"strings"
 )
@@ -16,9 +17,9 @@ func (c *Config) validateRoutes() error {
 	bad := func(path, msg, hint string) error { return &Error{Path: path, Msg: msg, Hint: hint} }
 	listeners := map[string]string{} // socket → the key that binds it
 	bind := func(path, l string) error {
-		u, err := ParseSIPURL(l, "udp", "tcp", "tls")
+		u, err := ParseSIPURL(l, "udp", "tcp", "tls", "ws", "wss")
 		if err != nil {
-			return bad(path, err.Error(), "udp://0.0.0.0:5080, tcp://0.0.0.0:5080 or tls://0.0.0.0:5081")
+			return bad(path, err.Error(), "udp://0.0.0.0:5080, tcp://, tls://, ws:// or wss://")
 		}
 		fam := "tcp"
 		if u.Scheme == "udp" {
@@ -47,6 +48,11 @@ func (c *Config) validateRoutes() error {
 		}
 		upstreams[key] = path
 		return nil
+	}
+	for i, o := range c.SIP.WSOrigins {
+		if !validOrigin(o) {
+			return bad(fmt.Sprintf("sip.ws_origins[%d]", i), fmt.Sprintf("%q is not an origin", o), `scheme://host[:port] as a browser sends it, e.g. "https://phone.example.com", or "*"`)
+		}
 	}
 	if len(c.SIP.Listen) > 0 {
 		for i, l := range c.SIP.Listen {
@@ -85,8 +91,9 @@ func (c *Config) validateRoutes() error {
 			if err := bind(p, l); err != nil {
 				return err
 			}
-			if strings.HasPrefix(l, "tls://") && (c.SIP.TLS.Cert == "" || c.SIP.TLS.Key == "") {
-				return bad(p, "a tls:// listener needs sip.tls.cert and sip.tls.key", "PEM files of the guard's certificate and key")
+			scheme, _, _ := strings.Cut(l, "://")
+			if (scheme == "tls" || scheme == "wss") && (c.SIP.TLS.Cert == "" || c.SIP.TLS.Key == "") {
+				return bad(p, "a "+scheme+":// listener needs sip.tls.cert and sip.tls.key", "PEM files of the guard's certificate and key")
 			}
 		}
 		if r.Upstream == "" {
@@ -97,4 +104,15 @@ func (c *Config) validateRoutes() error {
 		}
 	}
 	return nil
+}
+
+// validOrigin reports whether s is "*" or an origin as RFC 6454 §6.2
+// serialises it: scheme://host[:port], nothing else.
+func validOrigin(s string) bool {
+	if s == "*" {
+		return true
+	}
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
+		u.Path == "" && u.RawQuery == "" && u.Fragment == "" && u.User == nil
 }

@@ -20,10 +20,16 @@ func TestRouteErrors(t *testing.T) {
 			`t.yaml:4: sip.routes[0].listen: must not be empty`},
 		{"listener of the default route", strings.Replace(ext, "5080\"]", "5060\"]", 1),
 			`t.yaml:4: sip.routes[0].listen[0]: "udp://0.0.0.0:5060" is bound by sip.listen[0] already`},
-		{"bad listener scheme", strings.Replace(ext, `udp://0.0.0.0:5080`, `ws://0.0.0.0:5080`, 1),
-			`t.yaml:4: sip.routes[0].listen[0]: scheme "ws"`},
+		{"bad listener scheme", strings.Replace(ext, `udp://0.0.0.0:5080`, `sctp://0.0.0.0:5080`, 1),
+			`t.yaml:4: sip.routes[0].listen[0]: scheme "sctp"`},
 		{"tls without cert", strings.Replace(ext, `udp://0.0.0.0:5080`, `tls://0.0.0.0:5081`, 1),
 			`t.yaml:4: sip.routes[0].listen[0]: a tls:// listener needs`},
+		{"wss without cert", strings.Replace(ext, `udp://0.0.0.0:5080`, `wss://0.0.0.0:7443`, 1),
+			`t.yaml:4: sip.routes[0].listen[0]: a wss:// listener needs`},
+		{"wss on sip.listen without cert", "sip:\n  listen: [\"wss://0.0.0.0:7443\"]\n",
+			`t.yaml:2: sip.listen[0]: a wss:// listener needs`},
+		{"origin with a path", "sip:\n  ws_origins: [\"https://app.example/phone\"]\n",
+			`t.yaml:2: sip.ws_origins[0]: "https://app.example/phone" is not an origin`},
 		{"no upstream", strings.Replace(ext, "      upstream: udp://127.0.0.1:5090\n", "", 1),
 			`sip.routes[0].upstream: must be set`},
 		{"upstream of the default route", strings.Replace(ext, "5090", "5080", 1),
@@ -62,6 +68,10 @@ sip:
       listen: ["udp://0.0.0.0:5080"]
       upstream: udp://10.0.0.5:5080
       allow_sources: ["198.51.100.0/24", "::ffff:203.0.113.7"]
+    - name: browsers
+      listen: ["ws://0.0.0.0:5066"]
+      upstream: udp://10.0.0.5:5062
+  ws_origins: ["https://phone.example.com", "*"]
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +79,10 @@ sip:
 	if got := cfg.SIP.DenySources[0].P().String(); got != "198.51.100.0/24" {
 		t.Errorf("deny_sources = %s", got)
 	}
-	if len(cfg.SIP.Routes) != 1 {
+	if len(cfg.SIP.WSOrigins) != 2 {
+		t.Errorf("ws_origins = %q", cfg.SIP.WSOrigins)
+	}
+	if len(cfg.SIP.Routes) != 2 {
 		t.Fatalf("routes = %+v", cfg.SIP.Routes)
 	}
 	r := cfg.SIP.Routes[0]

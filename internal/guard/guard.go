@@ -140,6 +140,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 		g.proxy, err = sipfw.New(sipfw.Options{
 			Listen: cfg.SIP.Listen, Upstream: defaultUpstream(cfg), Routes: sipRoutes(cfg),
 			AllowSources: config.Prefixes(cfg.SIP.AllowSources), DenySources: config.Prefixes(cfg.SIP.DenySources),
+			WSOrigins: cfg.SIP.WSOrigins,
 			Advertise: cfg.SIP.Advertise, TLS: tc,
 			BannedResponse: cfg.SIP.BannedResponse, UpstreamTimeout: cfg.SIP.UpstreamTimeout.D(),
 			MaxMessageSize: cfg.SIP.MaxMessageSize,
