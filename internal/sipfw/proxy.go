@@ -1,9 +1,11 @@
 // Package sipfw is tollguard's inline SIP proxy: the public SIP endpoint in
-// front of a PBX on a private address. It reads UDP, TCP and TLS, asks the
-// engine's Gate about every datagram and connection before parsing, hands a
-// typed event for every request and final response to the engine's Checker,
-// and forwards what passes statelessly (RFC 3261 §16.11) to the upstream
-// PBX, or from the PBX back to phones through the flows they registered on.
+// front of a PBX on a private address. It reads UDP, TCP, TLS and
+// WebSocket (RFC 7118), asks the engine's Gate about every datagram and
+// connection before parsing, hands a typed event for every request and
+// final response to the engine's Checker, and forwards what passes
+// statelessly (RFC 3261 §16.11) to the upstream of the listener's route
+// (one per PBX profile), or from that PBX back to phones through the flows
+// they registered on.
 package sipfw
 
 import (
