@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -302,4 +303,25 @@ func TestRoutesTCPUpstream(t *testing.T) {
 
 func isReset(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "reset")
+}
+
+// TestDialogSideOfRoute: a BYE from the PBX side is the PBX leg's only
+// when it comes from the PBX of the call's own route.
+func TestDialogSideOfRoute(t *testing.T) {
+	ra, rb := &upstream{name: "default"}, &upstream{name: "external"}
+	la, lb := &listener{idx: 0, route: ra}, &listener{idx: 1, route: rb}
+	phone := flow{lis: la, remote: netip.MustParseAddrPort("192.0.2.7:5060")}
+	d := &dialog{caller: leg{flow: phone, tag: "ph"}, callee: leg{flow: flow{lis: la, remote: netip.MustParseAddrPort("127.0.0.1:5080")}, up: true, tag: "pbx"}}
+	bye, err := sip.ParseMessage([]byte(crlf("BYE sip:x@y SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK1\n" +
+		"From: <sip:b@y>;tag=pbx\nTo: <sip:a@y>;tag=ph\nCall-ID: c\nCSeq: 9 BYE\nContent-Length: 0\n\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := bye.(*sip.Request)
+	if got := d.sideOf(req, true, flow{lis: la, remote: netip.MustParseAddrPort("127.0.0.1:5080")}); got != &d.callee {
+		t.Errorf("BYE from the call's own PBX: side %v, want the PBX leg", got)
+	}
+	if got := d.sideOf(req, true, flow{lis: lb, remote: netip.MustParseAddrPort("127.0.0.1:5090")}); got != nil {
+		t.Errorf("BYE from another route's PBX: side %v, want none", got)
+	}
 }
