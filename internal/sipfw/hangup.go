@@ -84,7 +84,8 @@ func (t *byeTable) get(branch string) (*byeTxn, bool) {
 // it was sent to, counts; anything else is a forged response.
 func (p *Proxy) byeAnswered(res *sip.Response, branch string, in *inbound) {
 	x, ok := p.byes.get(branch)
-	if !ok || x.up != in.up || !x.up && !sameFlow(x.to, in.from) {
+	// From the side it was sent to: that flow, or the PBX of its route.
+	if !ok || x.up != in.up || !x.up && !sameFlow(x.to, in.from) || x.up && !sameRoute(x.to, in.from) {
 		p.forged(in)
 		return
 	}

@@ -1,6 +1,7 @@
 package sipfw
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/netip"
@@ -323,5 +324,37 @@ func TestDialogSideOfRoute(t *testing.T) {
 	}
 	if got := d.sideOf(req, true, flow{lis: lb, remote: netip.MustParseAddrPort("127.0.0.1:5090")}); got != nil {
 		t.Errorf("BYE from another route's PBX: side %v, want none", got)
+	}
+}
+
+// TestRoutesHangupAnswers: the proxy's BYE to a route's PBX is answered by
+// that PBX only; another route's PBX answering it is a forged drop.
+func TestRoutesHangupAnswers(t *testing.T) {
+	r := startRoutesRig(t)
+	r.trunk.send(r.ext(), invite(r.ext(), "carrier", "0800", "route-hang", ""))
+	fwd := r.pbxB.recvReq()
+	r.pbxB.answer(fwd, 200, "OK", func(res *sip.Response) {
+		res.To().Params.Add("tag", "pbxb")
+		res.AppendHeader(sip.NewHeader("Contact", "<sip:0800@127.0.0.51:5080>"))
+	})
+	if res := r.trunk.recvRes(); res.StatusCode != 200 {
+		t.Fatalf("trunk got %d", res.StatusCode)
+	}
+	done := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	go func() { done <- r.p.HangupCall(ctx, "route-hang") }()
+	toPBX := r.pbxB.recvReq()
+	toTrunk := r.trunk.recvReq()
+	if toPBX.Method != sip.BYE || toTrunk.Method != sip.BYE {
+		t.Fatalf("got %s and %s, want BYEs", toPBX.Method, toTrunk.Method)
+	}
+	n := testutil.ToFloat64(r.p.m.drops[dropForged])
+	r.pbx.sendMsg(r.addr("udp"), sip.NewResponseFromRequest(toPBX, 200, "OK", nil))
+	waitCounter(t, r.p.m.drops[dropForged], n+1)
+	r.pbxB.answer(toPBX, 200, "OK", nil)
+	r.trunk.answer(toTrunk, 200, "OK", nil)
+	if err := <-done; err != nil {
+		t.Fatalf("HangupCall = %v", err)
 	}
 }
