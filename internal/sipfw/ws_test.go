@@ -379,3 +379,28 @@ func TestWSIdleSockets(t *testing.T) {
 		t.Errorf("%d idle sockets still held after the first-message deadline", n)
 	}
 }
+
+// BenchmarkWSReader measures reading one masked 1 KB SIP message.
+func BenchmarkWSReader(b *testing.B) {
+	frame := clientFrame(true, ws.OpText, 0, bytes.Repeat([]byte("a"), 1024))
+	rd := bytes.NewReader(frame)
+	w := newWSReader(rd, 65535)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(frame)))
+	for b.Loop() {
+		rd.Reset(frame)
+		if _, _, err := w.next(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkWSFrame measures framing one 1 KB SIP message for a phone.
+func BenchmarkWSFrame(b *testing.B) {
+	msg := bytes.Repeat([]byte("a"), 1024)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		_ = wsFrame(msg)
+	}
+}
