@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -144,7 +145,7 @@ func TestOriginAllowed(t *testing.T) {
 	}
 }
 
-// wsRig is a proxy with ws:// and wss:// listeners on 127.0.0.10.
+// startWSRig runs a proxy with ws:// and wss:// listeners on 127.0.0.10.
 func startWSRig(t *testing.T, mod func(*Options)) (*rig, *testPKI) {
 	t.Helper()
 	pki := newTestPKI(t)
@@ -235,7 +236,7 @@ func TestWSRegisterAndCallBack(t *testing.T) {
 	r, pki := startWSRig(t, nil)
 	for i, scheme := range []string{"ws", "wss"} {
 		t.Run(scheme, func(t *testing.T) {
-			ph, err := dialWS(t, r.rig(), pki, scheme, "127.0.0.4"+string(rune('1'+i)), []string{"sip"}, "https://app.example")
+			ph, err := dialWS(t, r, pki, scheme, "127.0.0.4"+string(rune('1'+i)), []string{"sip"}, "https://app.example")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -258,7 +259,7 @@ func TestWSRegisterAndCallBack(t *testing.T) {
 			if !strings.HasPrefix(inv, "INVITE ") {
 				t.Fatalf("phone got %q", firstLine(inv))
 			}
-			wantVia := "Via: SIP/2.0/" + strings.ToUpper(scheme) + " 127.0.0.10:" + itoa(int(r.addr(scheme).Port()))
+			wantVia := "Via: SIP/2.0/" + strings.ToUpper(scheme) + " 127.0.0.10:" + strconv.Itoa(int(r.addr(scheme).Port()))
 			if !strings.Contains(inv, wantVia) {
 				t.Errorf("INVITE to the phone lacks %q:\n%s", wantVia, inv)
 			}
@@ -268,20 +269,6 @@ func TestWSRegisterAndCallBack(t *testing.T) {
 			}
 		})
 	}
-}
-
-// rig returns r itself, so helpers taking a *rig read naturally.
-func (r *rig) rig() *rig { return r }
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
 }
 
 // TestWSRefused: a client without the sip subprotocol, a cross-origin
