@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 
 	"github.com/tollguard/tollguard/internal/config"
 	"github.com/tollguard/tollguard/internal/freeswitch/audit"
@@ -78,6 +79,15 @@ func AuditFreeSWITCH(dir string, cfg *config.Config, withGuard bool) (*audit.Rep
 	o := audit.Options{Policy: audit.Policy{Minimum: cfg.PasswordPolicy.Minimum, Strength: cfg.PasswordPolicy.Strength}}
 	if withGuard {
 		o.Guard = audit.GuardAddrs(cfg.SIP.Listen, cfg.SIP.Upstream, cfg.SIP.Advertise)
+		// Every route's profile sees the guard from the address that
+		// routes to its upstream.
+		for _, r := range cfg.SIP.Routes {
+			for _, a := range audit.GuardAddrs(r.Listen, r.Upstream, cfg.SIP.Advertise) {
+				if !slices.Contains(o.Guard, a) {
+					o.Guard = append(o.Guard, a)
+				}
+			}
+		}
 	}
 	return audit.Run(dir, o)
 }

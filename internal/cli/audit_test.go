@@ -22,6 +22,11 @@ func TestAuditCommand(t *testing.T) {
 	if err := os.WriteFile(loop, []byte("sip:\n  upstream: udp://127.0.0.1:5080\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	routes := filepath.Join(t.TempDir(), "routes.yaml")
+	if err := os.WriteFile(routes, []byte("sip:\n  listen: [\"udp://127.0.0.1:5060\"]\n  upstream: udp://127.0.0.1:5080\n"+
+		"  routes:\n    - {name: external, listen: [\"udp://192.168.42.43:5090\"], upstream: \"udp://127.0.0.1:5090\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	withDir := filepath.Join(t.TempDir(), "dir.yaml")
 	if err := os.WriteFile(withDir, []byte("sip:\n  upstream: udp://127.0.0.1:5080\nfreeswitch: {conf_dir: ../../examples/freeswitch}\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -39,6 +44,7 @@ func TestAuditCommand(t *testing.T) {
 		{"example passes", []string{"audit", "freeswitch", "../../examples/freeswitch"}, 0, []string{"no findings"}, nil, ""},
 		{"example passes at info with the guard on loopback", []string{"audit", "freeswitch", "../../examples/freeswitch", "--fail-on", "info", "-c", loop}, 0, []string{"guard at 127.0.0.1", "no findings"}, nil, ""},
 		{"config adds the guard and the policy", []string{"audit", "freeswitch", flawed, "-c", cfg}, 1, []string{"guard at 127.0.0.1, 192.168.42.42", "[guard-in-acl]"}, []string{"mixes 1 of the 4"}, ""},
+		{"every route's listener is the guard", []string{"audit", "freeswitch", flawed, "-c", routes}, 1, []string{"guard at 127.0.0.1, 192.168.42.43"}, nil, ""},
 		{"no config, no guard", []string{"audit", "freeswitch", flawed}, 1, nil, []string{"guard-in-acl", "guard at"}, ""},
 		{"conf_dir from the config", []string{"audit", "freeswitch", "-c", withDir}, 0, []string{"audited ../../examples/freeswitch", "no findings"}, nil, ""},
 		{"bad severity", []string{"audit", "freeswitch", flawed, "--fail-on", "severe"}, 2, nil, nil, `unknown severity "severe"`},

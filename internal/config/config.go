@@ -113,6 +113,34 @@ type SIP struct {
 	// after its answer (a lost BYE, a crashed phone), so it can no longer
 	// be listed or hung up. Default 12h.
 	DialogTimeout Duration `yaml:"dialog_timeout"`
+	// AllowSources, when not empty, are the only sources that may use
+	// Listen (the default route). Default empty: anyone.
+	AllowSources []Prefix `yaml:"allow_sources"`
+	// DenySources may never use Listen (e.g. the trunks' addresses on the
+	// phones' listeners). Default empty.
+	DenySources []Prefix `yaml:"deny_sources"`
+	// Routes are further listeners bound each to their own upstream, one
+	// per FreeSWITCH profile. Default empty: Listen and Upstream only.
+	Routes []SIPRoute `yaml:"routes"`
+	// WSOrigins lists the browser origins whose pages may open a ws:// or
+	// wss:// connection ("*": any). A client without an Origin header and
+	// a page on the guard's own host are always allowed. Default empty.
+	WSOrigins []string `yaml:"ws_origins"`
+}
+
+// SIPRoute binds listeners to one upstream (one FreeSWITCH profile).
+type SIPRoute struct {
+	// Name labels the route in logs and metrics: a-z, 0-9, _ and -.
+	Name string `yaml:"name"`
+	// Listen lists the route's listener URLs, as sip.listen.
+	Listen []string `yaml:"listen"`
+	// Upstream is the route's PBX socket, as sip.upstream.
+	Upstream string `yaml:"upstream"`
+	// AllowSources, when not empty, are the only sources that may use the
+	// route (a trunk profile: the carriers). Empty: anyone.
+	AllowSources []Prefix `yaml:"allow_sources"`
+	// DenySources may never use the route.
+	DenySources []Prefix `yaml:"deny_sources"`
 }
 
 // TLS configures TLS listeners.

@@ -311,6 +311,18 @@ func (c *Config) normalize() {
 	if len(c.Sources) == 0 {
 		c.Sources = nil
 	}
+	if len(c.SIP.AllowSources) == 0 {
+		c.SIP.AllowSources = nil
+	}
+	if len(c.SIP.DenySources) == 0 {
+		c.SIP.DenySources = nil
+	}
+	if len(c.SIP.Routes) == 0 {
+		c.SIP.Routes = nil
+	}
+	if len(c.SIP.WSOrigins) == 0 {
+		c.SIP.WSOrigins = nil
+	}
 	if len(c.Honeypot.Accounts) == 0 {
 		c.Honeypot.Accounts = nil
 	}

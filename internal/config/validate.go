@@ -26,14 +26,14 @@ func (c *Config) Validate() error {
 	default:
 		return bad("log.format", fmt.Sprintf("unknown format %q", c.Log.Format), "text or json")
 	}
-	tlsAt := -1
+	tlsAt, tlsScheme := -1, ""
 	for i, l := range c.SIP.Listen {
-		u, err := ParseSIPURL(l, "udp", "tcp", "tls")
+		u, err := ParseSIPURL(l, "udp", "tcp", "tls", "ws", "wss")
 		if err != nil {
-			return bad(fmt.Sprintf("sip.listen[%d]", i), err.Error(), "udp://0.0.0.0:5060, tcp://0.0.0.0:5060 or tls://0.0.0.0:5061")
+			return bad(fmt.Sprintf("sip.listen[%d]", i), err.Error(), "udp://0.0.0.0:5060, tcp://0.0.0.0:5060, tls://0.0.0.0:5061, ws://0.0.0.0:5066 or wss://0.0.0.0:7443")
 		}
-		if u.Scheme == "tls" && tlsAt < 0 {
-			tlsAt = i
+		if (u.Scheme == "tls" || u.Scheme == "wss") && tlsAt < 0 {
+			tlsAt, tlsScheme = i, u.Scheme
 		}
 	}
 	if c.SIP.Upstream != "" {
@@ -43,11 +43,14 @@ func (c *Config) Validate() error {
 	} else if len(c.SIP.Listen) > 0 {
 		return bad("sip.upstream", "must be set when sip.listen is not empty", "the PBX's private address, e.g. udp://127.0.0.1:5080")
 	}
+	if err := c.validateRoutes(); err != nil {
+		return err
+	}
 	if c.SIP.Advertise != "" && net.ParseIP(c.SIP.Advertise) == nil {
 		return bad("sip.advertise", fmt.Sprintf("%q is not an IP address", c.SIP.Advertise), "the public IP clients reach the guard on")
 	}
 	if tlsAt >= 0 && (c.SIP.TLS.Cert == "" || c.SIP.TLS.Key == "") {
-		return bad(fmt.Sprintf("sip.listen[%d]", tlsAt), "a tls:// listener needs sip.tls.cert and sip.tls.key", "PEM files of the guard's certificate and key")
+		return bad(fmt.Sprintf("sip.listen[%d]", tlsAt), "a "+tlsScheme+":// listener needs sip.tls.cert and sip.tls.key", "PEM files of the guard's certificate and key")
 	}
 	if c.SIP.TLS.ClientCA != "" && (c.SIP.TLS.Cert == "" || c.SIP.TLS.Key == "") {
 		return bad("sip.tls.client_ca", "mutual TLS needs sip.tls.cert and sip.tls.key too", "set the server certificate and key")

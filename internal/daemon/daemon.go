@@ -77,8 +77,8 @@ type Guard struct {
 	f2bCmd  []string
 	killing chan struct{} // slots for refused calls being ended
 
-	upstream netip.Prefix
-	pbx      netip.Prefix // the Event Socket's host: FreeSWITCH itself
+	upstream []netip.Prefix // every route's PBX
+	pbx      netip.Prefix   // the Event Socket's host: FreeSWITCH itself
 	ready    chan struct{}
 }
 
@@ -118,13 +118,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 	}
 	g.log.Info("bans reloaded from store", "count", len(bans))
 
-	if cfg.SIP.Upstream != "" {
-		u, _ := config.ParseSIPURL(cfg.SIP.Upstream, "udp", "tcp") // validated
-		host, _, _ := net.SplitHostPort(u.Host)
-		if a, err := netip.ParseAddr(host); err == nil {
-			g.upstream = decision.HostPrefix(a)
-		}
-	}
+	g.upstream = upstreamHosts(cfg)
 	g.pbx = eslHost(cfg.FreeSWITCH)
 	g.lists.Store(g.buildLists(cfg))
 	g.pers = newPersister(st, g.log.With("component", "bans"))
@@ -173,7 +167,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 		g.log.Warn("allow is empty: add your offices and SIP trunks, so that a NAT full of phones or a forged datagram cannot get them banned")
 	}
 
-	if len(cfg.SIP.Listen) > 0 {
+	if sipEnabled(cfg) {
 		tc, err := serverTLS(cfg.SIP.TLS)
 		if err != nil {
 			return fail(err)
@@ -183,7 +177,10 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 			return fail(err)
 		}
 		g.proxy, err = sipfw.New(sipfw.Options{
-			Listen: cfg.SIP.Listen, Upstream: cfg.SIP.Upstream, Advertise: cfg.SIP.Advertise, TLS: tc,
+			Listen: cfg.SIP.Listen, Upstream: defaultUpstream(cfg), Routes: sipRoutes(cfg),
+			AllowSources: config.Prefixes(cfg.SIP.AllowSources), DenySources: config.Prefixes(cfg.SIP.DenySources),
+			WSOrigins: cfg.SIP.WSOrigins,
+			Advertise: cfg.SIP.Advertise, TLS: tc,
 			BannedResponse: cfg.SIP.BannedResponse, UpstreamTimeout: cfg.SIP.UpstreamTimeout.D(),
 			MaxMessageSize: cfg.SIP.MaxMessageSize,
 			FlowKey:        key, StripHeaders: cfg.SIP.StripHeaders,
@@ -228,8 +225,8 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 // the PBX is never banned, whatever passes through it.
 func (g *Guard) buildLists(cfg *config.Config) *decision.Lists {
 	l := decision.NewLists(config.Prefixes(cfg.Allow), config.Prefixes(cfg.Deny))
-	if g.upstream.IsValid() {
-		l = l.AddAllow(g.upstream)
+	for _, u := range g.upstream {
+		l = l.AddAllow(u)
 	}
 	if g.pbx.IsValid() {
 		l = l.AddAllow(g.pbx)

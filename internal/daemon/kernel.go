@@ -29,7 +29,7 @@ func (g *Guard) openKernel(cfg *config.Config, stored []decision.Decision) error
 	// Beside FreeSWITCH (no inline listener) the kernel is the only place a
 	// ban can drop traffic, so it takes unproven bans too; the engine caps
 	// them at unproven.maxtime, and one datagram never makes one.
-	k.unproven = len(cfg.SIP.Listen) == 0
+	k.unproven = !sipEnabled(cfg)
 	g.kern = k
 	n, err := k.sync(stored)
 	if err != nil {

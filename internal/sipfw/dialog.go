@@ -165,7 +165,8 @@ func (t *dialogTable) bye(req *sip.Request, up bool, from flow) (*dialog, bool) 
 }
 
 // sideOf returns the leg that sent req: the one whose flow it came from and
-// whose tag is its From tag, or nil.
+// whose tag is its From tag, or nil. The PBX's leg is sent by the PBX of
+// the call's own route only.
 func (d *dialog) sideOf(req *sip.Request, up bool, from flow) *leg {
 	ft, _ := req.From().Params.Get("tag")
 	tt, _ := req.To().Params.Get("tag")
@@ -177,7 +178,7 @@ func (d *dialog) sideOf(req *sip.Request, up bool, from flow) *leg {
 		if ft != l.tag || tt != other.tag {
 			continue
 		}
-		if l.up && up || !l.up && !up && sameFlow(l.flow, from) {
+		if l.up && up && sameRoute(l.flow, from) || !l.up && !up && sameFlow(l.flow, from) {
 			return l
 		}
 	}

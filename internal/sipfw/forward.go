@@ -33,7 +33,7 @@ func (p *Proxy) handle(msg sip.Message, in *inbound) {
 func (p *Proxy) handleRequest(req *sip.Request, in *inbound) {
 	p.m.request(string(req.Method))
 	if in.up {
-		p.upstreamAlive()
+		p.upstreamAlive(in.from.lis.route)
 	}
 	// RFC 3261 §16.3 step 1: without these the request can be neither
 	// answered nor forwarded.
@@ -98,8 +98,9 @@ func (p *Proxy) handleRequest(req *sip.Request, in *inbound) {
 // toUpstream forwards a request from outside to the PBX.
 func (p *Proxy) toUpstream(req *sip.Request, in *inbound, meta event.Meta, tap event.SIP, loop uint64, initial bool) {
 	isAck := req.Method == sip.ACK
-	dst, ok := p.upstreamFlow()
-	if !ok || (p.up.down.Load() && !isAck) {
+	r := in.from.lis.route
+	dst, ok := p.upstreamFlow(r)
+	if !ok || (r.health.down.Load() && !isAck) {
 		// The upstream is known to be down: answer at once (RFC 3261
 		// §16.7 step 6 lets a proxy answer 503 for an unreachable hop).
 		if !isAck {
@@ -119,14 +120,14 @@ func (p *Proxy) toUpstream(req *sip.Request, in *inbound, meta event.Meta, tap e
 	tok := p.flows.encode(in.from)
 	branch := p.branch(req, loop)
 	if recordsRoute(req) {
-		p.recordRoute(req, in.from.lis, tok, true)
+		p.recordRoute(req, in.from.lis, r.inside, tok, true)
 	}
 	if req.Method == sip.REGISTER {
 		// RFC 3327 §4.3: the PBX keeps this Path (FreeSWITCH: fs_path)
 		// and routes requests for the phone back through its flow.
-		req.PrependHeader(sip.NewHeader("Path", "<"+routeURI(p.inside, tok)+">"))
+		req.PrependHeader(sip.NewHeader("Path", "<"+routeURI(r.inside, tok)+">"))
 	}
-	pushVia(req, p.inside, branch, tok)
+	pushVia(req, r.inside, branch, tok)
 	if !isAck {
 		e := &pendingEntry{req: req, client: in.from, meta: meta, sip: tap, initial: initial,
 			expires: -1, deadline: in.at.Add(p.o.UpstreamTimeout)}
@@ -155,11 +156,13 @@ func (p *Proxy) toUpstream(req *sip.Request, in *inbound, meta event.Meta, tap e
 
 // toPhone forwards a request from the PBX to the flow named by its Route
 // (from Path or Record-Route). The token must verify and name a public
-// listener: the PBX can reach the phones that came through the proxy, and
-// nothing else — a Request-URI naming another host is never followed, so a
-// compromised or misconfigured PBX cannot turn the proxy into a relay.
+// listener of the PBX's own route: the PBX can reach the phones that came
+// through the proxy on its route, and nothing else — a Request-URI naming
+// another host is never followed, so a compromised or misconfigured PBX
+// cannot turn the proxy into a relay, and one profile's PBX cannot reach
+// another profile's phones or trunks.
 func (p *Proxy) toPhone(req *sip.Request, in *inbound, target flow, routed bool, loop uint64) {
-	if !routed || target.lis.url == "" {
+	if !routed || target.lis.url == "" || !sameRoute(target, in.from) {
 		p.m.drop(dropNoRoute)
 		p.reply(req, in, 404, "Not Found")
 		return
@@ -174,7 +177,7 @@ func (p *Proxy) toPhone(req *sip.Request, in *inbound, target flow, routed bool,
 	tok := p.flows.encode(target)
 	branch := p.branch(req, loop)
 	if recordsRoute(req) {
-		p.recordRoute(req, target.lis, tok, false)
+		p.recordRoute(req, target.lis, in.from.lis.route.inside, tok, false)
 	}
 	pushVia(req, target.lis, branch, p.flows.encode(in.from))
 	if req.Method == sip.INVITE && !hasToTag(req) {
@@ -259,13 +262,13 @@ func recordsRoute(req *sip.Request) bool {
 // two (RFC 5658 §4), the phone-facing one carrying the phone's flow token so
 // in-dialog requests from the PBX find the phone behind its NAT. The entry
 // facing the next hop goes on top.
-func (p *Proxy) recordRoute(req *sip.Request, phoneSide *listener, tok string, towardUpstream bool) {
+func (p *Proxy) recordRoute(req *sip.Request, phoneSide, inside *listener, tok string, towardUpstream bool) {
 	outer := &sip.RecordRouteHeader{Address: routeAddr(phoneSide, tok)}
-	if sameFace(phoneSide, p.inside) {
+	if sameFace(phoneSide, inside) {
 		req.PrependHeader(outer)
 		return
 	}
-	inner := &sip.RecordRouteHeader{Address: routeAddr(p.inside, "")}
+	inner := &sip.RecordRouteHeader{Address: routeAddr(inside, "")}
 	if towardUpstream {
 		req.PrependHeader(outer)
 		req.PrependHeader(inner)
@@ -281,10 +284,16 @@ func sameFace(a, b *listener) bool {
 }
 
 // routeAddr is a loose-routing URI (RFC 3261 §19.1.1 lr) for l, with user
-// as its user part.
+// as its user part. A WebSocket listener is "transport=ws", under the sips
+// scheme for wss:// (RFC 7118 §5.2).
 func routeAddr(l *listener, user string) sip.Uri {
-	return sip.Uri{Scheme: "sip", User: user, Host: l.advHost, Port: l.advPort,
-		UriParams: sip.HeaderParams{{K: "transport", V: l.network}, {K: "lr"}}}
+	scheme, tp := "sip", l.network
+	switch l.network {
+	case "wss":
+		scheme, tp = "sips", "ws"
+	}
+	return sip.Uri{Scheme: scheme, User: user, Host: l.advHost, Port: l.advPort,
+		UriParams: sip.HeaderParams{{K: "transport", V: tp}, {K: "lr"}}}
 }
 
 // routeURI renders routeAddr as text.

@@ -84,7 +84,8 @@ func (t *byeTable) get(branch string) (*byeTxn, bool) {
 // it was sent to, counts; anything else is a forged response.
 func (p *Proxy) byeAnswered(res *sip.Response, branch string, in *inbound) {
 	x, ok := p.byes.get(branch)
-	if !ok || x.up != in.up || !x.up && !sameFlow(x.to, in.from) {
+	// From the side it was sent to: that flow, or the PBX of its route.
+	if !ok || x.up != in.up || !x.up && !sameFlow(x.to, in.from) || x.up && !sameRoute(x.to, in.from) {
 		p.forged(in)
 		return
 	}
@@ -104,7 +105,7 @@ func (p *Proxy) answerOutbound(e *pendingEntry, res *sip.Response, at time.Time)
 	if c := e.req.Contact(); c != nil {
 		caller.target = *c.Address.Clone()
 	}
-	up, _ := p.upstreamFlow()
+	up, _ := p.upstreamFlow(e.client.lis.route)
 	d := &dialog{meta: e.meta, sip: e.sip, start: e.meta.Time, answered: at, outbound: true,
 		caller: caller, callee: leg{flow: up, up: true}}
 	p.confirmDialog(d, res)
@@ -118,9 +119,10 @@ func (p *Proxy) answerInbound(res *sip.Response, branch string, in *inbound) {
 	if !ok || res.StatusCode >= 300 {
 		return
 	}
-	up, _ := p.upstreamFlow()
+	r := in.from.lis.route
+	up, _ := p.upstreamFlow(r)
 	caller := leg{flow: up, up: true, target: o.contact}
-	d := &dialog{meta: event.Meta{Time: o.start, Source: p.upAddr, Transport: event.Transport(p.upNet)},
+	d := &dialog{meta: event.Meta{Time: o.start, Source: r.addr, Transport: event.Transport(r.net)},
 		sip: o.sip, start: o.start, answered: in.at, caller: caller, callee: leg{flow: in.from}}
 	p.confirmDialog(d, res)
 }
@@ -350,7 +352,12 @@ func (p *Proxy) sendBye(ctx context.Context, d *dialog, to, as *leg) error {
 	dst, up := to.flow, to.up
 	if up {
 		var ok bool
-		if dst, ok = p.upstreamFlow(); !ok {
+		// The PBX of the route the phone's leg came on.
+		phone := &d.caller
+		if to == &d.caller {
+			phone = &d.callee
+		}
+		if dst, ok = p.upstreamFlow(phone.flow.lis.route); !ok {
 			return fmt.Errorf("%s (the PBX): no connection", side)
 		}
 	}

@@ -251,10 +251,11 @@ func startRig(t *testing.T, mod func(*Options, *peer)) *rig {
 	return &rig{p: p, pbx: pbx, rec: rec, reg: reg}
 }
 
-// addr is the bound address of the listener whose URL starts with scheme.
+// addr is the bound address of the default route's listener whose URL
+// starts with scheme.
 func (r *rig) addr(scheme string) netip.AddrPort {
 	for u, a := range r.p.Addrs() {
-		if strings.HasPrefix(u, scheme+"://") {
+		if strings.HasPrefix(u, scheme+"://127.0.0.10:") {
 			ap, _ := netip.ParseAddrPort(a.String())
 			return ap
 		}

@@ -23,11 +23,14 @@ const (
 	dropForged     = "forged"       // a response naming this proxy without a flow token it minted for that direction
 	dropConnEvict  = "conn_evicted" // an idle connection that never registered, closed to make room
 	dropConnIdle   = "conn_idle"    // a connection closed for its first-message or idle deadline
+	dropRoute      = "route"        // a source the listener's route does not admit (allow_sources, deny_sources)
+	dropWS         = "ws"           // a WebSocket handshake or framing error, no "sip" subprotocol, a ping flood
+	dropWSOrigin   = "ws_origin"    // a WebSocket handshake from a browser page whose origin is not allowed
 )
 
 var dropReasons = []string{dropGate, dropVerdict, dropMalformed, dropTooLarge, dropStray,
 	dropNoRoute, dropSendError, dropQueueFull, dropConnLimit, dropTLS, dropAckRefused, dropForged,
-	dropConnEvict, dropConnIdle}
+	dropConnEvict, dropConnIdle, dropRoute, dropWS, dropWSOrigin}
 
 // knownMethods bounds the method label; anything else counts as "OTHER".
 var knownMethods = []string{"REGISTER", "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS",
@@ -42,7 +45,7 @@ type metrics struct {
 	rejects   *prometheus.CounterVec
 	latency   prometheus.Histogram
 	evictions *prometheus.CounterVec
-	upstream  prometheus.Gauge
+	upstream  *prometheus.GaugeVec
 	hangups   *prometheus.CounterVec
 }
 
@@ -76,10 +79,10 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 		Name: "tollguard_sipfw_hangups_total",
 		Help: "Calls the proxy ended itself with a BYE to both sides, by cause (hangup, deadline) and result (ok, failed).",
 	}, []string{"cause", "result"})
-	upstream := prometheus.NewGauge(prometheus.GaugeOpts{
+	upstream := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "tollguard_sipfw_upstream_up",
-		Help: "1 while the upstream answers, 0 after it failed to answer within upstream_timeout.",
-	})
+		Help: "1 while the route's upstream answers, 0 after it failed to answer within upstream_timeout.",
+	}, []string{"route"})
 	m := &metrics{
 		requests: make(map[string]prometheus.Counter, len(knownMethods)),
 		drops:    make(map[string]prometheus.Counter, len(dropReasons)),
@@ -106,7 +109,6 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 	evictions.WithLabelValues("pending")
 	evictions.WithLabelValues("dialog")
 	evictions.WithLabelValues("call")
-	upstream.Set(1)
 	return m, nil
 }
 

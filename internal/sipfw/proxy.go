@@ -1,9 +1,11 @@
 // Package sipfw is tollguard's inline SIP proxy: the public SIP endpoint in
-// front of a PBX on a private address. It reads UDP, TCP and TLS, asks the
-// engine's Gate about every datagram and connection before parsing, hands a
-// typed event for every request and final response to the engine's Checker,
-// and forwards what passes statelessly (RFC 3261 §16.11) to the upstream
-// PBX, or from the PBX back to phones through the flows they registered on.
+// front of a PBX on a private address. It reads UDP, TCP, TLS and
+// WebSocket (RFC 7118), asks the engine's Gate about every datagram and
+// connection before parsing, hands a typed event for every request and
+// final response to the engine's Checker, and forwards what passes
+// statelessly (RFC 3261 §16.11) to the upstream of the listener's route
+// (one per PBX profile), or from that PBX back to phones through the flows
+// they registered on.
 package sipfw
 
 import (
@@ -27,19 +29,32 @@ import (
 	"github.com/tollguard/tollguard/internal/engine"
 )
 
-// Options configures a Proxy. Listen, Upstream, Checker and Gate are
-// required; the rest have defaults.
+// Options configures a Proxy. Checker, Gate and at least one route
+// (Listen and Upstream, or Routes) are required; the rest have defaults.
 type Options struct {
-	// Listen lists public listeners: "udp://0.0.0.0:5060", "tcp://…", "tls://…".
+	// Listen lists public listeners: "udp://0.0.0.0:5060", "tcp://…",
+	// "tls://…", and "ws://…" or "wss://…" for browser phones (RFC 7118).
 	Listen []string
 	// Upstream is the PBX: "udp://127.0.0.1:5080" or "tcp://…". The host
-	// must be an IP address.
+	// must be an IP address. Listen and Upstream make the route named
+	// "default"; both are empty when Routes holds every route.
 	Upstream string
+	// AllowSources and DenySources restrict the default route as
+	// Route.AllowSources and Route.DenySources do.
+	AllowSources, DenySources []netip.Prefix
+	// Routes are further listeners bound each to their own upstream (one
+	// per FreeSWITCH profile), after the default route.
+	Routes []Route
 	// Advertise is the IP put in Via and Record-Route on the public side when
 	// a listener binds a wildcard address. Empty: the address of the
 	// interface that routes to the upstream.
 	Advertise string
-	// TLS is the server config for tls:// listeners, with ClientCAs and
+	// WSOrigins lists the browser origins ("https://app.example.com") whose
+	// pages may open a WebSocket; "*" allows any. A client without an
+	// Origin header (no browser) and a page on the guard's own host are
+	// always allowed (see originAllowed).
+	WSOrigins []string
+	// TLS is the server config for tls:// and wss:// listeners, with ClientCAs and
 	// ClientAuth already set for mutual TLS; nil if there are none.
 	TLS *tls.Config
 	// BannedResponse is "drop" (default) or "reject": what a datagram from a
@@ -118,18 +133,14 @@ type Proxy struct {
 	parser *sip.Parser
 	now    func() time.Time
 
-	upNet  string         // "udp" or "tcp"
-	upAddr netip.AddrPort // the PBX
+	routes []*upstream // the default route first, then Options.Routes
 
 	ctx       context.Context
 	listeners []*listener // public listeners first, then internal ones
-	inside    *listener   // the listener that talks to a UDP upstream, or accepts the PBX's TCP
 	conns     *connTable
 	pending   *pendingTable
 	dialogs   *dialogTable
 	byes      byeTable
-	up        upstreamHealth
-	upTCP     upstreamDialer
 	flows     *flowCodec
 	strip     map[string]bool // lower-case names, compact forms included
 
@@ -150,35 +161,18 @@ type listener struct {
 	advPort   int
 	pc        *net.UDPConn
 	ln        net.Listener
-	transport string // event.Transport value
+	transport string    // event.Transport value
+	route     *upstream // the route the listener belongs to
 }
 
 // New validates o and returns a Proxy ready to Run.
 func New(o Options) (*Proxy, error) {
-	if len(o.Listen) == 0 {
-		return nil, errors.New("sipfw: no listeners")
-	}
 	if o.Checker == nil || o.Gate == nil {
 		return nil, errors.New("sipfw: Checker and Gate are required")
 	}
-	upNet, upAddr, err := parseURL(o.Upstream)
+	routes, err := buildRoutes(&o)
 	if err != nil {
-		return nil, fmt.Errorf("sipfw: upstream: %w", err)
-	}
-	if upNet != "udp" && upNet != "tcp" {
-		return nil, fmt.Errorf("sipfw: upstream %q: only udp and tcp are supported", o.Upstream)
-	}
-	if upAddr.Addr().IsUnspecified() || upAddr.Port() == 0 {
-		return nil, fmt.Errorf("sipfw: upstream %q: needs an address and a port", o.Upstream)
-	}
-	for _, l := range o.Listen {
-		n, _, err := parseURL(l)
-		if err != nil {
-			return nil, fmt.Errorf("sipfw: listener: %w", err)
-		}
-		if n == "tls" && o.TLS == nil {
-			return nil, fmt.Errorf("sipfw: listener %q needs a TLS config", l)
-		}
+		return nil, fmt.Errorf("sipfw: %w", err)
 	}
 	if o.Advertise != "" {
 		if _, err := netip.ParseAddr(o.Advertise); err != nil {
@@ -248,7 +242,7 @@ func New(o Options) (*Proxy, error) {
 	parser.MaxMessageLength = o.MaxMessageSize
 	p := &Proxy{
 		o: o, log: log.With("component", "sipfw"), m: m, parser: parser, now: o.Now,
-		upNet: upNet, upAddr: upAddr,
+		routes:  routes,
 		conns:   newConnTable(o.MaxConnections, o.MaxConnectionsPerSource),
 		flows:   newFlowCodec(o.FlowKey),
 		strip:   strip,
@@ -258,7 +252,10 @@ func New(o Options) (*Proxy, error) {
 		ready:   make(chan struct{}),
 		addrs:   make(map[string]net.Addr),
 	}
-	p.upTCP.p = p
+	for _, r := range routes {
+		r.dialer.p, r.dialer.r = p, r
+		m.upstream.WithLabelValues(r.name).Set(1)
+	}
 	if o.Registry != nil {
 		err := o.Registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tollguard_sipfw_connections",
@@ -285,9 +282,9 @@ func parseURL(s string) (string, netip.AddrPort, error) {
 	}
 	n := strings.ToLower(u.Scheme)
 	switch n {
-	case "udp", "tcp", "tls":
+	case "udp", "tcp", "tls", "ws", "wss":
 	default:
-		return "", netip.AddrPort{}, fmt.Errorf("%q: scheme must be udp, tcp or tls", s)
+		return "", netip.AddrPort{}, fmt.Errorf("%q: scheme must be udp, tcp, tls, ws or wss", s)
 	}
 	ap, err := netip.ParseAddrPort(u.Host)
 	if err != nil {
@@ -327,7 +324,9 @@ func (p *Proxy) Run(ctx context.Context) error {
 		return err
 	}
 	close(p.ready)
-	p.log.Info("proxy listening", "listeners", len(p.o.Listen), "upstream", p.o.Upstream)
+	for _, r := range p.routes {
+		p.log.Info("proxy listening", "route", r.name, "listeners", len(r.listen), "upstream", r.url)
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, l := range p.listeners {
@@ -360,12 +359,24 @@ func (p *Proxy) closeAll() {
 	p.conns.closeAll()
 }
 
-// bind opens every listener and decides the advertised addresses.
+// bind opens every route's listeners and decides the advertised
+// addresses.
 func (p *Proxy) bind() error {
-	route := p.routeIP()
-	for _, s := range p.o.Listen {
+	for _, r := range p.routes {
+		if err := p.bindRoute(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bindRoute opens r's listeners and its inside listener.
+func (p *Proxy) bindRoute(r *upstream) error {
+	route := routeIP(r.addr)
+	var own []*listener
+	for _, s := range r.listen {
 		network, ap, _ := parseURL(s)
-		l := &listener{idx: len(p.listeners), url: s, network: network}
+		l := &listener{idx: len(p.listeners), url: s, network: network, route: r}
 		if err := p.open(l, ap); err != nil {
 			return err
 		}
@@ -377,6 +388,7 @@ func (p *Proxy) bind() error {
 			}
 		}
 		p.listeners = append(p.listeners, l)
+		own = append(own, l)
 		p.addrsMu.Lock()
 		if l.pc != nil {
 			p.addrs[s] = l.pc.LocalAddr()
@@ -388,28 +400,28 @@ func (p *Proxy) bind() error {
 		}
 		p.addrsMu.Unlock()
 	}
-	// The inside listener faces the PBX: the first listener of the
-	// upstream's transport, advertised under the address that routes to the
-	// PBX; a private socket when there is none.
-	for _, l := range p.listeners {
-		if l.network == p.upNet {
+	// The inside listener faces the PBX: the route's first listener of the
+	// upstream's transport, advertised under the address that routes to
+	// the PBX; a private socket when there is none.
+	for _, l := range own {
+		if l.network == r.net {
 			in := *l
 			in.advHost = l.bind.Addr().String()
 			if l.bind.Addr().IsUnspecified() {
 				in.advHost = route.String()
 			}
-			p.inside = &in
+			r.inside = &in
 			break
 		}
 	}
-	if p.inside == nil {
-		l := &listener{idx: len(p.listeners), network: p.upNet}
+	if r.inside == nil {
+		l := &listener{idx: len(p.listeners), network: r.net, route: r}
 		if err := p.open(l, netip.AddrPortFrom(route, 0)); err != nil {
 			return err
 		}
 		l.advHost = route.String()
 		p.listeners = append(p.listeners, l)
-		p.inside = l
+		r.inside = l
 	}
 	return nil
 }
@@ -453,21 +465,12 @@ func (p *Proxy) open(l *listener, ap netip.AddrPort) error {
 	return nil
 }
 
-// routeIP is the local address the kernel would use to reach the upstream.
-func (p *Proxy) routeIP() netip.Addr {
-	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(p.upAddr))
-	if err != nil {
-		return netip.IPv4Unspecified()
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
-}
-
-// isUpstreamDatagram reports whether a datagram from src comes from the PBX:
-// its configured address and port, on a UDP upstream. The same address on
-// another port is an outside client like any other (a local user on the
-// PBX's host, or a second service there, is not the PBX). Over TCP only the
-// connection the proxy dialled is the PBX.
-func (p *Proxy) isUpstreamDatagram(src netip.AddrPort) bool {
-	return p.upNet == "udp" && src == p.upAddr
+// isUpstreamDatagram reports whether a datagram from src on l comes from
+// the PBX of l's route: its configured address and port, on a UDP
+// upstream. The same address on another port, or on another route's
+// listener, is an outside client like any other (a local user on the
+// PBX's host, a second service there, or another profile is not this
+// route's PBX). Over TCP only the connection the proxy dialled is the PBX.
+func isUpstreamDatagram(l *listener, src netip.AddrPort) bool {
+	return l.route.net == "udp" && src == l.route.addr
 }

@@ -310,12 +310,12 @@ func waitGauge(t *testing.T, r *rig, want bool) {
 	t.Helper()
 	deadline := time.Now().Add(waitLimit)
 	for time.Now().Before(deadline) {
-		if !r.p.up.down.Load() == want {
+		if !r.p.routes[0].health.down.Load() == want {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatalf("upstream up = %v, want %v", !r.p.up.down.Load(), want)
+	t.Fatalf("upstream up = %v, want %v", !r.p.routes[0].health.down.Load(), want)
 }
 
 // TestGateDropsBeforeParsing checks a banned source is dropped by the Gate
@@ -446,7 +446,7 @@ func TestOneLostAnswerIsNotAnOutage(t *testing.T) {
 	if !got[200] || !got[503] {
 		t.Fatalf("phone got %v, want a 200 and a 503 for %s", got, lost.CallID().Value())
 	}
-	if r.p.up.down.Load() {
+	if r.p.routes[0].health.down.Load() {
 		t.Fatal("upstream marked down although it answered during the wait")
 	}
 	ph.send(r.addr("udp"), strings.Replace(register(ph, r.addr("udp"), "1013", ""), "CSeq: 1", "CSeq: 9", 1))

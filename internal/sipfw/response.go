@@ -30,7 +30,7 @@ const forgedCharge = 4
 func (p *Proxy) handleResponse(res *sip.Response, in *inbound) {
 	p.m.response(res.StatusCode)
 	if in.up {
-		p.upstreamAlive()
+		p.upstreamAlive(in.from.lis.route)
 	}
 	via := res.Via()
 	if via == nil || res.CSeq() == nil {
@@ -53,13 +53,17 @@ func (p *Proxy) handleResponse(res *sip.Response, in *inbound) {
 	dst, ok := p.flows.decode(tok, p.listeners)
 	switch {
 	case !ok:
+	case !sameRoute(dst, in.from):
+		// A token minted on another route's listener: one profile's PBX
+		// never answers another's clients, nor a client another's PBX.
+		ok = false
 	case in.up:
 		// To a client of a request the proxy forwarded to the PBX.
-		ok = dst.lis.url != "" && !p.isUpstreamFlow(dst)
+		ok = dst.lis.url != "" && !isUpstreamFlow(dst)
 	default:
 		// From a client, to a request the PBX sent through the proxy.
-		if ok = p.isUpstreamFlow(dst); ok {
-			dst, ok = p.upstreamFlow()
+		if ok = isUpstreamFlow(dst); ok {
+			dst, ok = p.upstreamFlow(dst.lis.route)
 			if !ok {
 				p.m.drop(dropNoRoute)
 				return
@@ -91,9 +95,9 @@ func (p *Proxy) handleResponse(res *sip.Response, in *inbound) {
 	}
 }
 
-// isUpstreamFlow reports whether f is the PBX.
-func (p *Proxy) isUpstreamFlow(f flow) bool {
-	return f.remote == p.upAddr && f.lis.network == p.upNet
+// isUpstreamFlow reports whether f is the PBX of its listener's route.
+func isUpstreamFlow(f flow) bool {
+	return f.remote == f.lis.route.addr && f.lis.network == f.lis.route.net
 }
 
 // forged drops a response that names this proxy but no transaction it

@@ -107,7 +107,12 @@ func (p *Proxy) isSelf(host string, port int, transport string) bool {
 			return true
 		}
 	}
-	return host == p.inside.advHost && port == p.inside.advPort
+	for _, r := range p.routes {
+		if host == r.inside.advHost && port == r.inside.advPort {
+			return true
+		}
+	}
+	return false
 }
 
 // popRoutes removes the Route entries naming this proxy (RFC 3261 §16.4)

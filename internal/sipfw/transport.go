@@ -49,8 +49,12 @@ func (p *Proxy) serveUDP(ctx context.Context, l *listener) {
 			continue
 		}
 		now := p.now()
-		up := p.isUpstreamDatagram(src)
+		up := isUpstreamDatagram(l, src)
 		reject := false
+		if !up && !l.route.admits(src.Addr()) {
+			p.m.drop(dropRoute) // not this route's source: silent, like a ban
+			continue
+		}
 		if !up {
 			v := p.o.Gate.Admit(src.Addr(), now)
 			if v.Action != engine.Pass {
@@ -127,13 +131,18 @@ func (p *Proxy) serveStream(ctx context.Context, l *listener) {
 		ra = netip.AddrPortFrom(ra.Addr().Unmap(), ra.Port())
 		// An accepted connection is never the PBX, even from its address:
 		// only the connection the proxy dialled is (upstreamDialer).
+		if !l.route.admits(ra.Addr()) {
+			p.m.drop(dropRoute)
+			_ = c.Close()
+			continue
+		}
 		if v := p.o.Gate.Admit(ra.Addr(), p.now()); v.Action != engine.Pass {
 			p.m.drop(dropGate)
 			_ = c.Close()
 			continue
 		}
 		raw := c
-		if l.network == "tls" {
+		if l.network == "tls" || l.network == "wss" {
 			c = tls.Server(c, p.o.TLS)
 		}
 		sc := newStreamConn(c, l, ra, false)
@@ -192,6 +201,10 @@ func (p *Proxy) readStream(ctx context.Context, sc *streamConn) {
 			p.log.Debug("tls handshake failed", "src", sc.remote, "error", capq(err.Error()))
 			return
 		}
+	}
+	if sc.lis.isWS() {
+		p.readWS(sc, firstBy)
+		return
 	}
 	par := p.parser.NewSIPStream()
 	defer par.Close()
@@ -485,7 +498,13 @@ func (p *Proxy) write(msg sip.Message, f flow) error {
 	if sc == nil {
 		return errNoConn
 	}
-	if !sc.enqueue(bytes.Clone(buf.Bytes())) {
+	out := buf.Bytes()
+	if sc.lis.isWS() {
+		out = wsFrame(out) // RFC 7118 §5.1: one SIP message per WebSocket message
+	} else {
+		out = bytes.Clone(out)
+	}
+	if !sc.enqueue(out) {
 		return errQueueFull
 	}
 	return nil

@@ -26,39 +26,41 @@ type upstreamHealth struct {
 	seq       atomic.Uint32
 }
 
-func (p *Proxy) upstreamAlive() {
-	p.up.heard.Store(p.now().UnixNano())
-	if p.up.down.Load() && p.up.down.CompareAndSwap(true, false) {
-		p.m.upstream.Set(1)
-		p.log.Info("upstream answering again", "upstream", p.o.Upstream)
+func (p *Proxy) upstreamAlive(r *upstream) {
+	r.health.heard.Store(p.now().UnixNano())
+	if r.health.down.Load() && r.health.down.CompareAndSwap(true, false) {
+		p.m.upstream.WithLabelValues(r.name).Set(1)
+		p.log.Info("upstream answering again", "route", r.name, "upstream", r.url)
 	}
 }
 
-func (p *Proxy) upstreamDown() {
-	if p.up.down.CompareAndSwap(false, true) {
-		p.m.upstream.Set(0)
-		p.log.Warn("upstream not answering", "upstream", p.o.Upstream, "timeout", p.o.UpstreamTimeout)
+func (p *Proxy) upstreamDown(r *upstream) {
+	if r.health.down.CompareAndSwap(false, true) {
+		p.m.upstream.WithLabelValues(r.name).Set(0)
+		p.log.Warn("upstream not answering", "route", r.name, "upstream", r.url, "timeout", p.o.UpstreamTimeout)
 	}
 }
 
-// upstreamFlow is the flow requests to the PBX take. For a TCP upstream it
-// is the dialled connection; without one it starts a dial and reports false.
-func (p *Proxy) upstreamFlow() (flow, bool) {
-	f := flow{lis: p.inside, remote: p.upAddr}
-	if p.upNet == "udp" {
+// upstreamFlow is the flow requests to r's PBX take. For a TCP upstream it
+// is the dialled connection; without one it starts a dial and reports
+// false.
+func (p *Proxy) upstreamFlow(r *upstream) (flow, bool) {
+	f := flow{lis: r.inside, remote: r.addr}
+	if r.net == "udp" {
 		return f, true
 	}
-	if p.conns.get(p.upAddr) != nil {
+	if p.conns.get(r.addr) != nil {
 		return f, true
 	}
-	p.upTCP.kick()
+	r.dialer.kick()
 	return f, false
 }
 
-// upstreamDialer keeps one TCP connection to the PBX, dialled in the
+// upstreamDialer keeps one TCP connection to a route's PBX, dialled in the
 // background so no read loop waits on connect.
 type upstreamDialer struct {
 	p       *Proxy
+	r       *upstream
 	dialing atomic.Bool
 }
 
@@ -66,23 +68,23 @@ func (d *upstreamDialer) kick() {
 	if !d.dialing.CompareAndSwap(false, true) {
 		return
 	}
-	p := d.p
+	p, r := d.p, d.r
 	go func() {
 		defer d.dialing.Store(false)
 		ctx, cancel := context.WithTimeout(p.ctx, time.Second)
 		defer cancel()
 		var dl net.Dialer
-		c, err := dl.DialContext(ctx, "tcp", p.upAddr.String())
+		c, err := dl.DialContext(ctx, "tcp", r.addr.String())
 		if err != nil {
-			p.upstreamDown()
+			p.upstreamDown(r)
 			return
 		}
-		sc := newStreamConn(c, p.inside, p.upAddr, true)
+		sc := newStreamConn(c, r.inside, r.addr, true)
 		if _, ok := p.conns.add(sc); !ok {
 			_ = c.Close()
 			return
 		}
-		p.upstreamAlive()
+		p.upstreamAlive(r)
 		go p.readStream(p.ctx, sc)
 	}()
 }
@@ -101,8 +103,9 @@ func (p *Proxy) sweep(ctx context.Context) {
 		}
 		now := p.now()
 		for _, e := range p.pending.expire(now) {
-			if sent := e.deadline.Add(-p.o.UpstreamTimeout); p.up.heard.Load() < sent.UnixNano() {
-				p.upstreamDown()
+			r := e.client.lis.route
+			if sent := e.deadline.Add(-p.o.UpstreamTimeout); r.health.heard.Load() < sent.UnixNano() {
+				p.upstreamDown(r)
 			}
 			if e.req.Method == sip.ACK {
 				continue
@@ -125,31 +128,33 @@ func (p *Proxy) sweep(ctx context.Context) {
 		for _, id := range due {
 			go p.hangupDue(id)
 		}
-		if p.up.down.Load() && now.UnixNano()-p.up.lastProbe.Load() >= int64(probeInterval) {
-			p.up.lastProbe.Store(now.UnixNano())
-			p.probe()
+		for _, r := range p.routes {
+			if r.health.down.Load() && now.UnixNano()-r.health.lastProbe.Load() >= int64(probeInterval) {
+				r.health.lastProbe.Store(now.UnixNano())
+				p.probe(r)
+			}
 		}
 	}
 }
 
-// probe sends an OPTIONS to the upstream (RFC 3261 §11); any answer marks
-// it up again.
-func (p *Proxy) probe() {
-	dst, ok := p.upstreamFlow()
+// probe sends an OPTIONS to r's upstream (RFC 3261 §11); any answer
+// marks it up again.
+func (p *Proxy) probe(r *upstream) {
+	dst, ok := p.upstreamFlow(r)
 	if !ok {
 		return
 	}
-	n := p.up.seq.Add(1)
+	n := r.health.seq.Add(1)
 	ns := strconv.FormatUint(uint64(n), 10)
-	host := p.inside.advHost
-	req := sip.NewRequest(sip.OPTIONS, sip.Uri{Scheme: "sip", Host: p.upAddr.Addr().String(), Port: int(p.upAddr.Port())})
-	req.AppendHeader(&sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: p.inside.viaProto,
-		Host: host, Port: p.inside.advPort, Params: sip.HeaderParams{{K: "branch", V: probeBranch + ns}, {K: "rport"}}})
+	host := r.inside.advHost
+	req := sip.NewRequest(sip.OPTIONS, sip.Uri{Scheme: "sip", Host: r.addr.Addr().String(), Port: int(r.addr.Port())})
+	req.AppendHeader(&sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: r.inside.viaProto,
+		Host: host, Port: r.inside.advPort, Params: sip.HeaderParams{{K: "branch", V: probeBranch + ns}, {K: "rport"}}})
 	mf := sip.MaxForwardsHeader(70)
 	req.AppendHeader(&mf)
 	req.AppendHeader(&sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "tollguard", Host: host},
 		Params: sip.HeaderParams{{K: "tag", V: "probe" + ns}}})
-	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", Host: p.upAddr.Addr().String(), Port: int(p.upAddr.Port())}})
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", Host: r.addr.Addr().String(), Port: int(r.addr.Port())}})
 	cid := sip.CallIDHeader("tollguard-probe-" + ns + "@" + host)
 	req.AppendHeader(&cid)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: n, MethodName: sip.OPTIONS})

@@ -39,6 +39,8 @@ type guardOptions struct {
 	// SIPExtra is YAML added inside the generated sip: section, indented
 	// two spaces per line ("  max_connections: 100\n").
 	SIPExtra string
+	// ExtraListen are listener URLs added to sip.listen.
+	ExtraListen []string
 }
 
 // guard is a running tollguard serve process.
@@ -99,6 +101,7 @@ func startGuard(t testing.TB, opts guardOptions) *guard {
 			tlsConf = fmt.Sprintf("  tls: {cert: %q, key: %q, client_ca: %q}\n", opts.PKI.ServerCert, opts.PKI.ServerKey, opts.PKI.CAFile)
 		}
 	}
+	listen = append(listen, opts.ExtraListen...)
 	quoted := make([]string, len(listen))
 	for i, l := range listen {
 		quoted[i] = fmt.Sprintf("%q", l)
