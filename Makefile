@@ -4,7 +4,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X github.com/tollguard/tollguard/internal/cli.Version=$(VERSION)
 PKGS     := ./...
 
-.PHONY: all build run demo test test-unit test-deps lint bench fuzz clean
+.PHONY: all build run demo test test-unit test-deps lint bench fuzz deb clean
 
 all: build
 
@@ -41,5 +41,9 @@ fuzz:
 	  for f in $$($(GO) test -list '^Fuzz' $$p 2>/dev/null | grep '^Fuzz'); do \
 	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s $$p || exit 1; done; done
 
+## deb: the Debian package in dist/ (DEB_DIR overrides), built with dpkg-deb
+deb:
+	./scripts/build-deb.sh
+
 clean:
-	rm -rf tollguard data
+	rm -rf tollguard data dist

@@ -2,9 +2,10 @@
 # install-test-deps.sh installs the external programs tollguard's integration
 # tests run against: sipp (Debian package sip-tester), Kamailio with its TLS
 # modules, SIPVicious, fail2ban, nftables, PostgreSQL, Redis, iproute2,
-# util-linux (unshare) and openssl. It is idempotent: packages already
-# installed are left alone, and apt-get update runs at most once, only when
-# something is missing.
+# util-linux (unshare), openssl, promtool (Debian package prometheus, for the alerting rules), and
+# systemd-analyze, dpkg-deb and adduser (for the Debian package test). It is
+# idempotent: packages already installed are left alone, and apt-get update
+# runs at most once, only when something is missing.
 #
 # Run as root on Debian 12 (bookworm) or a compatible system:
 #   sudo scripts/install-test-deps.sh
@@ -25,6 +26,10 @@ iproute2:ip
 util-linux:unshare
 openssl:openssl
 python3:python3
+prometheus:promtool
+systemd:systemd-analyze
+adduser:adduser
+dpkg:dpkg-deb
 "
 
 say() { printf 'install-test-deps: %s\n' "$*"; }
@@ -60,7 +65,7 @@ fi
 
 # The packaged services are not needed by the tests (each test starts its own
 # instance); stopping them frees the well-known ports. Failure is harmless.
-for svc in kamailio redis-server postgresql fail2ban; do
+for svc in kamailio redis-server postgresql fail2ban prometheus; do
 	if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
 		say "stopping service $svc (tests start their own)"
 		systemctl stop "$svc" || true

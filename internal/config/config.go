@@ -38,6 +38,10 @@ type Config struct {
 	Flood Flood `yaml:"flood"`
 	// Honeypot lists accounts no legitimate device uses.
 	Honeypot Honeypot `yaml:"honeypot"`
+	// Probe bans sources of unauthenticated toll-fraud probes.
+	Probe Probe `yaml:"probe"`
+	// Unproven limits bans of sources whose address is not proven.
+	Unproven Unproven `yaml:"unproven"`
 	// PasswordPolicy is used by the configuration audit.
 	PasswordPolicy PasswordPolicy `yaml:"password_policy"`
 	// FreeSWITCH describes the protected FreeSWITCH: its Event Socket
@@ -47,6 +51,8 @@ type Config struct {
 	NFTables NFTables `yaml:"nftables"`
 	// Sources lists log files to follow.
 	Sources []LogSource `yaml:"sources"`
+	// Alerts configures alert channels and which alerts go where.
+	Alerts Alerts `yaml:"alerts"`
 }
 
 // Log configures the daemon's log.
@@ -161,14 +167,26 @@ type Enumeration struct {
 	FindTime    Duration `yaml:"findtime"`
 	MaxAccounts int      `yaml:"max_accounts"`
 	BanTime     Duration `yaml:"bantime"`
+	// SweepTargets bans a source that names this many distinct users it
+	// never proved, without credentials, within findtime (0: off).
+	// Default 8.
+	SweepTargets int `yaml:"sweep_targets"`
 }
 
 // Distributed detects one account failing from many sources.
 type Distributed struct {
 	FindTime   Duration `yaml:"findtime"`
 	MaxSources int      `yaml:"max_sources"`
-	// LockTime is how long new addresses are refused for the account.
+	// LockTime is how long the account stays locked.
 	LockTime Duration `yaml:"locktime"`
+	// NewSources is how many addresses new to a locked account may try
+	// per findtime (a slot is taken at the first request and given back
+	// on a registration); each is banned for the account at its first
+	// failure. Default 5.
+	NewSources int `yaml:"new_sources"`
+	// Remember is how far back the addresses each account registered from
+	// are reloaded from the store at start. Default 30d.
+	Remember Duration `yaml:"remember"`
 }
 
 // Fingerprints configures scanner recognition.
@@ -197,6 +215,25 @@ type Flood struct {
 type Honeypot struct {
 	Accounts []string `yaml:"accounts"`
 	BanTime  Duration `yaml:"bantime"`
+}
+
+// Probe bans a source that sends unauthenticated INVITEs (from an address
+// that never registered) that the PBX refuses or that dial Destinations.
+type Probe struct {
+	FindTime  Duration `yaml:"findtime"`
+	MaxProbes int      `yaml:"max_probes"`
+	BanTime   Duration `yaml:"bantime"`
+	// Destinations are regular expressions of dialled numbers (the
+	// Request-URI user) that make an unauthenticated INVITE a probe:
+	// international and premium-rate patterns.
+	Destinations []string `yaml:"destinations"`
+}
+
+// Unproven limits bans of a source whose address is not proven: a UDP
+// datagram's source can be forged. Such bans are inline only (never
+// written to the fail2ban log or the kernel) and last at most MaxTime.
+type Unproven struct {
+	MaxTime Duration `yaml:"maxtime"`
 }
 
 // PasswordPolicy is the minimum password quality the configuration audit

@@ -47,17 +47,26 @@ func Default() *Config {
 			FlushInterval: Duration(100 * time.Millisecond),
 		},
 		Jail: Jail{
-			RegisterFailure: []JailRule{{FindTime: Duration(60 * time.Second), MaxRetry: 3, BanMode: "ip_account", BanTime: Duration(180 * time.Second)}},
-			Factor:          2,
-			MaxTime:         Duration(24 * time.Hour),
+			RegisterFailure: []JailRule{
+				{FindTime: Duration(60 * time.Second), MaxRetry: 3, BanMode: "ip_account", BanTime: Duration(180 * time.Second)},
+				{FindTime: Duration(time.Hour), MaxRetry: 5, BanMode: "ip_account", BanTime: Duration(time.Hour)},
+				{FindTime: Duration(time.Hour), MaxRetry: 10, BanMode: "ip", BanTime: Duration(time.Hour)},
+			},
+			Factor:  2,
+			MaxTime: Duration(24 * time.Hour),
 		},
-		Enumeration:    Enumeration{FindTime: Duration(60 * time.Second), MaxAccounts: 5, BanTime: Duration(time.Hour)},
-		Distributed:    Distributed{FindTime: Duration(10 * time.Minute), MaxSources: 5, LockTime: Duration(30 * time.Minute)},
-		Fingerprints:   Fingerprints{Threshold: 100, BanTime: Duration(24 * time.Hour)},
-		Flood:          Flood{Window: Duration(2 * time.Second), Limit: 200, IPv6Prefix: 64, BanTime: Duration(5 * time.Minute), MaxSources: 1 << 20},
-		Honeypot:       Honeypot{BanTime: Duration(24 * time.Hour)},
+		Enumeration: Enumeration{FindTime: Duration(60 * time.Second), MaxAccounts: 5, BanTime: Duration(time.Hour), SweepTargets: 8},
+		Distributed: Distributed{FindTime: Duration(10 * time.Minute), MaxSources: 5, LockTime: Duration(30 * time.Minute),
+			NewSources: 5, Remember: Duration(30 * 24 * time.Hour)},
+		Fingerprints: Fingerprints{Threshold: 100, BanTime: Duration(24 * time.Hour)},
+		Flood:        Flood{Window: Duration(2 * time.Second), Limit: 200, IPv6Prefix: 64, BanTime: Duration(5 * time.Minute), MaxSources: 1 << 20},
+		Honeypot:     Honeypot{BanTime: Duration(24 * time.Hour)},
+		Probe: Probe{FindTime: Duration(10 * time.Minute), MaxProbes: 3, BanTime: Duration(time.Hour),
+			Destinations: []string{`^(\+|00|011)[1-9]`, `^(1?900|0900)`}},
+		Unproven:       Unproven{MaxTime: Duration(10 * time.Minute)},
 		PasswordPolicy: PasswordPolicy{Minimum: 6, Strength: 3},
 		NFTables:       NFTables{Table: "tollguard"},
+		Alerts:         defaultAlerts(),
 	}
 }
 
@@ -267,4 +276,5 @@ func (c *Config) normalize() {
 	if len(c.Honeypot.Accounts) == 0 {
 		c.Honeypot.Accounts = nil
 	}
+	c.Alerts.normalize()
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -137,8 +138,28 @@ func (c *Config) Validate() error {
 	if c.Enumeration.MaxAccounts < 2 || c.Enumeration.FindTime <= 0 || c.Enumeration.BanTime <= 0 {
 		return bad("enumeration", "max_accounts must be at least 2 and findtime, bantime positive", "defaults: 60s, 5, 1h")
 	}
+	if c.Enumeration.SweepTargets != 0 && c.Enumeration.SweepTargets < 2 {
+		return bad("enumeration.sweep_targets", "must be 0 (off) or at least 2", "the default 8 bans svwar before it has seen 10 answers")
+	}
 	if c.Distributed.MaxSources < 2 || c.Distributed.FindTime <= 0 || c.Distributed.LockTime <= 0 {
 		return bad("distributed", "max_sources must be at least 2 and findtime, locktime positive", "defaults: 10m, 5, 30m")
+	}
+	if c.Distributed.NewSources < 0 {
+		return bad("distributed.new_sources", "must not be negative", "0 refuses every new address during a lock; default 5")
+	}
+	if c.Distributed.Remember < 0 {
+		return bad("distributed.remember", "must not be negative", "default 30d")
+	}
+	if c.Probe.FindTime <= 0 || c.Probe.MaxProbes < 1 || c.Probe.BanTime <= 0 {
+		return bad("probe", "findtime, max_probes and bantime must be positive", "defaults: 10m, 3, 1h")
+	}
+	for i, d := range c.Probe.Destinations {
+		if _, err := regexp.Compile(d); err != nil || d == "" {
+			return bad(fmt.Sprintf("probe.destinations[%d]", i), fmt.Sprintf("not a regular expression: %q", d), `e.g. "^(\\+|00|011)[1-9]" for international numbers`)
+		}
+	}
+	if c.Unproven.MaxTime <= 0 {
+		return bad("unproven.maxtime", "must be positive", "default 10m")
 	}
 	if c.Fingerprints.Threshold < 1 || c.Fingerprints.BanTime <= 0 {
 		return bad("fingerprints", "threshold must be at least 1 and bantime positive", "defaults: 100, 24h")
@@ -201,6 +222,9 @@ func (c *Config) validateSidecar() error {
 			return bad(fmt.Sprintf("sources[%d].path", i), fmt.Sprintf("%q is listed twice", s.Path), "follow each file once")
 		}
 		seen[s.Path] = true
+	}
+	if err := c.Alerts.validate(); err != nil {
+		return err
 	}
 	return nil
 }

@@ -80,6 +80,11 @@ type Decision struct {
 	// Count is how many times this key has been banned, this ban included
 	// (repeat offenders get longer bans).
 	Count int `json:"count,omitempty"`
+	// Unproven is set when the source address behind the ban is not
+	// proven (a UDP datagram's source can be forged): such a ban is
+	// enforced inline only, is short, and enforcers outside the process
+	// (the fail2ban log, nftables) must skip it.
+	Unproven bool `json:"unproven,omitempty"`
 }
 
 // Key identifies what a decision applies to; two decisions with the same Key

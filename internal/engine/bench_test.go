@@ -24,6 +24,11 @@ func BenchmarkCheck(b *testing.B) {
 		{"call_attempt", func(int) event.Event {
 			return &event.CallAttempt{Meta: meta, SIP: sip, Account: "1001", Destination: "0044201234567"}
 		}},
+		// a registered phone's keep-alive: no credentials, so the sweep
+		// and probe checks look at it
+		{"request_no_credentials", func(int) event.Event {
+			return &event.Request{Meta: meta, SIP: event.SIP{Method: "OPTIONS", FromUser: "1001", ToUser: "1001", RURIUser: "1001", UserAgent: sip.UserAgent}}
+		}},
 		{"response", func(int) event.Event { return &event.Response{Meta: meta, SIP: sip, Code: 200} }},
 		{"register", func(int) event.Event { return &event.Register{Meta: meta, SIP: sip, Account: "1001"} }},
 		{"call_ended", func(int) event.Event { return &event.CallEnded{Meta: meta, SIP: sip, Account: "1001"} }},
@@ -34,7 +39,10 @@ func BenchmarkCheck(b *testing.B) {
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
-			e, _, _ := newEngine(b, "distributed: {max_sources: 1000000}\n")
+			// every detector on: a honeypot list, the default jail,
+			// enumeration sweeps, probes and locks
+			e, _, _ := newEngine(b, "distributed: {max_sources: 1000000}\nhoneypot: {accounts: [\"9999\"]}\n")
+			e.Known(src.Addr(), "1001")
 			ctx := context.Background()
 			evs := make([]event.Event, 4096)
 			for i := range evs {

@@ -6,27 +6,43 @@ import (
 	"time"
 
 	"github.com/tollguard/tollguard/internal/decision"
+	"github.com/tollguard/tollguard/internal/engine/detector"
+	"github.com/tollguard/tollguard/internal/engine/distributed"
+	"github.com/tollguard/tollguard/internal/engine/enumeration"
+	"github.com/tollguard/tollguard/internal/engine/fingerprint"
+	"github.com/tollguard/tollguard/internal/engine/honeypot"
 	"github.com/tollguard/tollguard/internal/engine/jail"
+	"github.com/tollguard/tollguard/internal/engine/probe"
 	"github.com/tollguard/tollguard/internal/event"
 )
 
 // Rule names used in verdicts and decisions.
 const (
 	RuleDeny        = "deny"
-	RuleBan         = "ban"
+	RuleBan         = jail.RuleBan
 	RuleFlood       = "flood"
-	RuleScanner     = "scanner"
-	RuleHoneypot    = "honeypot"
-	RuleEnumeration = "enumeration"
-	RuleDistributed = "distributed"
+	RuleScanner     = fingerprint.Name
+	RuleHoneypot    = honeypot.Name
+	RuleEnumeration = enumeration.Name
+	RuleDistributed = distributed.Name
+	RuleProbe       = probe.Name
 	// RuleJail prefixes the jail's decisions: "register_failure[0]".
-	RuleJail = "register_failure"
+	RuleJail = jail.Name
 )
+
+// scratch is one event's Input and Out, pooled so that hooks called
+// through interfaces do not allocate.
+type scratch struct {
+	in  detector.Input
+	out detector.Out
+}
 
 // Admit implements Gate. In order: an allowed source passes; a denied one
 // is dropped ("deny"); a banned one is dropped ("ban"); then the request is
 // counted against flood.limit and a source over it is banned and dropped
-// ("flood"). Admit does not allocate unless it bans.
+// ("flood"). Admit does not allocate unless it bans. A flood ban is
+// unproven: Admit cannot tell a datagram from a connection, and a UDP
+// flood's source can be forged.
 func (e *Engine) Admit(src netip.Addr, now time.Time) Verdict {
 	src = decision.Unmap(src)
 	if v, done := e.screen(src, now); done {
@@ -39,35 +55,38 @@ func (e *Engine) Admit(src netip.Addr, now time.Time) Verdict {
 		if g.Bits() < src.BitLen() {
 			scope = decision.ScopePrefix
 		}
-		e.apply(decision.Decision{Type: decision.TypeBan, Scope: scope, Prefix: g, Origin: decision.OriginEngine,
-			Rule: RuleFlood, Reason: "request rate over flood.limit", At: now, Until: now.Add(r.cfg.Flood.BanTime.D()), Count: 1})
+		e.apply(e.limit(r, decision.Decision{Type: decision.TypeBan, Scope: scope, Prefix: g, Origin: decision.OriginEngine,
+			Rule: RuleFlood, Reason: "request rate over flood.limit", At: now, Until: now.Add(r.cfg.Flood.BanTime.D()), Count: 1, Unproven: true}))
 		return e.count(Verdict{Action: Drop, Rule: RuleFlood, Reason: "request rate over flood.limit"})
 	}
 	return Verdict{}
 }
 
 // Check implements Checker. Requests (*event.Request, *event.CallAttempt)
-// get a verdict; *event.AuthFailure feeds the jail, enumeration and
-// distributed detectors; *event.Register records where an account
-// registered; *event.Response feeds the enumeration detector's abandoned
-// challenges. Other kinds pass. Check is safe for concurrent use and does
-// not allocate for a request that passes.
+// get a verdict from the detectors' request hooks, in order;
+// *event.AuthFailure, *event.Register, *event.Response and the call records
+// go to the detectors' other hooks. Check is safe for concurrent use and
+// does not allocate for a request that passes.
 func (e *Engine) Check(_ context.Context, ev event.Event) Verdict {
 	switch ev := ev.(type) {
 	case *event.Request:
-		return e.checkRequest(&ev.Meta, &ev.SIP, ev.SIP.Account(), true)
+		return e.checkRequest(event.KindRequest, &ev.Meta, &ev.SIP, ev.SIP.Account(), "", true)
 	case *event.CallAttempt:
 		acct := ev.Account
 		if acct == "" {
 			acct = ev.SIP.Account()
 		}
-		return e.checkRequest(&ev.Meta, &ev.SIP, acct, false)
+		return e.checkRequest(event.KindCallAttempt, &ev.Meta, &ev.SIP, acct, ev.Destination, false)
 	case *event.Response:
 		return e.response(ev)
 	case *event.AuthFailure:
 		return e.failure(ev)
 	case *event.Register:
-		e.registered(ev)
+		return e.registered(ev)
+	case *event.CallAnswered:
+		return e.call(event.KindCallAnswered, &ev.Meta, &ev.SIP, ev.Account, ev.Destination)
+	case *event.CallEnded:
+		return e.call(event.KindCallEnded, &ev.Meta, &ev.SIP, ev.Account, ev.Destination)
 	}
 	return Verdict{}
 }
@@ -79,83 +98,100 @@ func (e *Engine) clock(m *event.Meta) time.Time {
 	return e.now()
 }
 
-// checkRequest decides one request, in the documented order: allow, deny,
-// ip ban, scanner fingerprints, honeypot, abandoned challenges (Request
-// only), ip_account ban, account lock.
-func (e *Engine) checkRequest(m *event.Meta, s *event.SIP, account string, request bool) Verdict {
+// begin takes a scratch and fills its Input: the account and every name
+// the request uses for it, normalised (detector.Normalize), and the users
+// it is addressed to.
+func (e *Engine) begin(kind event.Kind, m *event.Meta, now time.Time, src netip.Addr, s *event.SIP, account string) *scratch {
+	sc := e.scratch.Get().(*scratch)
+	in := &sc.in
+	*in = detector.Input{Kind: kind, Now: now, Src: src, SIP: s, Proven: m.Transport != "udp"}
+	in.Account = detector.Normalize(account)
+	in.Names.Add(in.Account)
+	in.Names.Add(detector.Normalize(s.AuthUser))
+	if s.Method == "REGISTER" {
+		in.Names.Add(detector.Normalize(s.ToUser))
+	} else {
+		in.Names.Add(detector.Normalize(s.FromUser))
+	}
+	if in.Account == "" {
+		in.Account = in.Names.First()
+	}
+	in.Targets.Add(detector.Normalize(s.RURIUser))
+	in.Targets.Add(detector.Normalize(s.ToUser))
+	return sc
+}
+
+// end applies sc's decisions (limited when the source is unproven) and
+// returns sc to the pool.
+func (e *Engine) end(r *rules, sc *scratch) {
+	if ds := sc.out.Decisions(); len(ds) > 0 {
+		for _, d := range ds {
+			if !sc.in.Proven {
+				d.Unproven = true
+				d = e.limit(r, d)
+			}
+			e.apply(d)
+		}
+	}
+	sc.out.Reset()
+	sc.in = detector.Input{}
+	e.scratch.Put(sc)
+}
+
+// A message's source is proven (DESIGN key decision 9) when it came over a
+// completed TCP/TLS/WebSocket handshake: the peer answered packets sent to
+// its address. A UDP datagram proves nothing, per message: forging its
+// source costs one packet, an earlier registration from the address does
+// not make this datagram genuine, and even a refused password is no proof
+// (FreeSWITCH answers an unknown nonce with a stale challenge, never a
+// failure, but accepts a nonce it issued from any address, and a forger
+// can fetch one from its own; Kamailio's nonces are not bound to the
+// address either unless configured to). Events of unknown transport
+// (replays, PBX event sockets) count as proven.
+
+// limit marks d as unproven and caps its duration at unproven.maxtime.
+func (e *Engine) limit(r *rules, d decision.Decision) decision.Decision {
+	d.Unproven = true
+	if d.Scope == decision.ScopeAccount {
+		return d
+	}
+	if maxUntil := d.At.Add(r.unproven); d.Until.IsZero() || d.Until.After(maxUntil) {
+		d.Until = maxUntil
+	}
+	return d
+}
+
+// checkRequest decides one request: allow, deny, address bans, then the
+// detectors' request hooks in order (detectors.go) until one refuses.
+func (e *Engine) checkRequest(kind event.Kind, m *event.Meta, s *event.SIP, account, dest string, request bool) Verdict {
 	now := e.clock(m)
 	src := decision.Unmap(m.Source.Addr())
 	if v, done := e.screen(src, now); done {
 		return v
 	}
 	r := e.rules.Load()
-	fp := r.fp.Match(s)
-	if fp.Strong != "" {
-		e.banIP(src, now, RuleScanner, "scanner fingerprint "+fp.Strong, r.cfg.Fingerprints.BanTime.D())
-		return e.count(Verdict{Action: Drop, Rule: RuleScanner, Reason: fp.Strong})
-	}
-	if fp.Weak != 0 && request {
-		if total := e.addScore(r, src, fp.Weak, now); total >= r.cfg.Fingerprints.Threshold {
-			e.banIP(src, now, RuleScanner, "weak scanner marks reached fingerprints.threshold", r.cfg.Fingerprints.BanTime.D())
-			return e.count(Verdict{Action: Drop, Rule: RuleScanner, Reason: "score"})
+	sc := e.begin(kind, m, now, src, s, account)
+	sc.in.Request = request
+	sc.in.Destination = dest
+	for _, h := range r.onRequest {
+		h.Request(&e.shared, &sc.in, &sc.out)
+		if sc.out.V.Action != Pass {
+			break
 		}
 	}
-	if r.isHoneypot(account, s.ToUser, s.RURIUser) {
-		e.banIP(src, now, RuleHoneypot, "request for a honeypot account", r.cfg.Honeypot.BanTime.D())
-		return e.count(Verdict{Action: Drop, Rule: RuleHoneypot, Reason: "honeypot account"})
+	v := sc.out.V
+	e.end(r, sc)
+	if v.Rule != "" {
+		return e.count(v)
 	}
-	if request && r.enum.MayHavePending(src) {
-		if v, banned := e.judgeChallenges(r, src, s, now); banned {
-			return v
-		}
-	}
-	if account == "" {
-		return Verdict{}
-	}
-	if d, ok := e.set.BannedAccount(src, account, now); ok {
-		return e.count(Verdict{Action: Reject, Code: 403, Rule: RuleBan, Reason: d.Rule})
-	}
-	if _, ok := e.set.AccountLocked(account, now); ok {
-		e.mu.Lock()
-		known := e.known.Has(src, account)
-		e.mu.Unlock()
-		if !known {
-			return e.count(Verdict{Action: Reject, Code: 403, Rule: RuleDistributed, Reason: "account locked for new addresses"})
-		}
-	}
-	return Verdict{}
-}
-
-// addScore adds weak marks to src's remembered marks and returns the total
-// score of the distinct marks seen within scoreMemory.
-func (e *Engine) addScore(r *rules, src netip.Addr, mask uint64, now time.Time) int {
-	k := src.As16()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	sc, ok := r.scores[k]
-	if ok && now.Sub(sc.at) >= scoreMemory {
-		sc = score{}
-	}
-	if !ok && len(r.scores) >= maxScoreSources {
-		for k, v := range r.scores {
-			if now.Sub(v.at) >= scoreMemory {
-				delete(r.scores, k)
-			}
-		}
-		if len(r.scores) >= maxScoreSources {
-			clear(r.scores)
-		}
-	}
-	sc.mask |= mask
-	sc.at = now
-	r.scores[k] = sc
-	return r.fp.Score(sc.mask)
+	return v
 }
 
 // failure counts one authentication failure (DESIGN key decision 2: the
 // source only emits real failures; a stale-nonce one is ignored anyway,
 // RFC 7616 §3.3). It is recorded for Failures even from allowed sources,
-// which are never banned.
+// which are never banned. The verdict follows the bans: an ip ban drops,
+// an ip_account ban rejects.
 func (e *Engine) failure(ev *event.AuthFailure) Verdict {
 	if ev.Stale {
 		return Verdict{}
@@ -167,62 +203,20 @@ func (e *Engine) failure(ev *event.AuthFailure) Verdict {
 		account = ev.SIP.Account()
 	}
 	e.m.failures.Inc()
-	r := e.rules.Load()
-	var buf [4]decision.Decision
-	ds := buf[:0]
 	e.mu.Lock()
 	e.ring.add(Failure{Time: now, Addr: src, Account: account, Method: ev.Method, Code: ev.Code})
+	e.mu.Unlock()
 	if e.lists.Load().Allowed(src) || !src.IsValid() {
-		e.mu.Unlock()
 		return Verdict{}
 	}
-	host := decision.HostPrefix(src)
-	ipBanned := false
-	ipBan := func(rule, reason string, d time.Duration) {
-		until := now.Add(d)
-		if b, ok := e.set.Banned(src, now); ipBanned || ok && (b.Until.IsZero() || !b.Until.Before(until)) {
-			return
-		}
-		ipBanned = true
-		ds = append(ds, decision.Decision{Type: decision.TypeBan, Scope: decision.ScopeIP, Prefix: host, Origin: decision.OriginEngine,
-			Rule: rule, Reason: reason, At: now, Until: until, Count: 1})
+	r := e.rules.Load()
+	sc := e.begin(event.KindAuthFailure, &ev.Meta, now, src, &ev.SIP, account)
+	sc.in.Code = ev.Code
+	for _, h := range r.onFailure {
+		h.Failure(&e.shared, &sc.in, &sc.out)
 	}
-	if r.isHoneypot(account, "", "") {
-		ipBan(RuleHoneypot, "auth attempt on a honeypot account", r.cfg.Honeypot.BanTime.D())
-	}
-	tripped := r.jail.Fail(src, account, now)
-	for i, rule := range r.jail.Rules() {
-		if tripped&(1<<i) == 0 {
-			continue
-		}
-		k := decision.Key{Scope: rule.Mode.Scope(), Prefix: host}
-		if rule.Mode == jail.IPAccount {
-			k.Account = account
-			if _, ok := e.set.BannedAccount(src, account, now); ok {
-				continue
-			}
-		} else if _, ok := e.set.Banned(src, now); ok || ipBanned {
-			continue
-		} else {
-			ipBanned = true
-		}
-		d, n := e.repeats.Next(k, rule.BanTime, r.cfg.Jail.Factor, r.cfg.Jail.MaxTime.D(), now)
-		ds = append(ds, decision.Decision{Type: decision.TypeBan, Scope: k.Scope, Prefix: host, Account: k.Account,
-			Origin: decision.OriginEngine, Rule: r.jailNames[i], Reason: r.jailReasons[i], At: now, Until: now.Add(d), Count: n})
-	}
-	r.enum.Answered(src, account, challengedAccount(&ev.SIP))
-	if t := r.enum.Fail(src, account, now); t.Tripped() {
-		ipBan(RuleEnumeration, t.Reason(), r.cfg.Enumeration.BanTime.D())
-	}
-	if account != "" && r.dist.Fail(src, account, now) {
-		ds = append(ds, decision.Decision{Type: decision.TypeBan, Scope: decision.ScopeAccount, Account: account, Origin: decision.OriginEngine,
-			Rule: RuleDistributed, Reason: "auth failures from distributed.max_sources addresses", At: now,
-			Until: now.Add(r.cfg.Distributed.LockTime.D()), Count: 1})
-	}
-	e.mu.Unlock()
 	v := Verdict{}
-	for _, d := range ds {
-		e.apply(d)
+	for _, d := range sc.out.Decisions() {
 		switch {
 		case d.Scope == decision.ScopeIP:
 			v = Verdict{Action: Drop, Rule: d.Rule, Reason: d.Reason}
@@ -230,31 +224,81 @@ func (e *Engine) failure(ev *event.AuthFailure) Verdict {
 			v = Verdict{Action: Reject, Code: 403, Rule: d.Rule, Reason: d.Reason}
 		}
 	}
+	e.end(r, sc)
 	return v
 }
 
-// registered records a successful registration: the address is known for
-// the account (kept working during a distributed lock) and the account's
-// ip_account failure counters from that address restart.
-func (e *Engine) registered(ev *event.Register) {
+// registered records a successful registration: the detectors' hooks run
+// (the honeypot bans a honeypot account's registration), then, unless one
+// banned, the address becomes known for every name the request used.
+func (e *Engine) registered(ev *event.Register) Verdict {
 	src := decision.Unmap(ev.Source.Addr())
 	account := ev.Account
 	if account == "" {
 		account = ev.SIP.Account()
 	}
 	if !src.IsValid() || account == "" {
-		return
+		return Verdict{}
+	}
+	allowed := e.lists.Load().Allowed(src)
+	r := e.rules.Load()
+	sc := e.begin(event.KindRegister, &ev.Meta, e.clock(&ev.Meta), src, &ev.SIP, account)
+	for _, h := range r.onRegister {
+		h.Registered(&e.shared, &sc.in, &sc.out)
+	}
+	if allowed {
+		sc.out.Reset() // an allowed source is never banned
+	}
+	v := sc.out.V
+	if v.Action == Pass {
+		for i := range sc.in.Names.Len() {
+			e.shared.Known.Registered(src, sc.in.Names.At(i))
+		}
+	}
+	e.end(r, sc)
+	return v
+}
+
+// response hands a final response to the detectors' response hooks. It
+// always passes for the proxy (the tap ignores the verdict) but may ban;
+// a verdict with a rule flags the response for the store.
+func (e *Engine) response(ev *event.Response) Verdict {
+	src := decision.Unmap(ev.Source.Addr())
+	if !src.IsValid() || e.lists.Load().Allowed(src) {
+		return Verdict{}
 	}
 	r := e.rules.Load()
-	if r.isHoneypot(account, "", "") && !e.lists.Load().Allowed(src) {
-		e.banIP(src, e.clock(&ev.Meta), RuleHoneypot, "registration of a honeypot account", r.cfg.Honeypot.BanTime.D())
-		return
+	sc := e.begin(event.KindResponse, &ev.Meta, e.clock(&ev.Meta), src, &ev.SIP, ev.SIP.Account())
+	sc.in.Code, sc.in.Stale = ev.Code, ev.Stale
+	for _, h := range r.onResponse {
+		h.Response(&e.shared, &sc.in, &sc.out)
 	}
-	e.mu.Lock()
-	e.known.Registered(src, account)
-	r.jail.Succeeded(src, account)
-	r.enum.Answered(src, account, challengedAccount(&ev.SIP))
-	e.mu.Unlock()
+	v := sc.out.V
+	e.end(r, sc)
+	return v
+}
+
+// call hands a call record to the detectors' call hooks.
+func (e *Engine) call(kind event.Kind, m *event.Meta, s *event.SIP, account, dest string) Verdict {
+	r := e.rules.Load()
+	if len(r.onCall) == 0 {
+		return Verdict{}
+	}
+	src := decision.Unmap(m.Source.Addr())
+	if !src.IsValid() || e.lists.Load().Allowed(src) {
+		return Verdict{}
+	}
+	if account == "" {
+		account = s.Account()
+	}
+	sc := e.begin(kind, m, e.clock(m), src, s, account)
+	sc.in.Destination = dest
+	for _, h := range r.onCall {
+		h.Call(&e.shared, &sc.in, &sc.out)
+	}
+	v := sc.out.V
+	e.end(r, sc)
+	return v
 }
 
 // screen applies the allow and deny lists and the address bans to src: done
@@ -273,13 +317,4 @@ func (e *Engine) screen(src netip.Addr, now time.Time) (v Verdict, done bool) {
 		return e.count(Verdict{Action: Drop, Rule: RuleBan, Reason: d.Rule}), true
 	}
 	return Verdict{}, false
-}
-
-// banIP emits an ip ban of src for d unless src is allowed.
-func (e *Engine) banIP(src netip.Addr, now time.Time, rule, reason string, d time.Duration) {
-	if e.lists.Load().Allowed(src) {
-		return
-	}
-	e.apply(decision.Decision{Type: decision.TypeBan, Scope: decision.ScopeIP, Prefix: decision.HostPrefix(src),
-		Origin: decision.OriginEngine, Rule: rule, Reason: reason, At: now, Until: now.Add(d), Count: 1})
 }

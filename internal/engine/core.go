@@ -14,7 +14,7 @@ import (
 
 	"github.com/tollguard/tollguard/internal/config"
 	"github.com/tollguard/tollguard/internal/decision"
-	"github.com/tollguard/tollguard/internal/engine/distributed"
+	"github.com/tollguard/tollguard/internal/engine/detector"
 	"github.com/tollguard/tollguard/internal/engine/jail"
 )
 
@@ -33,8 +33,10 @@ type Options struct {
 	Apply decision.Applier
 	// Now is the clock for events without a time. Default time.Now.
 	Now func() time.Time
-	// Fingerprints, when not nil, is the fingerprint list (YAML) used instead
-	// of fingerprints.file and the embedded list.
+	// Fingerprints is the fingerprint list (YAML): the content of
+	// fingerprints.file, read by the wiring (the engine does no I/O). Nil
+	// means the embedded list; it is an error when fingerprints.file is
+	// set.
 	Fingerprints []byte
 	// Logger receives one line per decision. Default: discard.
 	Logger *slog.Logger
@@ -56,11 +58,15 @@ type Engine struct {
 	lists atomic.Pointer[decision.Lists]
 	rules atomic.Pointer[rules]
 
-	// mu guards the detectors' state in rules and the fields below.
-	mu      sync.Mutex
+	// shared is what every detector reads; repeats is the jail's ban
+	// history. Both survive reloads.
+	shared  detector.Shared
 	repeats *jail.Repeats
-	known   *distributed.Known
-	ring    ring
+	scratch sync.Pool // *scratch: one event's Input and Out
+
+	// mu serialises Reload and guards the failure ring.
+	mu   sync.Mutex
+	ring ring
 }
 
 var (
@@ -83,8 +89,9 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		log:     opts.Logger,
 		fpData:  opts.Fingerprints,
 		repeats: jail.NewRepeats(maxRepeatHistory),
-		known:   distributed.NewKnown(maxDistAccounts),
 	}
+	e.shared = detector.Shared{Set: opts.Set, Known: detector.NewKnown(maxDistAccounts)}
+	e.scratch.New = func() any { return new(scratch) }
 	if e.out == nil {
 		e.out = opts.Set
 	}
@@ -95,7 +102,10 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		e.log = slog.New(slog.DiscardHandler)
 	}
 	e.log = e.log.With("component", "engine")
-	r, err := compile(cfg, e.fpData, nil)
+	if cfg.Fingerprints.File != "" && e.fpData == nil {
+		return nil, errors.New("engine: fingerprints.file is set: pass its content in Options.Fingerprints")
+	}
+	r, err := compile(cfg, e.fpData, e.repeats, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -106,21 +116,43 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		e.ownLists = true
 		e.lists.Store(decision.NewLists(config.Prefixes(cfg.Allow), config.Prefixes(cfg.Deny)))
 	}
-	e.m = newMetrics(opts.Registry, e)
+	names := make([]string, len(r.list))
+	for i, d := range r.list {
+		names[i] = d.Name()
+	}
+	e.m = newMetrics(opts.Registry, e, names)
 	return e, nil
 }
 
 // Reload compiles cfg and swaps it in atomically; on error nothing changes.
 // Failure counters and weak-mark scores start over; ban history (repeat
 // offenders), known registrations and the failure ring are kept, and so is
-// the flood table when the flood settings are unchanged.
-func (e *Engine) Reload(cfg *config.Config) error {
+// the flood table when the flood settings are unchanged. The fingerprint
+// list stays the one given last.
+func (e *Engine) Reload(cfg *config.Config) error { return e.ReloadWith(cfg, nil) }
+
+// ReloadWith is Reload with a new fingerprint list (the content of
+// fingerprints.file, read by the wiring); nil keeps the current one, or
+// goes back to the embedded list when fingerprints.file was just emptied.
+func (e *Engine) ReloadWith(cfg *config.Config, fingerprints []byte) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	r, err := compile(cfg, e.fpData, e.rules.Load())
+	fp := e.fpData
+	oldFile := e.rules.Load().cfg.Fingerprints.File
+	if f := cfg.Fingerprints.File; f != "" && fingerprints == nil && f != oldFile {
+		return errors.New("reloading engine: fingerprints.file changed: pass its content to ReloadWith")
+	}
+	switch {
+	case fingerprints != nil:
+		fp = fingerprints
+	case cfg.Fingerprints.File == "" && oldFile != "":
+		fp = nil
+	}
+	r, err := compile(cfg, fp, e.repeats, e.rules.Load())
 	if err != nil {
 		return fmt.Errorf("reloading engine: %w", err)
 	}
+	e.fpData = fp
 	e.rules.Store(r)
 	if e.ownLists {
 		e.lists.Store(decision.NewLists(config.Prefixes(cfg.Allow), config.Prefixes(cfg.Deny)))
@@ -138,29 +170,27 @@ func (e *Engine) SetLists(l *decision.Lists) {
 }
 
 // Forget clears the engine's counters after an operator's unban, so the next
-// failure does not re-ban at once. With a valid addr and no account it
-// clears everything about addr (jail keys, enumeration, flood counter,
-// weak marks, repeat history); with addr and account, that pair's jail
-// counters and history; with an account, its distributed counters.
+// failure does not re-ban at once: every detector's Forget, and the flood
+// counter of addr. With a valid addr and no account it clears everything
+// about addr; with addr and account, that pair; with an account, its
+// distributed counters and lock state.
 func (e *Engine) Forget(addr netip.Addr, account string) {
 	addr = decision.Unmap(addr)
+	account = detector.Normalize(account)
 	r := e.rules.Load()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if addr.IsValid() {
-		r.jail.Forget(addr, account)
-		if account == "" {
-			r.enum.Forget(addr)
-			r.flood.Forget(addr)
-			delete(r.scores, addr.As16())
-			e.repeats.ForgetAddr(addr)
-		} else {
-			e.repeats.Forget(decision.Key{Scope: decision.ScopeIPAccount, Prefix: decision.HostPrefix(addr), Account: account})
-		}
+	for _, d := range r.list {
+		d.Forget(addr, account)
 	}
-	if account != "" {
-		r.dist.Forget(account)
+	if addr.IsValid() && account == "" {
+		r.flood.Forget(addr)
 	}
+}
+
+// Known records that account registered from addr (the wiring reloads the
+// store's registrations at start, so a lock does not refuse a phone's
+// usual address after a restart).
+func (e *Engine) Known(addr netip.Addr, account string) {
+	e.shared.Known.Registered(decision.Unmap(addr), detector.Normalize(account))
 }
 
 // Failures returns the recorded failures at or after since, oldest first.
@@ -176,11 +206,12 @@ func (e *Engine) FloodTableBytes() int { return e.rules.Load().flood.Bytes() }
 
 // apply sends d to the Applier and logs it.
 func (e *Engine) apply(d decision.Decision) {
+
 	e.out.Apply(d)
 	e.m.decision(d.Rule)
 	if e.log.Enabled(context.Background(), slog.LevelInfo) {
 		e.log.Info("ban", "scope", string(d.Scope), "target", capLog(d.Target()), "rule", d.Rule,
-			"reason", d.Reason, "until", d.Until, "count", d.Count)
+			"reason", d.Reason, "until", d.Until, "count", d.Count, "unproven", d.Unproven)
 	}
 }
 

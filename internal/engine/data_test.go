@@ -18,7 +18,8 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/*/want.json from the engine's output")
 
 // want is the expected outcome of one data case: every decision, in order,
-// and every verdict that is not Pass (any line not listed must pass).
+// and every verdict that is not a plain Pass (refusals, and passes flagged
+// with a rule); any line not listed must pass unflagged.
 type want struct {
 	Decisions []decision.Decision `json:"decisions"`
 	Verdicts  []lineVerdict       `json:"verdicts"`
@@ -77,7 +78,7 @@ func runCase(t *testing.T, dir string) want {
 	}
 	var got want
 	add := func(line int, v Verdict) {
-		if v.Action == Pass {
+		if v.Action == Pass && v.Rule == "" {
 			return
 		}
 		if n := len(got.Verdicts); n > 0 {

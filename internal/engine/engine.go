@@ -10,45 +10,23 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/tollguard/tollguard/internal/engine/detector"
 	"github.com/tollguard/tollguard/internal/event"
 )
 
-// Action is what the inline proxy does with a request.
-type Action uint8
+// Action is what the inline proxy does with a request (see
+// detector.Action).
+type Action = detector.Action
 
 // The actions, from mildest to hardest.
 const (
-	// Pass forwards the request.
-	Pass Action = iota
-	// Reject answers the request with Verdict.Code and does not forward it.
-	Reject
-	// Drop discards the request without an answer.
-	Drop
+	Pass   = detector.Pass
+	Reject = detector.Reject
+	Drop   = detector.Drop
 )
 
-// String returns "pass", "reject" or "drop".
-func (a Action) String() string {
-	switch a {
-	case Reject:
-		return "reject"
-	case Drop:
-		return "drop"
-	default:
-		return "pass"
-	}
-}
-
-// Verdict is the engine's answer for one event. Only request events get a
-// verdict other than Pass; for other events it is informational.
-type Verdict struct {
-	Action Action
-	// Code is the SIP status for Reject (403 by default).
-	Code int
-	// Rule names the rule that decided ("honeypot", "scanner", "ban").
-	Rule string
-	// Reason is a short explanation for logs and the event store.
-	Reason string
-}
+// Verdict is the engine's answer for one event (see detector.Verdict).
+type Verdict = detector.Verdict
 
 // Checker is the engine as seen by sources. Check must be safe for concurrent
 // use, must not block, and must not keep ev after it returns unless the

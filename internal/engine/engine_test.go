@@ -2,12 +2,14 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/tollguard/tollguard/internal/config"
 	"github.com/tollguard/tollguard/internal/decision"
+	"github.com/tollguard/tollguard/internal/engine/fingerprint"
 	"github.com/tollguard/tollguard/internal/event"
 )
 
@@ -149,5 +151,63 @@ func TestNewErrors(t *testing.T) {
 	}
 	if _, err := New(cfg, Options{Set: decision.NewSet(), Fingerprints: []byte("fingerprints: []\n")}); err == nil {
 		t.Fatal("New with an empty fingerprint list succeeded")
+	}
+}
+
+// TestLockSurvivesRestart: after a restart the ban set comes back from the
+// store (the account lock included) and the wiring feeds the stored
+// registrations to Known; the phone's usual address still passes.
+func TestLockSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	e, set, _ := newEngine(t, "")
+	phone := netip.MustParseAddrPort("198.51.100.10:5060")
+	reg := &event.Register{Meta: event.Meta{Time: t0, Source: phone}, SIP: event.SIP{Method: "REGISTER", ToUser: "1001", FromUser: "1001", AuthUser: "1001", HasCredentials: true}, Account: "1001"}
+	e.Check(ctx, reg)
+	for i := range 5 {
+		e.Check(ctx, authFail(fmt.Sprintf("203.0.113.%d:5060", 10+i), "1001", t0.Add(time.Duration(i+1)*time.Second)))
+	}
+	now := t0.Add(time.Minute)
+	if _, ok := set.AccountLocked("1001", now); !ok {
+		t.Fatal("account not locked")
+	}
+	cfg, _ := config.Parse("test.yaml", nil)
+	set2 := decision.NewSet()
+	for _, d := range set.List(now) {
+		set2.Add(d)
+	}
+	e2, err := New(cfg, Options{Set: set2, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := func(src netip.AddrPort) Verdict {
+		return e2.Check(ctx, &event.Request{Meta: event.Meta{Time: now, Source: src},
+			SIP: event.SIP{Method: "REGISTER", ToUser: "1001", FromUser: "1001", AuthUser: "1001", HasCredentials: true}})
+	}
+	// The lock's memory of failed addresses is in-process: after a restart
+	// each may try once more (and is banned for the account at its next
+	// failure). Documented in the README.
+	if v := req(netip.MustParseAddrPort("203.0.113.10:5060")); v.Action != Pass {
+		t.Errorf("an address that failed before the restart: %+v", v)
+	}
+	e2.Known(phone.Addr(), "1001")
+	if v := req(phone); v.Action != Pass {
+		t.Errorf("the phone's usual address after a restart: %+v", v)
+	}
+	if v := req(netip.MustParseAddrPort("198.51.100.99:5060")); v.Action != Pass {
+		t.Errorf("a new address with the right password after a restart: %+v", v)
+	}
+}
+
+func TestFingerprintsFileNeedsBytes(t *testing.T) {
+	cfg, err := config.Parse("test.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Fingerprints.File = "list.yaml"
+	if _, err := New(cfg, Options{Set: decision.NewSet()}); err == nil {
+		t.Error("New read nothing and did not complain about fingerprints.file")
+	}
+	if _, err := New(cfg, Options{Set: decision.NewSet(), Fingerprints: fingerprint.Embedded()}); err != nil {
+		t.Errorf("New with the file's bytes: %v", err)
 	}
 }

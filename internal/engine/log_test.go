@@ -23,7 +23,7 @@ func TestBanLogQuotesTargetOnce(t *testing.T) {
 		want          string
 	}{
 		{"text", "1001", false, "target=1001@198.51.100.7 "},
-		{"text, hostile account", "10 01\x1b[2J\u202e", false, `target="10 01\x1b[2J\u202e@198.51.100.7" `},
+		{"text, hostile account", "10 01\x1b[2j\u202e", false, `target="10 01\x1b[2j\u202e@198.51.100.7" `},
 		{"json", "1001", true, `"target":"1001@198.51.100.7"`},
 		{"json, hostile account", "1001\x1b", true, `"target":"1001\u001b@198.51.100.7"`},
 	}

@@ -12,15 +12,21 @@ type metrics struct {
 	verdicts  map[[2]string]prometheus.Counter
 }
 
-var decisionRules = []string{RuleJail, RuleEnumeration, RuleDistributed, RuleScanner, RuleHoneypot, RuleFlood}
+// The engine's own rules; the detectors' rules come from the list
+// (detectors.go), so a new detector needs no change here.
+var (
+	engineRules    = []string{RuleFlood}
+	engineVerdicts = [][2]string{{"drop", RuleDeny}, {"drop", RuleBan}, {"drop", RuleFlood}, {"reject", RuleBan}}
+)
 
-var verdictKinds = [][2]string{
-	{"drop", RuleDeny}, {"drop", RuleBan}, {"drop", RuleFlood}, {"drop", RuleScanner}, {"drop", RuleHoneypot},
-	{"drop", RuleEnumeration}, {"reject", RuleBan}, {"reject", RuleDistributed},
-}
-
-// newMetrics registers the engine's metrics on reg (nil: unregistered).
-func newMetrics(reg *prometheus.Registry, e *Engine) *metrics {
+// newMetrics registers the engine's metrics on reg (nil: unregistered),
+// with a label for each of the detectors' rules.
+func newMetrics(reg *prometheus.Registry, e *Engine, detectors []string) *metrics {
+	decisionRules := append(append([]string(nil), engineRules...), detectors...)
+	verdictKinds := append([][2]string(nil), engineVerdicts...)
+	for _, d := range detectors {
+		verdictKinds = append(verdictKinds, [2]string{"drop", d}, [2]string{"reject", d}, [2]string{"pass", d})
+	}
 	m := &metrics{
 		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "tollguard_engine_auth_failures_total",
 			Help: "Authentication failures counted by the engine."}),
@@ -33,7 +39,7 @@ func newMetrics(reg *prometheus.Registry, e *Engine) *metrics {
 		m.decisions[r] = dv.WithLabelValues(r)
 	}
 	vv := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollguard_engine_verdicts_total",
-		Help: "Requests the engine refused, by action and rule."}, []string{"action", "rule"})
+		Help: "Requests the engine refused (or passed and flagged), by action and rule."}, []string{"action", "rule"})
 	for _, k := range verdictKinds {
 		m.verdicts[k] = vv.WithLabelValues(k[0], k[1])
 	}

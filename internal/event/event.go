@@ -222,11 +222,13 @@ type Unban struct {
 	Actor   string `json:"actor,omitempty"`
 }
 
-// Verdict records that the guard rejected or dropped a request.
+// Verdict records that the guard rejected or dropped a request, or let it
+// through flagged by a rule (Action "pass": a toll-fraud probe, a request of
+// an enumeration sweep).
 type Verdict struct {
 	Meta
 	SIP
-	Action string `json:"action"` // "drop" or "reject"
+	Action string `json:"action"` // "drop", "reject" or "pass"
 	Code   int    `json:"code,omitempty"`
 	Rule   string `json:"rule"`
 	Reason string `json:"reason,omitempty"`

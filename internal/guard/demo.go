@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"log/slog"
 	"net"
@@ -162,6 +163,11 @@ func runDemo(ctx context.Context, e *cli.Env, args []string) error {
 		}
 	}
 
+	step("dropped at their first packet without a ban (over UDP a source address can be forged)")
+	for _, rule := range []string{"scanner", "honeypot"} {
+		fmt.Fprintf(out, "   %-9s %d requests dropped\n", rule, droppedBy(g.reg, rule))
+	}
+
 	step("bans in force")
 	for _, d := range g.Set().List(time.Now()) {
 		fmt.Fprintf(out, "   %-22s %-10s rule=%-20s for %-9s %s\n", d.Target(), d.Scope, d.Rule, time.Until(d.Until).Round(time.Minute), d.Reason)
@@ -178,4 +184,33 @@ func runDemo(ctx context.Context, e *cli.Env, args []string) error {
 	err = <-gerr
 	wg.Wait()
 	return err
+}
+
+// droppedBy returns how many requests the engine dropped by rule, from its
+// verdict counter.
+func droppedBy(reg *prometheus.Registry, rule string) int {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return 0
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "tollguard_engine_verdicts_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var action, r string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "action":
+					action = l.GetValue()
+				case "rule":
+					r = l.GetValue()
+				}
+			}
+			if action == "drop" && r == rule {
+				return int(m.GetCounter().GetValue())
+			}
+		}
+	}
+	return 0
 }

@@ -106,19 +106,32 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 		if err != nil {
 			return fail(fmt.Errorf("opening log.fail2ban_file: %w", err))
 		}
-		apply = append(apply, g.f2b)
+		// An unproven ban (a UDP source that may be forged) stays inline:
+		// fail2ban acts on every port, and a forger must not aim it.
+		apply = append(apply, provenOnly{g.f2b})
 		rec = func(ev event.Event) { st.Record(ev); g.f2b.Observe(ev) }
 	}
+	fp, err := readFingerprints(cfg)
+	if err != nil {
+		return fail(err)
+	}
 	g.eng, err = engine.New(cfg, engine.Options{
-		Set:      g.set,
-		Lists:    g.lists.Load(),
-		Apply:    apply,
-		Now:      g.now,
-		Logger:   g.log,
-		Registry: g.reg,
+		Set:          g.set,
+		Lists:        g.lists.Load(),
+		Apply:        apply,
+		Now:          g.now,
+		Fingerprints: fp,
+		Logger:       g.log,
+		Registry:     g.reg,
 	})
 	if err != nil {
 		return fail(fmt.Errorf("building engine: %w", err))
+	}
+	if err := g.reloadKnown(ctx, cfg); err != nil {
+		return fail(err)
+	}
+	if len(cfg.Allow) == 0 {
+		g.log.Warn("allow is empty: add your offices and SIP trunks, so that a NAT full of phones or a forged datagram cannot get them banned")
 	}
 
 	if len(cfg.SIP.Listen) > 0 {

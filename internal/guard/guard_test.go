@@ -40,8 +40,9 @@ func TestDemo(t *testing.T) {
 		regexp.MustCompile(`1002 answered and the call ended normally`),
 		regexp.MustCompile(`scanner +from 127\.0\.0\.66 .*silenced after 0 requests`),
 		regexp.MustCompile(`(?m)^ +1001@127\.0\.0\.67 +ip_account rule=register_failure\[0\]`),
-		regexp.MustCompile(`(?m)^ +127\.0\.0\.66 +ip +rule=scanner`),
-		regexp.MustCompile(`(?m)^ +127\.0\.0\.69 +ip +rule=honeypot`),
+		regexp.MustCompile(`(?m)^ +scanner +[1-9]\d* requests dropped$`),
+		regexp.MustCompile(`(?m)^ +honeypot +[1-9]\d* requests dropped$`),
+		regexp.MustCompile(`cracker +from 127\.0\.0\.69 .*answers map\[\]`),
 		regexp.MustCompile(`enumerator +from 127\.0\.0\.68 .*silenced after \d+ requests`),
 		regexp.MustCompile(`(?m)^ +127\.0\.0\.68 +ip +rule=enumeration`),
 		regexp.MustCompile(`(?m)^ +1001: call answered$`),
@@ -49,6 +50,11 @@ func TestDemo(t *testing.T) {
 	} {
 		if !want.MatchString(text) {
 			t.Errorf("demo output lacks %v", want)
+		}
+	}
+	for _, forged := range []string{"127.0.0.66 ", "127.0.0.69 "} {
+		if strings.Contains(text[strings.Index(text, "bans in force"):], forged) {
+			t.Errorf("a UDP source banned on one packet's evidence (%s)", forged)
 		}
 	}
 	if strings.Contains(text, "127.0.0.14") && strings.Contains(text, "1003@127.0.0.14") {

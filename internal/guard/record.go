@@ -23,25 +23,32 @@ var _ engine.Checker = recorder{}
 
 // Check implements engine.Checker. What is recorded (issue: record every
 // registration, call and verdict, without turning a flood into rows):
-//   - a Request only when it was refused, as a Verdict event: its final
-//     Response, recorded below, already carries every request field;
+//   - a Request only when it was refused or flagged (a Pass verdict with a
+//     rule: a toll-fraud probe, an OPTIONS of an enumeration sweep), as a
+//     Verdict event: its final Response, recorded below, already carries
+//     every request field;
 //   - a Response except to OPTIONS (keep-alives and scanners' probes; the
-//     scanners' refused probes are recorded as Verdicts);
-//   - every other event (auth failures, registrations, call records).
+//     scanners' refused or flagged probes are recorded as Verdicts), and a
+//     Verdict when the engine flagged it;
+//   - every other event (auth failures, registrations, call records), and
+//     a Verdict for a refused or flagged call attempt.
 func (r recorder) Check(ctx context.Context, ev event.Event) engine.Verdict {
 	v := r.next.Check(ctx, ev)
 	switch e := ev.(type) {
 	case *event.Request:
-		if v.Action != engine.Pass {
+		if v.Action != engine.Pass || v.Rule != "" {
 			r.rec(verdictEvent(e.Meta, e.SIP, v))
 		}
 	case *event.Response:
 		if e.Method != "OPTIONS" {
 			r.rec(e)
 		}
+		if v.Rule != "" {
+			r.rec(verdictEvent(e.Meta, e.SIP, v))
+		}
 	case *event.CallAttempt:
 		r.rec(e)
-		if v.Action != engine.Pass {
+		if v.Action != engine.Pass || v.Rule != "" {
 			r.rec(verdictEvent(e.Meta, e.SIP, v))
 		}
 	default:

@@ -37,7 +37,12 @@ func (g *Guard) reload() {
 		g.log.Error("reload refused: config kept as it was", "err", err)
 		return
 	}
-	if err := g.eng.Reload(cfg); err != nil {
+	fp, err := readFingerprints(cfg)
+	if err != nil {
+		g.log.Error("reload refused: config kept as it was", "err", err)
+		return
+	}
+	if err := g.eng.ReloadWith(cfg, fp); err != nil {
 		g.log.Error("reload refused: config kept as it was", "err", err)
 		return
 	}

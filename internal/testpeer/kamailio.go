@@ -37,6 +37,11 @@ type KamailioOptions struct {
 	// Trusted lists sources whose INVITEs are not challenged (a carrier
 	// trunk calling in).
 	Trusted []netip.Addr
+	// Enumerable makes the PBX leak which accounts exist, as many do: an
+	// INVITE, OPTIONS or MESSAGE to an unknown user gets 404 before any
+	// challenge, and OPTIONS to a known one 200. Extension sweeps by
+	// those methods (svwar -m INVITE/OPTIONS) then have something to find.
+	Enumerable bool
 	// TLS, when set, adds a TLS listener on Port+1 with the PKI's server
 	// certificate (kamailio-tls-modules); client certificates are not
 	// requested.
@@ -250,6 +255,7 @@ func renderKamailioConfig(opts KamailioOptions, modPath, tlsConfig string) ([]by
 		"TrunkPattern": opts.TrunkPattern,
 		"Trunk":        opts.Trunk.String(),
 		"Trusted":      opts.Trusted,
+		"Enumerable":   opts.Enumerable,
 	}
 	var b bytes.Buffer
 	if err := tmpl.Execute(&b, data); err != nil {

@@ -40,6 +40,12 @@ func New(findTime time.Duration, maxSources, maxAccounts int) (*Detector, error)
 // account has now failed from max_sources distinct addresses within
 // findtime. An account that trips starts over.
 func (d *Detector) Fail(addr netip.Addr, account string, now time.Time) bool {
+	return d.FailSources(addr, account, now) != nil
+}
+
+// FailSources is Fail returning, when the account trips, the addresses
+// that failed on it within findtime (nil otherwise).
+func (d *Detector) FailSources(addr netip.Addr, account string, now time.Time) []netip.Addr {
 	list, ok := d.m[account]
 	if !ok && len(d.m) >= d.maxAccounts {
 		for a, l := range d.m {
@@ -72,60 +78,15 @@ func (d *Detector) Fail(addr netip.Addr, account string, now time.Time) bool {
 	}
 	if len(list) >= d.max {
 		delete(d.m, account)
-		return true
+		out := make([]netip.Addr, len(list))
+		for i, s := range list {
+			out[i] = s.addr
+		}
+		return out
 	}
 	d.m[account] = list
-	return false
+	return nil
 }
 
 // Forget clears account's counters.
 func (d *Detector) Forget(account string) { delete(d.m, account) }
-
-// PerAccount is how many registered addresses Known keeps per account.
-const PerAccount = 8
-
-// Known remembers the addresses each account registered from, most recent
-// first, at most PerAccount per account.
-type Known struct {
-	maxAccounts int
-	m           map[string][]netip.Addr
-}
-
-// NewKnown returns an empty Known bounded to maxAccounts accounts.
-func NewKnown(maxAccounts int) *Known {
-	return &Known{maxAccounts: max(maxAccounts, 1), m: make(map[string][]netip.Addr)}
-}
-
-// Registered records that account registered from addr.
-func (k *Known) Registered(addr netip.Addr, account string) {
-	list, ok := k.m[account]
-	if !ok && len(k.m) >= k.maxAccounts {
-		for a := range k.m {
-			delete(k.m, a)
-			break
-		}
-	}
-	for i, a := range list {
-		if a == addr {
-			copy(list[1:i+1], list[:i])
-			list[0] = addr
-			return
-		}
-	}
-	if len(list) < PerAccount {
-		list = append(list, netip.Addr{})
-	}
-	copy(list[1:], list)
-	list[0] = addr
-	k.m[account] = list
-}
-
-// Has reports whether account registered from addr before.
-func (k *Known) Has(addr netip.Addr, account string) bool {
-	for _, a := range k.m[account] {
-		if a == addr {
-			return true
-		}
-	}
-	return false
-}

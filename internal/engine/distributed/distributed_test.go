@@ -6,32 +6,6 @@ import (
 	"time"
 )
 
-func TestKnownKeepsRecent(t *testing.T) {
-	k := NewKnown(10)
-	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}) }
-	for i := range PerAccount + 2 {
-		k.Registered(addr(i), "1001")
-	}
-	cases := []struct {
-		name string
-		i    int
-		want bool
-	}{
-		{"oldest forgotten", 0, false},
-		{"second oldest forgotten", 1, false},
-		{"kept", 2, true},
-		{"newest", PerAccount + 1, true},
-	}
-	for _, tc := range cases {
-		if got := k.Has(addr(tc.i), "1001"); got != tc.want {
-			t.Errorf("%s: Has = %v, want %v", tc.name, got, tc.want)
-		}
-	}
-	if k.Has(addr(5), "1002") {
-		t.Error("address known for another account")
-	}
-}
-
 func TestDetectorWindow(t *testing.T) {
 	d, err := New(time.Minute, 3, 10)
 	if err != nil {

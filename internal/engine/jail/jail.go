@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/tollguard/tollguard/internal/decision"
@@ -91,11 +92,28 @@ func (j *Jail) Rules() []Rule { return j.rules }
 // Fail records a failure of account from addr at now and returns a mask
 // with bit i set for each rule i that tripped. A tripped key starts over.
 func (j *Jail) Fail(addr netip.Addr, account string, now time.Time) uint64 {
+	return j.FailModes(addr, account, now, true, true, false)
+}
+
+// FailModes is Fail restricted to the ip_account rules (accountRules) and
+// the ip rules (ipRules): a request that names an account several ways
+// counts once per name for the ip_account rules and once in all for the
+// ip rules.
+//
+// keep makes a tripped key keep its newest maxretry-1 failures instead of
+// starting over: the first failure after the (shortened) ban of an
+// unproven source trips again while the window still holds them.
+func (j *Jail) FailModes(addr netip.Addr, account string, now time.Time, accountRules, ipRules, keep bool) uint64 {
 	var tripped uint64
 	for i, r := range j.rules {
 		k := key{addr: addr}
 		if r.Mode == IPAccount {
+			if !accountRules {
+				continue
+			}
 			k.account = account
+		} else if !ipRules {
+			continue
 		}
 		m := j.keys[i]
 		ts, ok := m[k]
@@ -112,8 +130,11 @@ func (j *Jail) Fail(addr netip.Addr, account string, now time.Time) uint64 {
 		ts = append(ts[:n], now)
 		if len(ts) >= r.MaxRetry {
 			tripped |= 1 << i
-			delete(m, k)
-			continue
+			if !keep || r.MaxRetry < 2 {
+				delete(m, k)
+				continue
+			}
+			ts = ts[len(ts)-(r.MaxRetry-1):]
 		}
 		m[k] = ts
 	}
@@ -173,8 +194,9 @@ func (j *Jail) Len() int {
 }
 
 // Repeats remembers how often each key was banned, so repeat offenders get
-// longer bans (fail2ban's bantime.increment). Not safe for concurrent use.
+// longer bans (fail2ban's bantime.increment). It is safe for concurrent use.
 type Repeats struct {
+	mu      sync.Mutex
 	m       map[decision.Key]repeat
 	maxKeys int
 }
@@ -194,6 +216,8 @@ func NewRepeats(maxKeys int) *Repeats {
 // maxTime (or at base when base is longer). A key whose last ban ended
 // more than maxTime ago starts again at 1.
 func (r *Repeats) Next(k decision.Key, base time.Duration, factor float64, maxTime time.Duration, now time.Time) (time.Duration, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	rec, ok := r.m[k]
 	if ok && now.Sub(rec.until) > maxTime {
 		rec = repeat{}
@@ -223,10 +247,16 @@ func (r *Repeats) Next(k decision.Key, base time.Duration, factor float64, maxTi
 }
 
 // Forget drops the history of k.
-func (r *Repeats) Forget(k decision.Key) { delete(r.m, k) }
+func (r *Repeats) Forget(k decision.Key) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.m, k)
+}
 
 // ForgetAddr drops the history of every key on addr.
 func (r *Repeats) ForgetAddr(addr netip.Addr) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for k := range r.m {
 		if k.Prefix.Addr() == addr {
 			delete(r.m, k)

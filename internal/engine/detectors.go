@@ -1,0 +1,130 @@
+package engine
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/tollguard/tollguard/internal/config"
+	"github.com/tollguard/tollguard/internal/engine/detector"
+	"github.com/tollguard/tollguard/internal/engine/distributed"
+	"github.com/tollguard/tollguard/internal/engine/enumeration"
+	"github.com/tollguard/tollguard/internal/engine/fingerprint"
+	"github.com/tollguard/tollguard/internal/engine/flood"
+	"github.com/tollguard/tollguard/internal/engine/honeypot"
+	"github.com/tollguard/tollguard/internal/engine/jail"
+	"github.com/tollguard/tollguard/internal/engine/probe"
+)
+
+// Bounds on per-key state outside the flood table. A spoofed stream of
+// failures evicts old keys (fail open) instead of growing memory.
+const (
+	maxJailKeys      = 1 << 16
+	maxEnumSources   = 1 << 16
+	maxDistAccounts  = 1 << 16
+	maxProbeSources  = 1 << 16
+	maxRepeatHistory = 1 << 16
+)
+
+// rules is one compiled configuration: the detectors in order, with their
+// hooks, and the flood table. Rules swap whole on Reload; each detector
+// guards its own state.
+type rules struct {
+	cfg        *config.Config
+	list       []detector.Detector
+	onRequest  []detector.OnRequest
+	onFailure  []detector.OnFailure
+	onRegister []detector.OnRegister
+	onResponse []detector.OnResponse
+	onCall     []detector.OnCall
+	flood      *flood.Table
+	unproven   time.Duration
+}
+
+// compile builds rules from cfg. fp is the fingerprint list's YAML (nil:
+// the embedded list). repeats is the jail's ban history, kept across
+// reloads. old, when not nil, lends its flood table if the flood settings
+// are unchanged.
+func compile(cfg *config.Config, fp []byte, repeats *jail.Repeats, old *rules) (*rules, error) {
+	fpName := "embedded"
+	if fp != nil {
+		fpName = "fingerprints.file"
+		if cfg.Fingerprints.File != "" {
+			fpName = cfg.Fingerprints.File
+		}
+	}
+	fpd, err := fingerprint.NewDetector(cfg.Fingerprints, fpName, fp)
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	hp, err := honeypot.Compile(cfg.Honeypot)
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	en, err := enumeration.Compile(cfg.Enumeration, maxEnumSources)
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	pr, err := probe.Compile(cfg.Probe, maxProbeSources)
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	jl, err := jail.Compile(cfg.Jail, repeats, maxJailKeys)
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	di, err := distributed.Compile(cfg.Distributed, maxDistAccounts)
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	r := &rules{cfg: cfg, unproven: cfg.Unproven.MaxTime.D()}
+	// The order, and why. A request's chain stops at the first verdict that
+	// is not Pass; failures, registrations and responses go through all.
+	r.add(
+		// Stateless match, cheapest: a known scanner is dropped before
+		// any counter is touched.
+		fpd,
+		// A name no device uses bans before counting, so a honeypot
+		// attempt never counts against a real account.
+		hp,
+		// A sweeping source is dropped before the per-account checks:
+		// its address ban covers every account.
+		en,
+		// Unauthenticated INVITEs (event.CallAttempt and responses);
+		// after enumeration so that a sweep ban wins.
+		pr,
+		// ip_account bans under every name, failure counts per address.
+		jl,
+		// Account locks last: the widest scope, consulted only when the
+		// narrower ones passed.
+		di,
+	)
+	fc := cfg.Flood
+	if old != nil && old.cfg.Flood == fc {
+		r.flood = old.flood
+	} else if r.flood, err = flood.New(flood.Config{Window: fc.Window.D(), Limit: fc.Limit, IPv6Prefix: fc.IPv6Prefix, MaxSources: fc.MaxSources}); err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	return r, nil
+}
+
+// add appends detectors in order and sorts their hooks.
+func (r *rules) add(ds ...detector.Detector) {
+	for _, d := range ds {
+		r.list = append(r.list, d)
+		if h, ok := d.(detector.OnRequest); ok {
+			r.onRequest = append(r.onRequest, h)
+		}
+		if h, ok := d.(detector.OnFailure); ok {
+			r.onFailure = append(r.onFailure, h)
+		}
+		if h, ok := d.(detector.OnRegister); ok {
+			r.onRegister = append(r.onRegister, h)
+		}
+		if h, ok := d.(detector.OnResponse); ok {
+			r.onResponse = append(r.onResponse, h)
+		}
+		if h, ok := d.(detector.OnCall); ok {
+			r.onCall = append(r.onCall, h)
+		}
+	}
+}
