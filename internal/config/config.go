@@ -53,6 +53,14 @@ type Config struct {
 	Sources []LogSource `yaml:"sources"`
 	// Alerts configures alert channels and which alerts go where.
 	Alerts Alerts `yaml:"alerts"`
+	// CallPolicy holds the call rules.
+	CallPolicy CallPolicy `yaml:"call_policy"`
+	// Lockdown is the emergency switch's allowlist.
+	Lockdown Lockdown `yaml:"lockdown"`
+	// CallTokens lists accounts that need a one-time code per call.
+	CallTokens CallTokens `yaml:"call_tokens"`
+	// Media is the media (SRTP) policy.
+	Media Media `yaml:"media"`
 }
 
 // Log configures the daemon's log.

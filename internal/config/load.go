@@ -67,6 +67,10 @@ func Default() *Config {
 		PasswordPolicy: PasswordPolicy{Minimum: 6, Strength: 3},
 		NFTables:       NFTables{Table: "tollguard"},
 		Alerts:         defaultAlerts(),
+		CallPolicy:     CallPolicy{DefaultCountry: "CN", ExpectedDuration: Duration(10 * time.Minute), Rules: []CallRule{}},
+		Lockdown:       Lockdown{AllowAccounts: []string{}},
+		CallTokens:     CallTokens{Accounts: []string{}, Header: "X-Call-Token"},
+		Media:          Media{SRTPRequired: SRTPRequired{Accounts: []string{}, Listeners: []string{}}},
 	}
 }
 

@@ -114,6 +114,12 @@ type SIP struct {
 	Instance string `json:"instance,omitempty"`
 	// Path is the Via chain, top first, as "transport host:port" hops.
 	Path []string `json:"path,omitempty"`
+	// Token is the call token header's value of an INVITE (see
+	// call_tokens.header), capped; never stored.
+	Token string `json:"-"`
+	// SDP is an initial INVITE's body when it is SDP, at most 64 KiB; it
+	// shares the message's memory and is never stored.
+	SDP []byte `json:"-"`
 }
 
 // Account returns the account the request speaks for: the digest username when
@@ -232,6 +238,13 @@ type Verdict struct {
 	Code   int    `json:"code,omitempty"`
 	Rule   string `json:"rule"`
 	Reason string `json:"reason,omitempty"`
+	// Policy, Mode, Counters and Loss are set for call policy verdicts:
+	// the call rule, enforce/warn/shadow, the counter values and the
+	// estimated cost of the call.
+	Policy   string `json:"policy,omitempty"`
+	Mode     string `json:"mode,omitempty"`
+	Counters string `json:"counters,omitempty"`
+	Loss     string `json:"loss,omitempty"`
 }
 
 // Admin records an operator action through the admin API.
