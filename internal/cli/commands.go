@@ -10,6 +10,8 @@ func builtin() []Command {
 		{Name: "unban", Args: "IP [ACCOUNT] [--json]", Summary: "lift the bans on an address (only ACCOUNT's, when given)", Run: runUnban},
 		{Name: "events", Args: "[--ip IP] [--account A] [--call-id C] [--kind K,...] [--since D] [--until D] [--limit N] [--unmask] [--json|--csv]", Summary: "recorded events, newest first (phone numbers masked unless --unmask)", Run: runEvents},
 		{Name: "investigate", Args: "[--since 24h] [--unmask] [--json]", Summary: "incident report: attackers, targeted and compromised accounts, expensive calls, timeline", Run: runInvestigate},
+		{Name: "calls", Args: "[--unmask] [--json]", Summary: "running calls through the inline proxy (phone numbers masked unless --unmask)", Run: runCalls},
+		{Name: "hangup", Args: "CALL-ID [--json]", Summary: "end a running call with a BYE to both sides and wait for their answers", Run: runHangup},
 		{Name: "log", Args: "verify [-c FILE] [--json]", Summary: "check the event log's hash chain and signed checkpoints; exits 1 when broken", Run: runLog},
 		{Name: "backup", Args: "NAME", Summary: "have the daemon write a consistent 0600 copy of its SQLite store to the new file NAME in its backup directory (store.backup_dir, default <data_dir>/backups); NAME is a file name, not a path", Run: runBackup},
 		{Name: "audit", Args: "freeswitch [DIR] [--json] [--fail-on SEVERITY] [-c FILE]", Summary: "audit a FreeSWITCH configuration directory for toll-fraud holes; exits 1 on a finding at or above --fail-on (default high)", Run: runAudit},

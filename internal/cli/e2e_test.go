@@ -61,7 +61,7 @@ type daemon struct {
 	audit []event.Admin
 }
 
-func startDaemon(t *testing.T) *daemon {
+func startDaemon(t *testing.T, mount ...func(*api.Server)) *daemon {
 	t.Helper()
 	d := &daemon{dir: t.TempDir(), bans: &fakeBans{set: decision.NewSet()}}
 	srv, err := api.New(api.Options{
@@ -75,6 +75,9 @@ func startDaemon(t *testing.T) *daemon {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, m := range mount {
+		m(srv)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

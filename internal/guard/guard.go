@@ -150,12 +150,12 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 			FlowKey:        key, StripHeaders: cfg.SIP.StripHeaders,
 			MaxConnections: cfg.SIP.MaxConnections, MaxConnectionsPerSource: cfg.SIP.MaxConnectionsPerSource,
 			FirstMessageTimeout: cfg.SIP.FirstMessageTimeout.D(), UnregisteredIdle: cfg.SIP.UnregisteredIdleTimeout.D(),
-			RegisteredIdle: cfg.SIP.RegisteredIdleTimeout.D(),
-			Checker:        recorder{next: g.eng, rec: rec},
-			Gate:           g.eng,
-			Logger:         g.log,
-			Registry:       g.reg,
-			Now:            g.now,
+			RegisteredIdle: cfg.SIP.RegisteredIdleTimeout.D(), DialogTimeout: cfg.SIP.DialogTimeout.D(),
+			Checker:  recorder{next: g.eng, rec: rec},
+			Gate:     g.eng,
+			Logger:   g.log,
+			Registry: g.reg,
+			Now:      g.now,
 		})
 		if err != nil {
 			return fail(fmt.Errorf("building proxy: %w", err))
@@ -170,6 +170,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 		return fail(fmt.Errorf("building admin API: %w", err))
 	}
 	g.api.MountEvents(st)
+	if g.proxy != nil {
+		g.api.MountCalls(g.proxy) // running calls and their teardown live in the inline proxy
+	}
 	g.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tollguard_bans_active", Help: "Bans in force on this node, expired ones not yet swept included.",
 	}, func() float64 { return float64(g.set.Len()) }))

@@ -298,7 +298,7 @@ func (p *Proxy) hangupDue(callID string) {
 		return
 	}
 	if err := p.hangup(p.ctx, d, causeDeadline); err != nil {
-		p.log.Info("call over its deadline not cleanly ended", "call_id", capq(callID), "err", err)
+		p.log.Info("call over its deadline not cleanly ended", "call_id", capField(callID), "err", err)
 	}
 }
 
@@ -321,7 +321,7 @@ func (p *Proxy) hangup(ctx context.Context, d *dialog, cause string) error {
 		err = fmt.Errorf("sipfw: hangup %s: %w", capq(d.callID), err)
 	}
 	p.m.hangups.WithLabelValues(cause, result).Inc()
-	p.log.Info("call ended by the proxy", "call_id", capq(d.callID), "cause", cause, "result", result)
+	p.log.Info("call ended by the proxy", "call_id", capField(d.callID), "cause", cause, "result", result)
 	if d.outbound {
 		p.callEnded(d, p.now(), cause)
 	}

@@ -28,6 +28,11 @@ const (
 	// ScenarioCall places an authenticated call to callee, holds it for
 	// hold milliseconds ("500") and hangs up.
 	ScenarioCall = "call"
+	// ScenarioCallHoldBye places an authenticated call to callee and waits
+	// up to hold milliseconds for the network to end it with a BYE, which
+	// it answers 200; with reason set (a regular expression) the BYE must
+	// carry a matching Reason header.
+	ScenarioCallHoldBye = "call_hold_bye"
 	// ScenarioCancel places an authenticated call to callee and cancels it
 	// once it rings.
 	ScenarioCancel = "cancel"
@@ -46,6 +51,7 @@ var scenarioDefaults = map[string]string{
 	"callee":  "",
 	"hold":    "500",
 	"via":     "",
+	"reason":  "",
 }
 
 // ViaPattern returns the value of the "via" scenario variable that

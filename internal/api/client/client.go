@@ -155,3 +155,23 @@ func (c *Client) Unban(ctx context.Context, ip, account string) (api.UnbanReply,
 	err := c.Do(ctx, http.MethodDelete, "/api/v1/bans/"+url.PathEscape(ip), q, nil, &r)
 	return r, err
 }
+
+// Calls returns the running calls; unmask asks for phone numbers in full
+// (recorded as an admin action by the daemon).
+func (c *Client) Calls(ctx context.Context, unmask bool) (api.CallsReply, error) {
+	var q url.Values
+	if unmask {
+		q = url.Values{"unmask": {"true"}}
+	}
+	var r api.CallsReply
+	err := c.Do(ctx, http.MethodGet, "/api/v1/calls", q, nil, &r)
+	return r, err
+}
+
+// Hangup ends a running call with a BYE to both sides. An unknown call is
+// a 404 *Error (see NotFound).
+func (c *Client) Hangup(ctx context.Context, id string) (api.HangupReply, error) {
+	var r api.HangupReply
+	err := c.Do(ctx, http.MethodPost, "/api/v1/calls/"+url.PathEscape(id)+"/hangup", nil, nil, &r)
+	return r, err
+}
