@@ -54,6 +54,7 @@ type Guard struct {
 	proxy *sipfw.Proxy // nil without sip.listen
 	api   *api.Server
 	f2b   *fail2ban.Writer // nil without log.fail2ban_file
+	pol   *policy
 
 	upstream netip.Prefix
 	ready    chan struct{}
@@ -115,10 +116,15 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 	if err != nil {
 		return fail(err)
 	}
+	rates, secrets, err := readPolicyInputs(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	g.pol = newPolicy(g)
 	g.eng, err = engine.New(cfg, engine.Options{
-		Set:          g.set,
-		Lists:        g.lists.Load(),
-		Apply:        apply,
+		Set:   g.set,
+		Lists: g.lists.Load(),
+		Apply: g.pol.wrap(apply), Rates: rates, CallTokenSecrets: secrets,
 		Now:          g.now,
 		Fingerprints: fp,
 		Logger:       g.log,
@@ -128,6 +134,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 		return fail(fmt.Errorf("building engine: %w", err))
 	}
 	if err := g.reloadKnown(ctx, cfg); err != nil {
+		return fail(err)
+	}
+	if err := g.pol.loadLockdown(); err != nil {
 		return fail(err)
 	}
 	if len(cfg.Allow) == 0 {
@@ -147,7 +156,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 			Listen: cfg.SIP.Listen, Upstream: cfg.SIP.Upstream, Advertise: cfg.SIP.Advertise, TLS: tc,
 			BannedResponse: cfg.SIP.BannedResponse, UpstreamTimeout: cfg.SIP.UpstreamTimeout.D(),
 			MaxMessageSize: cfg.SIP.MaxMessageSize,
-			FlowKey:        key, StripHeaders: cfg.SIP.StripHeaders,
+			FlowKey:        key, StripHeaders: cfg.SIP.StripHeaders, TokenHeader: cfg.CallTokens.Header,
 			MaxConnections: cfg.SIP.MaxConnections, MaxConnectionsPerSource: cfg.SIP.MaxConnectionsPerSource,
 			FirstMessageTimeout: cfg.SIP.FirstMessageTimeout.D(), UnregisteredIdle: cfg.SIP.UnregisteredIdleTimeout.D(),
 			RegisteredIdle: cfg.SIP.RegisteredIdleTimeout.D(), DialogTimeout: cfg.SIP.DialogTimeout.D(),
@@ -170,6 +179,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 		return fail(fmt.Errorf("building admin API: %w", err))
 	}
 	g.api.MountEvents(st)
+	g.api.MountPolicy(policyService{g.pol})
 	if g.proxy != nil {
 		g.api.MountCalls(g.proxy) // running calls and their teardown live in the inline proxy
 	}
@@ -218,6 +228,7 @@ func (g *Guard) Run(ctx context.Context) error {
 	}
 	grp.Go(func() error { return g.api.Run(gctx) })
 	grp.Go(func() error { return g.pers.run(gctx) })
+	grp.Go(func() error { g.pol.run(gctx); return nil })
 	grp.Go(func() error { g.sweep(gctx); return nil })
 	grp.Go(func() error { g.watchReload(gctx); return nil })
 	grp.Go(func() error {

@@ -7,7 +7,6 @@
 package sipfw
 
 import (
-	"slices"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -17,6 +16,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
