@@ -76,12 +76,26 @@ func compileMatch(m config.CallMatch, n *dest.Normalizer, at string) (matcher, e
 	return c, nil
 }
 
-// match reports whether c covers the call.
+// match reports whether c covers the call. The cheapest keys go first:
+// time of day and weekday, then sources, accounts, destinations.
 func (m *matcher) match(c *call) bool {
-	if len(m.dests) > 0 {
+	if m.hours {
+		min := c.now.Hour()*60 + c.now.Minute()
+		if m.from <= m.to {
+			if min < m.from || min > m.to {
+				return false
+			}
+		} else if min < m.from && min > m.to { // wraps midnight
+			return false
+		}
+	}
+	if m.days != 0 && m.days&(1<<uint(c.now.Weekday())) == 0 {
+		return false
+	}
+	if len(m.sources) > 0 {
 		ok := false
-		for _, p := range m.dests {
-			if p.Match(c.dest) {
+		for _, p := range m.sources {
+			if p.Contains(c.src) {
 				ok = true
 				break
 			}
@@ -99,29 +113,12 @@ func (m *matcher) match(c *call) bool {
 			return false
 		}
 	}
-	if len(m.sources) > 0 {
-		ok := false
-		for _, p := range m.sources {
-			if p.Contains(c.src) {
-				ok = true
-				break
+	if len(m.dests) > 0 {
+		for _, p := range m.dests {
+			if p.Match(c.dest) {
+				return true
 			}
 		}
-		if !ok {
-			return false
-		}
-	}
-	if m.hours {
-		min := c.now.Hour()*60 + c.now.Minute()
-		if m.from <= m.to {
-			if min < m.from || min > m.to {
-				return false
-			}
-		} else if min < m.from && min > m.to { // wraps midnight
-			return false
-		}
-	}
-	if m.days != 0 && m.days&(1<<uint(c.now.Weekday())) == 0 {
 		return false
 	}
 	return true

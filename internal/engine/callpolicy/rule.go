@@ -82,6 +82,25 @@ type counters struct {
 	seq                 int64
 	lastAt              time.Time
 	dests               map[string]time.Time
+	// destsOldest is the oldest time in dests: pruning runs only once it
+	// is an hour old.
+	destsOldest time.Time
+}
+
+// pruneDests drops destinations last called an hour or more before now.
+func (ct *counters) pruneDests(now time.Time) {
+	if ct.dests == nil || now.Sub(ct.destsOldest) < time.Hour {
+		return
+	}
+	oldest := now
+	for k, at := range ct.dests {
+		if now.Sub(at) >= time.Hour {
+			delete(ct.dests, k)
+		} else if at.Before(oldest) {
+			oldest = at
+		}
+	}
+	ct.destsOldest = oldest
 }
 
 func compileRule(i int, rc config.CallRule, n *dest.Normalizer) (*rule, error) {
@@ -266,14 +285,9 @@ func (r *rule) values(c *call, vals *[7]value) int {
 		var x int64
 		seen := false
 		if ct != nil {
-			for k, at := range ct.dests {
-				if c.now.Sub(at) < time.Hour {
-					x++
-					if k == c.key {
-						seen = true
-					}
-				}
-			}
+			ct.pruneDests(c.now)
+			x = int64(len(ct.dests))
+			_, seen = ct.dests[c.key]
 		}
 		if !seen {
 			x++
@@ -340,10 +354,9 @@ func (r *rule) commit(d *Detector, c *call, answered bool) int64 {
 		ct.day.add(c.now, 1)
 	}
 	if ct.dests != nil {
-		for k, at := range ct.dests {
-			if c.now.Sub(at) >= time.Hour {
-				delete(ct.dests, k)
-			}
+		ct.pruneDests(c.now)
+		if len(ct.dests) == 0 {
+			ct.destsOldest = c.now
 		}
 		if lim := max(r.warn.distinct, r.block.distinct); len(ct.dests) <= lim {
 			ct.dests[c.key] = c.now
