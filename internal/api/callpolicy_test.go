@@ -6,8 +6,12 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tollguard/tollguard/internal/api"
+	"github.com/tollguard/tollguard/internal/config"
+	"github.com/tollguard/tollguard/internal/event"
+	"github.com/tollguard/tollguard/internal/store"
 )
 
 // fakePolicy is an in-memory PolicyService.
@@ -76,5 +80,30 @@ func TestPolicyRoutes(t *testing.T) {
 	var st api.LockdownState
 	if err := json.Unmarshal(h.do("GET", "/api/v1/lockdown", h.bearer(), "").Body.Bytes(), &st); err != nil || !st.On {
 		t.Errorf("status after on: %+v %v", st, err)
+	}
+}
+
+// A call policy verdict in the store shows its rule, mode, counters and
+// loss estimate in `tollguard events`.
+func TestPolicyVerdictInEvents(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	st, err := store.Open(ctx, config.Default().Store, t.TempDir(), store.Options{Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	st.Record(&event.Verdict{Meta: event.Meta{Time: t0, Source: netip.MustParseAddrPort("198.51.100.7:5060")},
+		SIP: event.SIP{Method: "INVITE", FromUser: "1001", RURIUser: "0044201234567"}, Action: "pass", Rule: "call_policy",
+		Reason: "burst: shadow, would reject: calls_per_minute 61 > 60", Policy: "burst", Mode: "shadow",
+		Counters: "calls_per_minute=61 concurrent=2", Loss: "1.20 USD"})
+	if err := st.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.srv.MountEvents(st)
+	w := h.do("GET", "/api/v1/events?kind=verdict", h.bearer(), "")
+	want := `pass burst: shadow, would reject: calls_per_minute 61 \u003e 60 (shadow) [calls_per_minute=61 concurrent=2] loss≈1.20 USD`
+	if w.Code != 200 || !strings.Contains(w.Body.String(), want) {
+		t.Errorf("events: %d %s\nwant a summary %s", w.Code, w.Body, want)
 	}
 }

@@ -287,6 +287,15 @@ func eventRecord(r *store.Record) EventRecord {
 	case *event.Verdict:
 		sip(&e.SIP)
 		out.Summary = strings.TrimSpace(e.Action + " " + e.Reason)
+		if e.Mode == "shadow" || e.Mode == "warn" {
+			out.Summary += " (" + e.Mode + ")"
+		}
+		if e.Counters != "" {
+			out.Summary += " [" + e.Counters + "]"
+		}
+		if e.Loss != "" {
+			out.Summary += " loss≈" + e.Loss
+		}
 	case *event.Ban:
 		out.Summary = fmt.Sprintf("%s %s by %s until %s: %s", e.Scope, e.Value, e.Actor, untilText(e.Until), e.Reason)
 	case *event.Unban:
