@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"strings"
 )
 
 // CallPolicy holds the call rules (the call_policy detector): which calls
@@ -123,8 +124,8 @@ func (c *Config) validateCallPolicy() error {
 	seen := map[string]bool{}
 	for i, r := range cp.Rules {
 		at := fmt.Sprintf("call_policy.rules[%d]", i)
-		if r.Name == "" || len(r.Name) > 64 {
-			return bad(at+".name", "must be set, at most 64 bytes", "a short name shown in events and the 403's Reason")
+		if r.Name == "" || len(r.Name) > 64 || strings.Trim(r.Name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" {
+			return bad(at+".name", fmt.Sprintf("%q: want 1 to 64 letters, digits, '.', '_' or '-'", r.Name), "a short name shown in events and the 403's Reason header")
 		}
 		if seen[r.Name] {
 			return bad(at+".name", fmt.Sprintf("duplicate rule name %q", r.Name), "names must be unique")

@@ -18,7 +18,10 @@ type matcher struct {
 	empty      bool
 	dests      []dest.Pattern
 	anyAccount bool
-	accounts   map[string]struct{}
+	// accounts holds the listed names; few is the same list when it is
+	// short (a few string compares beat a map lookup).
+	accounts map[string]struct{}
+	few      []string
 	sources    []netip.Prefix
 	hours      bool
 	from, to   int // minutes after midnight, inclusive
@@ -55,6 +58,11 @@ func compileMatch(m config.CallMatch, n *dest.Normalizer, at string) (matcher, e
 			c.accounts = map[string]struct{}{}
 		}
 		c.accounts[detector.Normalize(a)] = struct{}{}
+	}
+	if len(c.accounts) <= 8 {
+		for a := range c.accounts {
+			c.few = append(c.few, a)
+		}
 	}
 	for _, p := range m.Sources {
 		c.sources = append(c.sources, netip.Prefix(p).Masked())
@@ -107,7 +115,17 @@ func (m *matcher) match(c *call) bool {
 	if m.accounts != nil || m.anyAccount {
 		ok := m.anyAccount && c.account != ""
 		for i := 0; !ok && i < c.names.Len(); i++ {
-			_, ok = m.accounts[c.names.At(i)]
+			n := c.names.At(i)
+			if m.few != nil {
+				for _, a := range m.few {
+					if a == n {
+						ok = true
+						break
+					}
+				}
+				continue
+			}
+			_, ok = m.accounts[n]
 		}
 		if !ok {
 			return false
