@@ -22,10 +22,10 @@ type matcher struct {
 	// short (a few string compares beat a map lookup).
 	accounts map[string]struct{}
 	few      []string
-	sources    []netip.Prefix
-	hours      bool
-	from, to   int // minutes after midnight, inclusive
-	days       uint8
+	sources  []netip.Prefix
+	hours    bool
+	from, to int // minutes after midnight, inclusive
+	days     uint8
 }
 
 // call is what rules match: one call attempt, normalised once.
