@@ -276,7 +276,7 @@ func (e *Engine) apply(d decision.Decision) {
 	e.out.Apply(d)
 	e.m.decision(d.Rule)
 	if e.log.Enabled(context.Background(), slog.LevelInfo) {
-		e.log.Info("ban", "scope", string(d.Scope), "target", capLog(d.Target()), "rule", d.Rule,
+		e.log.Info(string(d.Type), "scope", string(d.Scope), "target", capLog(d.Target()), "rule", d.Rule,
 			"reason", d.Reason, "until", d.Until, "count", d.Count, "unproven", d.Unproven)
 	}
 }
