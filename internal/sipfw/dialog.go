@@ -185,7 +185,9 @@ func (d *dialog) sideOf(req *sip.Request, up bool, from flow) *leg {
 }
 
 // sawRequest raises the CSeq recorded for the leg that sent req, a request
-// inside a running call.
+// inside a running call, and takes a new remote target from the Contact of
+// a target refresh request (RFC 3261 §12.2.1.2: re-INVITE; RFC 3311
+// UPDATE).
 func (t *dialogTable) sawRequest(req *sip.Request, up bool, from flow) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -193,8 +195,17 @@ func (t *dialogTable) sawRequest(req *sip.Request, up bool, from flow) {
 	if !ok {
 		return
 	}
-	if l := d.sideOf(req, up, from); l != nil && req.CSeq().SeqNo > l.cseq {
+	l := d.sideOf(req, up, from)
+	if l == nil {
+		return
+	}
+	if req.CSeq().SeqNo > l.cseq {
 		l.cseq = req.CSeq().SeqNo
+	}
+	if req.Method == sip.INVITE || req.Method == sip.UPDATE {
+		if c := req.Contact(); c != nil && c.Address.Host != "" {
+			l.target = *c.Address.Clone()
+		}
 	}
 }
 

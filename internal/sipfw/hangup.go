@@ -142,6 +142,9 @@ func (p *Proxy) confirmDialog(d *dialog, res *sip.Response) {
 	d.caller.addr, d.callee.addr = *from.Address.Clone(), *to.Address.Clone()
 	d.caller.tag, _ = from.Params.Get("tag")
 	d.callee.tag, _ = to.Params.Get("tag")
+	if d.caller.tag == "" || d.callee.tag == "" {
+		return // RFC 3261 §8.2.6.2, §12.1.1: no dialog without both tags
+	}
 	d.caller.cseq = res.CSeq().SeqNo
 	d.callee.target = d.callee.addr
 	if c := res.Contact(); c != nil {
@@ -277,11 +280,18 @@ func (p *Proxy) HangupAccount(ctx context.Context, account string) (int, error) 
 	}))
 }
 
+// maxParallelHangups bounds the calls one HangupSource or HangupAccount
+// ends at a time.
+const maxParallelHangups = 64
+
 func (p *Proxy) hangupAll(ctx context.Context, ids []string) (int, error) {
 	errs := make([]error, len(ids))
+	sem := make(chan struct{}, maxParallelHangups)
 	var wg sync.WaitGroup
 	for i, id := range ids {
+		sem <- struct{}{}
 		wg.Go(func() {
+			defer func() { <-sem }()
 			if err := p.HangupCall(ctx, id); !errors.Is(err, teardown.ErrNoCall) {
 				errs[i] = err
 			}

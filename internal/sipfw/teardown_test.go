@@ -81,8 +81,8 @@ func (tp *tcpPhone) reply(req *sip.Request, code int) {
 func (tp *tcpPhone) transport() string { return "TCP" }
 
 // answeredCall has ph call 0044201 through r; the PBX record-routes and
-// answers, the phone ACKs and then sends an INFO with CSeq 5, the PBX an
-// INFO with CSeq 7. The phone's INVITE already carries the Record-Route of
+// answers, the phone ACKs and then sends an UPDATE with CSeq 5 and a new
+// Contact, the PBX an INFO with CSeq 7. The phone's INVITE already carries the Record-Route of
 // a proxy on its side (edge.example).
 func answeredCall(t *testing.T, r *rig, ph endpoint, callID string) {
 	t.Helper()
@@ -119,11 +119,12 @@ func answeredCall(t *testing.T, r *rig, ph endpoint, callID string) {
 	if ack := r.pbx.recvReq(); ack.Method != sip.ACK {
 		t.Fatalf("PBX got %s, want ACK", ack.Method)
 	}
-	ph.send(inDialog("INFO", 5))
+	// A target refresh (RFC 3311 UPDATE) moves the phone's Contact.
+	ph.send(strings.Replace(inDialog("UPDATE", 5), "Content-Length: 0", "Contact: <sip:1101@192.168.1.11:5062>\nContent-Length: 0", 1))
 	info := r.pbx.recvReq()
 	r.pbx.answer(info, 200, "OK", nil)
 	if res, isRes := ph.recvMsg().(*sip.Response); !isRes || res.StatusCode != 200 {
-		t.Fatal("INFO from the phone not answered")
+		t.Fatal("UPDATE from the phone not answered")
 	}
 	// The PBX's in-dialog request follows the route set the 200 gave it:
 	// the proxy's Record-Route entries, as the INVITE carried them.
@@ -204,8 +205,8 @@ func TestHangupBothSides(t *testing.T) {
 			if !isReq || toPhone.Method != sip.BYE {
 				t.Fatal("phone got no BYE")
 			}
-			if toPhone.Recipient.String() != "sip:1101@192.168.1.10:5060" {
-				t.Errorf("BYE to phone Request-URI = %s, want its Contact", toPhone.Recipient.String())
+			if toPhone.Recipient.String() != "sip:1101@192.168.1.11:5062" {
+				t.Errorf("BYE to phone Request-URI = %s, want its Contact from the UPDATE", toPhone.Recipient.String())
 			}
 			if got := routes(toPhone); len(got) != 1 || got[0] != "<sip:edge.example;lr>" {
 				t.Errorf("BYE to phone Route = %q, want the phone side's route set", got)
@@ -527,5 +528,21 @@ func TestDialogTableFloodThroughProxy(t *testing.T) {
 	}
 	if v := testutilValue(r.p.m.evictions.WithLabelValues("call")); v != 0 {
 		t.Errorf("call evictions = %v", v)
+	}
+}
+
+// TestAnswerWithoutTagIsNoCall: a 2xx without a To tag makes no dialog
+// (RFC 3261 §12.1.1), so the proxy never builds a BYE without one.
+func TestAnswerWithoutTagIsNoCall(t *testing.T) {
+	r := startRig(t, nil)
+	ph := newPeer(t, "127.0.0.123")
+	ph.send(r.addr("udp"), invite(r.addr("udp"), "1103", "0044201", "no-tag", ""))
+	r.pbx.answer(r.pbx.recvReq(), 200, "OK", func(res *sip.Response) { res.To().Params.Remove("tag") })
+	if res := ph.recvRes(); res.StatusCode != 200 || res.To().Params.Has("tag") {
+		t.Fatalf("phone got %d, To %s", res.StatusCode, res.To().Value())
+	}
+	r.rec.wait(t, event.KindCallAnswered, nil)
+	if c := r.p.Calls(); len(c) != 0 {
+		t.Errorf("Calls() = %+v, want none", c)
 	}
 }

@@ -97,11 +97,11 @@ func TestHangupThroughGuard(t *testing.T) {
 			User: p.user, Password: users[p.user]})
 	}
 
-	// Phase 1: two calls to the trunk; 1002's holds 6 s and hangs up
+	// Phase 1: two calls to the trunk; 1002's holds 8 s and hangs up
 	// itself, 1001's waits for the network to end it.
 	uas := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: testpeer.ScenarioUAS, Local: trunk, Calls: 2})
 	normal := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: testpeer.ScenarioCall, Local: other, Remote: g.SIP(),
-		User: "1002", Password: users["1002"], Vars: map[string]string{"callee": "90055502", "hold": "6000"}})
+		User: "1002", Password: users["1002"], Vars: map[string]string{"callee": "90055502", "hold": "8000"}})
 	g.waitCall("1002", 5*time.Second)
 	cut := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: testpeer.ScenarioCallHoldBye, Local: victim, Remote: g.SIP(),
 		User: "1001", Password: users["1001"], Vars: map[string]string{"callee": "90055501", "hold": "15000", "reason": guardReason}})
@@ -157,8 +157,9 @@ func TestHangupThroughGuard(t *testing.T) {
 	if uasRes := uas.Wait(); uasRes.ExitCode != 0 || !byeFromGuard(uasRes.Messages) {
 		t.Errorf("trunk did not get the guard's BYE at the deadline: %s", uasRes.Summary())
 	}
-	if n := k.Count("rx", "method=BYE", "src="+g.Addr.String()+":"); n != 3 {
-		t.Errorf("kamailio received %d BYEs from the guard, want 3 (1002's own and two of the guard's)", n)
+	// UDP retransmissions may add to the count, never take from it.
+	if n := k.Count("rx", "method=BYE", "src="+g.Addr.String()+":"); n < 3 {
+		t.Errorf("kamailio received %d BYEs from the guard, want at least 3 (1002's own and two of the guard's)", n)
 	}
 }
 
