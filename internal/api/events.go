@@ -280,6 +280,9 @@ func eventRecord(r *store.Record) EventRecord {
 	case *event.CallAnswered:
 		sip(&e.SIP)
 		out.To, out.Summary = e.Destination, "answered"
+	case *event.CallRinging:
+		sip(&e.SIP)
+		out.To, out.Summary = e.Destination, fmt.Sprintf("ringing %d", e.Code)
 	case *event.CallEnded:
 		sip(&e.SIP)
 		out.To = e.Destination

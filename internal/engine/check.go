@@ -85,6 +85,8 @@ func (e *Engine) Check(_ context.Context, ev event.Event) Verdict {
 		return e.registered(ev)
 	case *event.CallAnswered:
 		return e.call(event.KindCallAnswered, &ev.Meta, &ev.SIP, ev.Account, ev.Destination, 0, 0)
+	case *event.CallRinging:
+		return e.call(event.KindCallRinging, &ev.Meta, &ev.SIP, ev.Account, ev.Destination, ev.Code, 0)
 	case *event.CallEnded:
 		return e.call(event.KindCallEnded, &ev.Meta, &ev.SIP, ev.Account, ev.Destination, ev.Code, ev.Billsec)
 	}

@@ -136,6 +136,12 @@ func ParseRecord(line []byte) (Record, error) {
 			Kind string `json:"kind"`
 			*event.CallAnswered
 		}{CallAnswered: ev}
+	case "call_ringing":
+		ev := &event.CallRinging{}
+		rec.Event, target = ev, &struct {
+			Kind string `json:"kind"`
+			*event.CallRinging
+		}{CallRinging: ev}
 	case "call_ended":
 		ev := &event.CallEnded{}
 		rec.Event, target = ev, &struct {

@@ -27,6 +27,7 @@ const (
 	KindUnban                        // a ban was lifted
 	KindVerdict                      // the guard rejected or dropped a request
 	KindAdmin                        // an operator acted through the admin API
+	KindCallRinging                  // an initial INVITE got a provisional other than 100
 )
 
 var kindNames = [...]string{
@@ -41,6 +42,7 @@ var kindNames = [...]string{
 	KindUnban:        "unban",
 	KindVerdict:      "verdict",
 	KindAdmin:        "admin",
+	KindCallRinging:  "call_ringing",
 }
 
 // String returns the stable name of k, or "unknown".
@@ -193,6 +195,18 @@ type CallAnswered struct {
 	Destination string `json:"destination"`
 }
 
+// CallRinging is an initial INVITE that got its first provisional response
+// other than 100 (180, 183…): the PBX took the call past authentication.
+// Call rules count the call from here; the store does not keep it (the
+// call's answer or end follows).
+type CallRinging struct {
+	Meta
+	SIP
+	Account     string `json:"account"`
+	Destination string `json:"destination"`
+	Code        int    `json:"code"`
+}
+
 // CallEnded is the end of a call: Duration from the INVITE, Billsec from the
 // answer (zero when never answered).
 type CallEnded struct {
@@ -264,6 +278,7 @@ func (*Register) Kind() Kind     { return KindRegister }
 func (*CallAttempt) Kind() Kind  { return KindCallAttempt }
 func (*CallAnswered) Kind() Kind { return KindCallAnswered }
 func (*CallEnded) Kind() Kind    { return KindCallEnded }
+func (*CallRinging) Kind() Kind  { return KindCallRinging }
 func (*Ban) Kind() Kind          { return KindBan }
 func (*Unban) Kind() Kind        { return KindUnban }
 func (*Verdict) Kind() Kind      { return KindVerdict }
@@ -280,6 +295,7 @@ var (
 	_ Event = (*CallAttempt)(nil)
 	_ Event = (*CallAnswered)(nil)
 	_ Event = (*CallEnded)(nil)
+	_ Event = (*CallRinging)(nil)
 	_ Event = (*Ban)(nil)
 	_ Event = (*Unban)(nil)
 	_ Event = (*Verdict)(nil)

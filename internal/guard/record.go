@@ -51,6 +51,8 @@ func (r recorder) Check(ctx context.Context, ev event.Event) engine.Verdict {
 		if v.Action != engine.Pass || v.Rule != "" {
 			r.rec(verdictEvent(e.Meta, e.SIP, v))
 		}
+	case *event.CallRinging:
+		// Counted by call rules only: the answer or the end follows.
 	default:
 		r.rec(ev)
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/emiago/sipgo/sip"
+
 	"github.com/tollguard/tollguard/internal/engine"
 	"github.com/tollguard/tollguard/internal/event"
 )
@@ -52,5 +54,31 @@ func TestCallPolicyTap(t *testing.T) {
 	ca := r.rec.wait(t, event.KindCallAttempt, func(ev event.Event) bool { return ev.(*event.CallAttempt).CallID == "cp3" }).(*event.CallAttempt)
 	if ca.Token != "333333" || string(ca.SDP) != sdp {
 		t.Errorf("call attempt: token %q, SDP %q", ca.Token, ca.SDP)
+	}
+}
+
+// TestCallRingingTapped: the first provisional other than 100 to an
+// initial INVITE reaches the Checker as CallRinging, once.
+func TestCallRingingTapped(t *testing.T) {
+	r := startRig(t, nil)
+	ph := newPeer(t, "127.0.0.72")
+	to := r.addr("udp")
+	ph.send(to, invite(to, "1001", "13800138000", "ring1", ""))
+	req := r.pbx.recvReq()
+	r.pbx.answer(req, 100, "Trying", nil)
+	ph.recvRes()
+	if n := r.rec.count(event.KindCallRinging); n != 0 {
+		t.Errorf("100 Trying made %d CallRinging events", n)
+	}
+	for range 2 {
+		r.pbx.answer(req, 180, "Ringing", func(res *sip.Response) { res.To().Params.Add("tag", "t1") })
+		ph.recvRes()
+	}
+	ev := r.rec.wait(t, event.KindCallRinging, nil).(*event.CallRinging)
+	if ev.CallID != "ring1" || ev.Account != "1001" || ev.Destination != "13800138000" || ev.Code != 180 {
+		t.Errorf("CallRinging = %+v", ev)
+	}
+	if n := r.rec.count(event.KindCallRinging); n != 1 {
+		t.Errorf("%d CallRinging events, want 1", n)
 	}
 }

@@ -87,12 +87,14 @@ type Detector struct {
 	srtpAny  bool
 	srtpAcct map[string]struct{}
 	srtpLis  map[string]struct{}
-	maxAccts int
-	maxCalls int
+	// concurrent: some rule limits concurrent calls.
+	concurrent bool
+	maxAccts   int
+	maxCalls   int
 
 	mu    sync.Mutex
-	calls map[string]*running // answered calls by Call-ID
-	order []string            // Call-IDs in answer order, for eviction
+	calls map[string]*running // calls in progress by Call-ID
+	order []string            // Call-IDs in the order they started, for eviction
 	// accepted remembers, per account, the Call-ID a code was accepted
 	// for: the INVITE repeated with credentials after the PBX's challenge
 	// carries the same code and must pass.
@@ -101,13 +103,16 @@ type Detector struct {
 
 type acceptedCode struct{ callID, code string }
 
-// running is an answered call: the rules that count it as concurrent.
+// running is a call in progress (it rang or was answered): the rules
+// that count it as concurrent.
 type running struct {
-	account string
-	key     string
-	rules   []*rule
-	rate    rates.Rate
-	priced  bool
+	account  string
+	key      string
+	at       time.Time
+	answered bool
+	rules    []*rule
+	rate     rates.Rate
+	priced   bool
 }
 
 var (
@@ -172,6 +177,7 @@ func Compile(c Config, o Options) (*Detector, error) {
 			return nil, fmt.Errorf("call_policy.rules[%d]: spend limits need call_policy.rates", i)
 		}
 		d.rules = append(d.rules, r)
+		d.concurrent = d.concurrent || r.warn.concurrent > 0 || r.block.concurrent > 0
 	}
 	return d, nil
 }
@@ -239,6 +245,9 @@ func (d *Detector) Request(sh *detector.Shared, in *detector.Input, out *detecto
 	}
 	if len(d.rules) == 0 {
 		return
+	}
+	if d.concurrent {
+		d.sweep(in.Now)
 	}
 	c := d.callOf(in)
 	for _, r := range d.rules {
@@ -341,49 +350,72 @@ func (d *Detector) callOf(in *detector.Input) call {
 // their deadline), ended calls release their concurrency and add their
 // cost, calls the PBX refused after authentication are counted.
 func (d *Detector) Call(_ *detector.Shared, in *detector.Input, out *detector.Out) {
-	if len(d.rules) == 0 || in.SIP == nil {
+	if len(d.rules) == 0 || in.SIP == nil || in.SIP.CallID == "" {
 		return
 	}
 	switch in.Kind {
+	case event.KindCallRinging:
+		d.start(in, out, false)
 	case event.KindCallAnswered:
-		d.answered(in, out)
+		d.start(in, out, true)
 	case event.KindCallEnded:
 		d.ended(in)
 	}
 }
 
 // Counted reports whether a call the PBX answered with code passed
-// authentication (a 2xx, or a final answer other than 401, 403 and 407).
+// authentication (a provisional other than 100, a 2xx, or a final answer
+// other than 401, 403 and 407).
 func Counted(code int) bool {
-	return code >= 200 && code != 401 && code != 403 && code != 407
+	return code > 100 && code != 401 && code != 403 && code != 407
 }
 
-func (d *Detector) answered(in *detector.Input, out *detector.Out) {
-	c := d.callOf(in)
+// maxRinging is how long a call that rang may stay unanswered before its
+// concurrency is given back without a CallEnded: the proxy forgets it
+// after Timer C (RFC 3261 §16.6 step 11, 3 min).
+const maxRinging = 3*time.Minute + 30*time.Second
+
+// start counts a call the PBX took past authentication, once: at its
+// first provisional other than 100 (CallRinging) or at its answer. From
+// then on it is in progress (concurrent) until it ends. At the answer the
+// concurrent cap is enforced again (calls that raced past it while ringing
+// are cut while over it) and call_duration sets the deadline.
+func (d *Detector) start(in *detector.Input, out *detector.Out, answer bool) {
 	id := in.SIP.CallID
 	d.mu.Lock()
-	if _, dup := d.calls[id]; dup || id == "" {
+	run, known := d.calls[id]
+	if known && (run.answered || !answer) {
 		d.mu.Unlock()
-		return
+		return // a repeated event
+	}
+	if known {
+		run.answered = true
 	}
 	d.mu.Unlock()
-	run := &running{account: c.account, key: c.key}
-	if d.rates != nil && c.dest.E164 != "" {
-		run.rate, run.priced = d.rates.Lookup(c.dest.E164)
+	if !known {
+		c := d.callOf(in)
+		run = &running{account: c.account, key: c.key, at: in.Now, answered: answer}
+		if d.rates != nil && c.dest.E164 != "" {
+			run.rate, run.priced = d.rates.Lookup(c.dest.E164)
+		}
+		for _, r := range d.rules {
+			if r.counts && r.applies(&c) {
+				r.commit(d, &c, true)
+				run.rules = append(run.rules, r)
+			}
+		}
+		d.track(id, run, in.Now)
+	}
+	if !answer {
+		return
 	}
 	var deadline time.Duration
-	for _, r := range d.rules {
-		if !r.counts || !r.applies(&c) {
-			continue
-		}
-		n := r.commit(d, &c, true)
-		run.rules = append(run.rules, r)
+	for _, r := range run.rules {
 		if r.shadow {
 			continue
 		}
-		if r.block.concurrent > 0 && n > int64(r.block.concurrent) {
-			// Answered past the cap (calls raced while ringing): cut it.
-			out.Ban(decision.Decision{Type: decision.TypeKill, Scope: decision.ScopeCall, CallID: id, Account: c.account,
+		if n := r.concurrentOf(run.account); r.block.concurrent > 0 && n > int64(r.block.concurrent) {
+			out.Ban(decision.Decision{Type: decision.TypeKill, Scope: decision.ScopeCall, CallID: id, Account: run.account,
 				Origin: decision.OriginEngine, Rule: r.decisionRule, At: in.Now,
 				Reason: fmt.Sprintf("concurrent %d > %d", n, r.block.concurrent)})
 		}
@@ -392,28 +424,67 @@ func (d *Detector) answered(in *detector.Input, out *detector.Out) {
 		}
 	}
 	if deadline > 0 {
-		out.Ban(decision.Decision{Type: decision.TypeKill, Scope: decision.ScopeCall, CallID: id, Account: c.account,
+		out.Ban(decision.Decision{Type: decision.TypeKill, Scope: decision.ScopeCall, CallID: id, Account: run.account,
 			Origin: decision.OriginEngine, Rule: Name, At: in.Now, Until: in.Now.Add(deadline),
 			Reason: "call_duration " + deadline.String()})
 	}
+}
+
+// staleLocked drops, from the front of order (the oldest), calls that
+// ended or rang without an answer for maxRinging, appending the latter to
+// released. Called with mu held.
+func (d *Detector) staleLocked(now time.Time, released []*running) []*running {
+	for len(d.order) > 0 {
+		old := d.order[0]
+		r, ok := d.calls[old]
+		if ok && (r.answered || now.Sub(r.at) < maxRinging) {
+			break
+		}
+		d.order = d.order[1:]
+		if ok {
+			delete(d.calls, old)
+			released = append(released, r)
+		}
+	}
+	return released
+}
+
+// sweep gives back the concurrency of calls that rang and were never
+// answered nor ended (the proxy forgot them), before an attempt is judged.
+func (d *Detector) sweep(now time.Time) {
+	d.mu.Lock()
+	var released []*running
+	if len(d.order) > 0 {
+		released = d.staleLocked(now, nil)
+	}
+	d.mu.Unlock()
+	for _, r := range released {
+		r.release(0, now)
+	}
+}
+
+// track adds a call in progress, evicting the oldest beyond maxCalls and
+// calls that rang but were never answered nor ended within maxRinging.
+func (d *Detector) track(id string, run *running, now time.Time) {
 	d.mu.Lock()
 	d.calls[id] = run
 	d.order = append(d.order, id)
-	var evicted []*running
+	var released []*running
 	for len(d.calls) > d.maxCalls && len(d.order) > 0 {
 		old := d.order[0]
 		d.order = d.order[1:]
 		if r, ok := d.calls[old]; ok {
 			delete(d.calls, old)
-			evicted = append(evicted, r)
+			released = append(released, r)
 		}
 	}
+	released = d.staleLocked(now, released)
 	if len(d.order) > 2*d.maxCalls {
 		d.order = compactOrder(d.order, d.calls)
 	}
 	d.mu.Unlock()
-	for _, r := range evicted {
-		r.release(0, in.Now)
+	for _, r := range released {
+		r.release(0, now)
 	}
 }
 

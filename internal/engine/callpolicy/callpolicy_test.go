@@ -88,7 +88,7 @@ func TestWindow(t *testing.T) {
 }
 
 func TestCounted(t *testing.T) {
-	for code, want := range map[int]bool{100: false, 180: false, 200: true, 401: false, 403: false, 407: false, 404: true, 486: true, 487: true, 503: true} {
+	for code, want := range map[int]bool{100: false, 180: true, 183: true, 200: true, 401: false, 403: false, 407: false, 404: true, 486: true, 487: true, 503: true} {
 		if Counted(code) != want {
 			t.Errorf("Counted(%d) = %v", code, !want)
 		}

@@ -376,6 +376,16 @@ func (r *rule) commit(d *Detector, c *call, answered bool) int64 {
 	return ct.concurrent
 }
 
+// concurrentOf returns account's calls in progress under r.
+func (r *rule) concurrentOf(account string) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ct, ok := r.accts[account]; ok {
+		return ct.concurrent
+	}
+	return 0
+}
+
 func (r *rule) newCounters() *counters {
 	w, b := &r.warn, &r.block
 	ct := &counters{}
