@@ -282,6 +282,9 @@ func eventRecord(r *store.Record) EventRecord {
 	case *event.CallAnswered:
 		sip(&e.SIP)
 		out.To, out.Summary = e.Destination, "answered"
+	case *event.CallRinging:
+		sip(&e.SIP)
+		out.To, out.Summary = e.Destination, fmt.Sprintf("ringing %d", e.Code)
 	case *event.CallEnded:
 		sip(&e.SIP)
 		out.To = e.Destination
@@ -289,6 +292,15 @@ func eventRecord(r *store.Record) EventRecord {
 	case *event.Verdict:
 		sip(&e.SIP)
 		out.Summary = strings.TrimSpace(e.Action + " " + e.Reason)
+		if e.Mode == "shadow" || e.Mode == "warn" {
+			out.Summary += " (" + e.Mode + ")"
+		}
+		if e.Counters != "" {
+			out.Summary += " [" + e.Counters + "]"
+		}
+		if e.Loss != "" {
+			out.Summary += " loss≈" + e.Loss
+		}
 	case *event.Ban:
 		out.Summary = fmt.Sprintf("%s %s by %s until %s: %s", e.Scope, e.Value, e.Actor, untilText(e.Until), e.Reason)
 	case *event.Unban:

@@ -12,6 +12,8 @@ func builtin() []Command {
 		{Name: "investigate", Args: "[--since 24h] [--unmask] [--json]", Summary: "incident report: attackers, targeted and compromised accounts, expensive calls, timeline", Run: runInvestigate},
 		{Name: "calls", Args: "[--unmask] [--json]", Summary: "running calls through the inline proxy, or FreeSWITCH's channels beside it (phone numbers masked unless --unmask)", Run: runCalls},
 		{Name: "hangup", Args: "CALL-ID [--json]", Summary: "end a running call: BYE to both sides (inline) or uuid_kill (beside FreeSWITCH)", Run: runHangup},
+		{Name: "lockdown", Args: "on|off|status [--hangup] [--json]", Summary: "emergency lockdown: only lockdown.allow_accounts may place calls; --hangup also ends the others' running calls", Run: runLockdown},
+		{Name: "token", Args: "new ACCOUNT [--json]", Summary: "create a one-time call token (TOTP) secret for ACCOUNT and print it with its otpauth:// URI", Run: runToken},
 		{Name: "log", Args: "verify [-c FILE] [--json]", Summary: "check the event log's hash chain and signed checkpoints; exits 1 when broken", Run: runLog},
 		{Name: "backup", Args: "NAME", Summary: "have the daemon write a consistent 0600 copy of its SQLite store to the new file NAME in its backup directory (store.backup_dir, default <data_dir>/backups); NAME is a file name, not a path", Run: runBackup},
 		{Name: "audit", Args: "freeswitch [DIR] [--json] [--fail-on SEVERITY] [-c FILE]", Summary: "audit a FreeSWITCH configuration directory for toll-fraud holes; exits 1 on a finding at or above --fail-on (default high)", Run: runAudit},

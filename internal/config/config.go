@@ -55,6 +55,14 @@ type Config struct {
 	Alerts Alerts `yaml:"alerts"`
 	// UI configures the web console.
 	UI UI `yaml:"ui"`
+	// CallPolicy holds the call rules.
+	CallPolicy CallPolicy `yaml:"call_policy"`
+	// Lockdown is the emergency switch's allowlist.
+	Lockdown Lockdown `yaml:"lockdown"`
+	// CallTokens lists accounts that need a one-time code per call.
+	CallTokens CallTokens `yaml:"call_tokens"`
+	// Media is the media (SRTP) policy.
+	Media Media `yaml:"media"`
 }
 
 // Log configures the daemon's log.

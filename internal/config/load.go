@@ -105,6 +105,10 @@ func Default() *Config {
 		NFTables:       NFTables{Table: "tollguard"},
 		Alerts:         defaultAlerts(),
 		UI:             defaultUI(),
+		CallPolicy:     CallPolicy{DefaultCountry: "CN", ExpectedDuration: Duration(10 * time.Minute), Rules: []CallRule{}},
+		Lockdown:       Lockdown{AllowAccounts: []string{}},
+		CallTokens:     CallTokens{Accounts: []string{}, Header: "X-Call-Token"},
+		Media:          Media{SRTPRequired: SRTPRequired{Accounts: []string{}, Listeners: []string{}}},
 	}
 }
 

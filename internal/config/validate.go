@@ -161,6 +161,9 @@ func (c *Config) Validate() error {
 			return bad(fmt.Sprintf("probe.destinations[%d]", i), fmt.Sprintf("not a regular expression: %q", d), `e.g. "^(\\+|00|011)[1-9]" for international numbers`)
 		}
 	}
+	if err := c.validateCallPolicy(); err != nil {
+		return err
+	}
 	if c.Unproven.MaxTime <= 0 {
 		return bad("unproven.maxtime", "must be positive", "default 10m")
 	}

@@ -69,6 +69,7 @@ type Guard struct {
 	f2b     *fail2ban.Writer // nil without log.fail2ban_file
 	kern    *kernel          // nil without nftables.enabled
 	check   recorder         // the engine and the store, as every source sees them
+	pol     *policy          // call policy's side effects: kills, deadlines, lockdown state
 
 	sources []namedSource      // sidecar sources: Event Socket, log files
 	esl     *freeswitch.Source // nil without freeswitch.esl
@@ -144,10 +145,15 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 	if err != nil {
 		return fail(err)
 	}
+	rates, secrets, err := readPolicyInputs(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	g.pol = newPolicy(g)
 	g.eng, err = engine.New(cfg, engine.Options{
-		Set:          g.set,
-		Lists:        g.lists.Load(),
-		Apply:        apply,
+		Set:   g.set,
+		Lists: g.lists.Load(),
+		Apply: g.pol.wrap(apply), Rates: rates, CallTokenSecrets: secrets,
 		Now:          g.now,
 		Fingerprints: fp,
 		Logger:       g.log,
@@ -157,6 +163,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 		return fail(fmt.Errorf("building engine: %w", err))
 	}
 	if err := g.reloadKnown(ctx, cfg); err != nil {
+		return fail(err)
+	}
+	if err := g.pol.loadLockdown(); err != nil {
 		return fail(err)
 	}
 	g.check = recorder{next: g.eng, rec: rec}
@@ -183,7 +192,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 			Advertise: cfg.SIP.Advertise, TLS: tc,
 			BannedResponse: cfg.SIP.BannedResponse, UpstreamTimeout: cfg.SIP.UpstreamTimeout.D(),
 			MaxMessageSize: cfg.SIP.MaxMessageSize,
-			FlowKey:        key, StripHeaders: cfg.SIP.StripHeaders,
+			FlowKey:        key, StripHeaders: cfg.SIP.StripHeaders, TokenHeader: cfg.CallTokens.Header,
 			MaxConnections: cfg.SIP.MaxConnections, MaxConnectionsPerSource: cfg.SIP.MaxConnectionsPerSource,
 			FirstMessageTimeout: cfg.SIP.FirstMessageTimeout.D(), UnregisteredIdle: cfg.SIP.UnregisteredIdleTimeout.D(),
 			RegisteredIdle: cfg.SIP.RegisteredIdleTimeout.D(), DialogTimeout: cfg.SIP.DialogTimeout.D(),
@@ -206,6 +215,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 		return fail(fmt.Errorf("building admin API: %w", err))
 	}
 	g.api.MountEvents(st)
+	g.api.MountPolicy(policyService{g.pol})
 	if g.proxy != nil {
 		g.api.MountCalls(g.proxy) // running calls and their teardown live in the inline proxy
 	} else if g.esl != nil {
@@ -274,6 +284,7 @@ func (g *Guard) Run(ctx context.Context) error {
 		grp.Go(func() error { g.calls.sweep(gctx, g.now); return nil })
 	}
 	grp.Go(func() error { return g.pers.run(gctx) })
+	grp.Go(func() error { g.pol.run(gctx); return nil })
 	grp.Go(func() error { g.sweep(gctx); return nil })
 	grp.Go(func() error { g.watchReload(gctx); return nil })
 	sidecarLog(g.log, g.sources)

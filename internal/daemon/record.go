@@ -51,6 +51,8 @@ func (r recorder) Check(ctx context.Context, ev event.Event) engine.Verdict {
 		if v.Action != engine.Pass || v.Rule != "" {
 			r.rec(verdictEvent(e.Meta, e.SIP, v))
 		}
+	case *event.CallRinging:
+		// Counted by call rules only: the answer or the end follows.
 	default:
 		r.rec(ev)
 	}
@@ -58,5 +60,6 @@ func (r recorder) Check(ctx context.Context, ev event.Event) engine.Verdict {
 }
 
 func verdictEvent(m event.Meta, s event.SIP, v engine.Verdict) *event.Verdict {
-	return &event.Verdict{Meta: m, SIP: s, Action: v.Action.String(), Code: v.Code, Rule: v.Rule, Reason: v.Reason}
+	return &event.Verdict{Meta: m, SIP: s, Action: v.Action.String(), Code: v.Code, Rule: v.Rule, Reason: v.Reason,
+		Policy: v.Policy, Mode: v.Mode, Counters: v.Counters, Loss: v.Loss}
 }

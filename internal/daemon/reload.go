@@ -43,7 +43,12 @@ func (g *Guard) reload() {
 		g.log.Error("reload refused: config kept as it was", "err", err)
 		return
 	}
-	if err := g.eng.ReloadWith(cfg, fp); err != nil {
+	rates, secrets, err := readPolicyInputs(cfg)
+	if err != nil {
+		g.log.Error("reload refused: config kept as it was", "err", err)
+		return
+	}
+	if err := g.eng.ReloadAll(cfg, fp, rates, secrets); err != nil {
 		g.log.Error("reload refused: config kept as it was", "err", err)
 		return
 	}

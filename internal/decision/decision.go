@@ -28,6 +28,9 @@ const (
 	// ScopeAccount applies to one account from addresses it has not
 	// registered from before (distributed guessing lock).
 	ScopeAccount Scope = "account"
+	// ScopeCall applies to one running call (Decision.CallID); only
+	// TypeKill uses it.
+	ScopeCall Scope = "call"
 )
 
 // Valid reports whether s is a known scope.
@@ -46,6 +49,13 @@ type Type string
 const (
 	TypeBan   Type = "ban"
 	TypeUnban Type = "unban"
+	// TypeKill ends running calls: of an account (ScopeAccount), of an
+	// address (ScopeIP) or one call (ScopeCall). With Until in the future
+	// it is a deadline: the call is ended when Until passes
+	// (call_duration). It places no ban: the ban set and the store's ban
+	// table ignore it; the wiring hands it to the teardown, off the packet
+	// path.
+	TypeKill Type = "kill"
 )
 
 // Origin values used by the project.
@@ -85,6 +95,8 @@ type Decision struct {
 	// enforced inline only, is short, and enforcers outside the process
 	// (the fail2ban log, nftables) must skip it.
 	Unproven bool `json:"unproven,omitempty"`
+	// CallID names the call of a ScopeCall kill.
+	CallID string `json:"call_id,omitempty"`
 }
 
 // Key identifies what a decision applies to; two decisions with the same Key
@@ -107,6 +119,8 @@ func (d Decision) Expired(now time.Time) bool {
 // "1001@203.0.113.7", "2001:db8::/64", "1001".
 func (d Decision) Target() string {
 	switch d.Scope {
+	case ScopeCall:
+		return d.CallID
 	case ScopeIPAccount:
 		return d.Account + "@" + d.Prefix.Addr().String()
 	case ScopeAccount:

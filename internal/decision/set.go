@@ -36,6 +36,9 @@ func NewSet() *Set {
 // key), an unban removes every ban with the decision's key; an unban of
 // ScopeIP with an empty Account also removes that address's ip_account bans.
 func (s *Set) Apply(d Decision) {
+	if d.Type == TypeKill {
+		return // not a ban: the wiring's teardown acts on it
+	}
 	if d.Type == TypeUnban {
 		s.Remove(d.Key(), d.Scope == ScopeIP)
 		return

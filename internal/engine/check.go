@@ -84,9 +84,11 @@ func (e *Engine) Check(_ context.Context, ev event.Event) Verdict {
 	case *event.Register:
 		return e.registered(ev)
 	case *event.CallAnswered:
-		return e.call(event.KindCallAnswered, &ev.Meta, &ev.SIP, ev.Account, ev.Destination)
+		return e.call(event.KindCallAnswered, &ev.Meta, &ev.SIP, ev.Account, ev.Destination, 0, 0)
+	case *event.CallRinging:
+		return e.call(event.KindCallRinging, &ev.Meta, &ev.SIP, ev.Account, ev.Destination, ev.Code, 0)
 	case *event.CallEnded:
-		return e.call(event.KindCallEnded, &ev.Meta, &ev.SIP, ev.Account, ev.Destination)
+		return e.call(event.KindCallEnded, &ev.Meta, &ev.SIP, ev.Account, ev.Destination, ev.Code, ev.Billsec)
 	}
 	return Verdict{}
 }
@@ -104,7 +106,7 @@ func (e *Engine) clock(m *event.Meta) time.Time {
 func (e *Engine) begin(kind event.Kind, m *event.Meta, now time.Time, src netip.Addr, s *event.SIP, account string) *scratch {
 	sc := e.scratch.Get().(*scratch)
 	in := &sc.in
-	*in = detector.Input{Kind: kind, Now: now, Src: src, SIP: s, Proven: m.Transport.Proven()}
+	*in = detector.Input{Kind: kind, Now: now, Src: src, SIP: s, Proven: m.Transport.Proven(), Listener: m.Listener}
 	in.Account = detector.Normalize(account)
 	in.Names.Add(in.Account)
 	in.Names.Add(detector.Normalize(s.AuthUser))
@@ -126,7 +128,7 @@ func (e *Engine) begin(kind event.Kind, m *event.Meta, now time.Time, src netip.
 func (e *Engine) end(r *rules, sc *scratch) {
 	if ds := sc.out.Decisions(); len(ds) > 0 {
 		for _, d := range ds {
-			if !sc.in.Proven {
+			if !sc.in.Proven && d.Type != decision.TypeKill {
 				d.Unproven = true
 				d = e.limit(r, d)
 			}
@@ -167,14 +169,21 @@ func (e *Engine) limit(r *rules, d decision.Decision) decision.Decision {
 func (e *Engine) checkRequest(kind event.Kind, m *event.Meta, s *event.SIP, account, dest string, request bool) Verdict {
 	now := e.clock(m)
 	src := decision.Unmap(m.Source.Addr())
+	hooks := e.rules.Load().onRequest
+	allowed := false
 	if v, done := e.screen(src, now); done {
-		return v
+		if v.Action != Pass || request || len(e.rules.Load().freeRequest) == 0 {
+			return v
+		}
+		// An allowed source's call attempt: only the Unscreened hooks.
+		hooks, allowed = e.rules.Load().freeRequest, true
 	}
 	r := e.rules.Load()
 	sc := e.begin(kind, m, now, src, s, account)
 	sc.in.Request = request
 	sc.in.Destination = dest
-	for _, h := range r.onRequest {
+	sc.in.Allowed = allowed
+	for _, h := range hooks {
 		h.Request(&e.shared, &sc.in, &sc.out)
 		if sc.out.V.Action != Pass {
 			break
@@ -280,13 +289,17 @@ func (e *Engine) response(ev *event.Response) Verdict {
 }
 
 // call hands a call record to the detectors' call hooks.
-func (e *Engine) call(kind event.Kind, m *event.Meta, s *event.SIP, account, dest string) Verdict {
+func (e *Engine) call(kind event.Kind, m *event.Meta, s *event.SIP, account, dest string, code int, billsec time.Duration) Verdict {
 	r := e.rules.Load()
 	if len(r.onCall) == 0 {
 		return Verdict{}
 	}
 	src := decision.Unmap(m.Source.Addr())
-	if !src.IsValid() || e.lists.Load().Allowed(src) {
+	hooks, allowed := r.onCall, false
+	if src.IsValid() && e.lists.Load().Allowed(src) {
+		hooks, allowed = r.freeCall, true
+	}
+	if !src.IsValid() || len(hooks) == 0 {
 		return Verdict{}
 	}
 	if account == "" {
@@ -294,7 +307,8 @@ func (e *Engine) call(kind event.Kind, m *event.Meta, s *event.SIP, account, des
 	}
 	sc := e.begin(kind, m, e.clock(m), src, s, account)
 	sc.in.Destination = dest
-	for _, h := range r.onCall {
+	sc.in.Code, sc.in.Billsec, sc.in.Allowed = code, billsec, allowed
+	for _, h := range hooks {
 		h.Call(&e.shared, &sc.in, &sc.out)
 	}
 	v := sc.out.V
@@ -318,4 +332,22 @@ func (e *Engine) screen(src netip.Addr, now time.Time) (v Verdict, done bool) {
 		return e.count(Verdict{Action: Drop, Rule: RuleBan, Reason: d.Rule}), true
 	}
 	return Verdict{}, false
+}
+
+// CheckCall answers the pre-call check of a dialplan or sidecar: would a
+// call from account at src to destination be let through now? It is
+// judged and counted like an inline call the PBX let past authentication
+// (the caller asks after authenticating it), but never as a running call:
+// the sidecar's own call records end it.
+func (e *Engine) CheckCall(ctx context.Context, account string, src netip.Addr, destination string) Verdict {
+	now := e.now()
+	s := event.SIP{Method: "INVITE", FromUser: account, AuthUser: account, RURIUser: destination, HasCredentials: true}
+	m := event.Meta{Time: now, Source: netip.AddrPortFrom(src, 0)}
+	v := e.Check(ctx, &event.CallAttempt{Meta: m, SIP: s, Account: account, Destination: destination})
+	if v.Action == Pass {
+		// Counted as a call the PBX let through (any final answer but
+		// 401/403/407); see callpolicy.Counted.
+		e.call(event.KindCallEnded, &m, &s, account, destination, 200, 0)
+	}
+	return v
 }

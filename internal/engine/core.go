@@ -12,8 +12,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tollguard/tollguard/internal/callpolicy/token"
 	"github.com/tollguard/tollguard/internal/config"
 	"github.com/tollguard/tollguard/internal/decision"
+	"github.com/tollguard/tollguard/internal/engine/callpolicy"
 	"github.com/tollguard/tollguard/internal/engine/detector"
 	"github.com/tollguard/tollguard/internal/engine/jail"
 )
@@ -38,6 +40,12 @@ type Options struct {
 	// means the embedded list; it is an error when fingerprints.file is
 	// set.
 	Fingerprints []byte
+	// Rates is the content of call_policy.rates, read by the wiring; it
+	// is an error when call_policy.rates is set and Rates is nil.
+	Rates []byte
+	// CallTokenSecrets are the call token secrets by account, read by
+	// the wiring from where it keeps them.
+	CallTokenSecrets map[string]string
 	// Logger receives one line per decision. Default: discard.
 	Logger *slog.Logger
 	// Registry receives the engine's metrics. Default: none.
@@ -63,6 +71,14 @@ type Engine struct {
 	shared  detector.Shared
 	repeats *jail.Repeats
 	scratch sync.Pool // *scratch: one event's Input and Out
+
+	// Call policy state that outlives reloads: the lockdown switch and
+	// the memory of accepted call tokens; and its inputs read by the
+	// wiring (rate file, token secrets).
+	lock     *callpolicy.Switch
+	verifier *token.Verifier
+	rates    []byte
+	secrets  map[string]string
 
 	// mu serialises Reload and guards the failure ring.
 	mu   sync.Mutex
@@ -105,7 +121,9 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	if cfg.Fingerprints.File != "" && e.fpData == nil {
 		return nil, errors.New("engine: fingerprints.file is set: pass its content in Options.Fingerprints")
 	}
-	r, err := compile(cfg, e.fpData, e.repeats, nil)
+	e.lock, e.verifier = new(callpolicy.Switch), token.NewVerifier(token.Options{})
+	e.rates, e.secrets = opts.Rates, opts.CallTokenSecrets
+	r, err := compile(cfg, e.fpData, e.repeats, nil, e.policyOptions(cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -137,6 +155,24 @@ func (e *Engine) Reload(cfg *config.Config) error { return e.ReloadWith(cfg, nil
 func (e *Engine) ReloadWith(cfg *config.Config, fingerprints []byte) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.reloadLocked(cfg, fingerprints)
+}
+
+// ReloadAll is ReloadWith with new call policy inputs too (the content of
+// call_policy.rates and the call token secrets); on error nothing changes.
+func (e *Engine) ReloadAll(cfg *config.Config, fingerprints, rates []byte, secrets map[string]string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	oldRates, oldSecrets := e.rates, e.secrets
+	e.rates, e.secrets = rates, secrets
+	if err := e.reloadLocked(cfg, fingerprints); err != nil {
+		e.rates, e.secrets = oldRates, oldSecrets
+		return err
+	}
+	return nil
+}
+
+func (e *Engine) reloadLocked(cfg *config.Config, fingerprints []byte) error {
 	fp := e.fpData
 	oldFile := e.rules.Load().cfg.Fingerprints.File
 	if f := cfg.Fingerprints.File; f != "" && fingerprints == nil && f != oldFile {
@@ -148,7 +184,7 @@ func (e *Engine) ReloadWith(cfg *config.Config, fingerprints []byte) error {
 	case cfg.Fingerprints.File == "" && oldFile != "":
 		fp = nil
 	}
-	r, err := compile(cfg, fp, e.repeats, e.rules.Load())
+	r, err := compile(cfg, fp, e.repeats, e.rules.Load(), e.policyOptions(cfg))
 	if err != nil {
 		return fmt.Errorf("reloading engine: %w", err)
 	}
@@ -159,6 +195,36 @@ func (e *Engine) ReloadWith(cfg *config.Config, fingerprints []byte) error {
 	}
 	return nil
 }
+
+func (e *Engine) policyOptions(cfg *config.Config) callpolicy.Options {
+	return callpolicy.Options{Rates: e.rates, RatesName: cfg.CallPolicy.Rates, Secrets: e.secrets, Lock: e.lock, Verifier: e.verifier}
+}
+
+// SetCallPolicyInputs replaces the rate file's content and the call token
+// secrets (read by the wiring) and recompiles the current config with
+// them; on error nothing changes.
+func (e *Engine) SetCallPolicyInputs(rates []byte, secrets map[string]string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cur := e.rules.Load()
+	oldRates, oldSecrets := e.rates, e.secrets
+	e.rates, e.secrets = rates, secrets
+	r, err := compile(cur.cfg, e.fpData, e.repeats, cur, e.policyOptions(cur.cfg))
+	if err != nil {
+		e.rates, e.secrets = oldRates, oldSecrets
+		return fmt.Errorf("reloading call policy: %w", err)
+	}
+	e.rules.Store(r)
+	return nil
+}
+
+// SetLockdown turns the emergency lockdown on or off: while on, only
+// lockdown.allow_accounts may place calls. It survives reloads; the
+// wiring keeps it across restarts.
+func (e *Engine) SetLockdown(on bool) { e.lock.Set(on) }
+
+// Lockdown reports whether lockdown is on.
+func (e *Engine) Lockdown() bool { return e.lock.On() }
 
 // SetLists replaces the allow and deny lists (the wiring adds the upstream's
 // address with decision.Lists.AddAllow). Later Reloads leave them alone.
@@ -210,7 +276,7 @@ func (e *Engine) apply(d decision.Decision) {
 	e.out.Apply(d)
 	e.m.decision(d.Rule)
 	if e.log.Enabled(context.Background(), slog.LevelInfo) {
-		e.log.Info("ban", "scope", string(d.Scope), "target", capLog(d.Target()), "rule", d.Rule,
+		e.log.Info(string(d.Type), "scope", string(d.Scope), "target", capLog(d.Target()), "rule", d.Rule,
 			"reason", d.Reason, "until", d.Until, "count", d.Count, "unproven", d.Unproven)
 	}
 }

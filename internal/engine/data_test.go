@@ -30,6 +30,12 @@ type lineVerdict struct {
 	Action string `json:"action"`
 	Code   int    `json:"code,omitempty"`
 	Rule   string `json:"rule"`
+	// Policy and Mode: the call rule and enforce/warn/shadow.
+	Policy string `json:"policy,omitempty"`
+	Mode   string `json:"mode,omitempty"`
+	// Counters and Loss: the counter values and the loss estimate.
+	Counters string `json:"counters,omitempty"`
+	Loss     string `json:"loss,omitempty"`
 	// N is how many of a repeated datagram got this verdict (0 means 1).
 	N int `json:"n,omitempty"`
 }
@@ -72,6 +78,14 @@ func runCase(t *testing.T, dir string) want {
 	if fp, err := os.ReadFile(filepath.Join(dir, "fingerprints.yaml")); err == nil {
 		opts.Fingerprints = fp
 	}
+	if b, err := os.ReadFile(filepath.Join(dir, "rates.yaml")); err == nil {
+		opts.Rates = b
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "secrets.json")); err == nil {
+		if err := json.Unmarshal(b, &opts.CallTokenSecrets); err != nil {
+			t.Fatal(err)
+		}
+	}
 	e, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -83,14 +97,18 @@ func runCase(t *testing.T, dir string) want {
 		}
 		if n := len(got.Verdicts); n > 0 {
 			last := &got.Verdicts[n-1]
-			if last.Line == line && last.Action == v.Action.String() && last.Rule == v.Rule && last.Code == v.Code {
+			if last.Line == line && last.Action == v.Action.String() && last.Rule == v.Rule && last.Code == v.Code && last.Policy == v.Policy {
 				last.N = max(last.N, 1) + 1
 				return
 			}
 		}
-		got.Verdicts = append(got.Verdicts, lineVerdict{Line: line, Action: v.Action.String(), Code: v.Code, Rule: v.Rule})
+		got.Verdicts = append(got.Verdicts, lineVerdict{Line: line, Action: v.Action.String(), Code: v.Code, Rule: v.Rule, Policy: v.Policy, Mode: v.Mode, Counters: v.Counters, Loss: v.Loss})
 	}
 	for _, r := range recs {
+		if r.Lockdown != nil {
+			e.SetLockdown(*r.Lockdown)
+			continue
+		}
 		if d := r.Datagram; d != nil {
 			every, _ := time.ParseDuration(d.Every)
 			for i := range d.Repeat {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/tollguard/tollguard/internal/config"
+	"github.com/tollguard/tollguard/internal/engine/callpolicy"
 	"github.com/tollguard/tollguard/internal/engine/detector"
 	"github.com/tollguard/tollguard/internal/engine/distributed"
 	"github.com/tollguard/tollguard/internal/engine/enumeration"
@@ -23,6 +24,8 @@ const (
 	maxDistAccounts  = 1 << 16
 	maxProbeSources  = 1 << 16
 	maxRepeatHistory = 1 << 16
+	maxPolicyAccts   = 1 << 17
+	maxPolicyCalls   = 1 << 16
 )
 
 // rules is one compiled configuration: the detectors in order, with their
@@ -36,15 +39,20 @@ type rules struct {
 	onRegister []detector.OnRegister
 	onResponse []detector.OnResponse
 	onCall     []detector.OnCall
-	flood      *flood.Table
-	unproven   time.Duration
+	// The hooks of Unscreened detectors, which also run for allowed
+	// sources.
+	freeRequest []detector.OnRequest
+	freeCall    []detector.OnCall
+	policy      *callpolicy.Detector
+	flood       *flood.Table
+	unproven    time.Duration
 }
 
 // compile builds rules from cfg. fp is the fingerprint list's YAML (nil:
 // the embedded list). repeats is the jail's ban history, kept across
 // reloads. old, when not nil, lends its flood table if the flood settings
 // are unchanged.
-func compile(cfg *config.Config, fp []byte, repeats *jail.Repeats, old *rules) (*rules, error) {
+func compile(cfg *config.Config, fp []byte, repeats *jail.Repeats, old *rules, po callpolicy.Options) (*rules, error) {
 	fpName := "embedded"
 	if fp != nil {
 		fpName = "fingerprints.file"
@@ -76,7 +84,12 @@ func compile(cfg *config.Config, fp []byte, repeats *jail.Repeats, old *rules) (
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
-	r := &rules{cfg: cfg, unproven: cfg.Unproven.MaxTime.D()}
+	po.MaxAccounts, po.MaxCalls = maxPolicyAccts, maxPolicyCalls
+	cp, err := callpolicy.Compile(callpolicy.Config{Policy: cfg.CallPolicy, Lockdown: cfg.Lockdown, Tokens: cfg.CallTokens, Media: cfg.Media}, po)
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	r := &rules{cfg: cfg, unproven: cfg.Unproven.MaxTime.D(), policy: cp}
 	// The order, and why. A request's chain stops at the first verdict that
 	// is not Pass; failures, registrations and responses go through all.
 	r.add(
@@ -94,9 +107,15 @@ func compile(cfg *config.Config, fp []byte, repeats *jail.Repeats, old *rules) (
 		pr,
 		// ip_account bans under every name, failure counts per address.
 		jl,
-		// Account locks last: the widest scope, consulted only when the
+		// Account locks: the widest scope, consulted only when the
 		// narrower ones passed.
 		di,
+		// Call rules, lockdown, call tokens, SRTP last: a call from a
+		// source refused for what it is never reaches them, and they
+		// judge calls, not sources. They also see allowed sources
+		// (detector.Unscreened) and count only calls the PBX let past
+		// authentication.
+		cp,
 	)
 	fc := cfg.Flood
 	if old != nil && old.cfg.Flood == fc {
@@ -125,6 +144,14 @@ func (r *rules) add(ds ...detector.Detector) {
 		}
 		if h, ok := d.(detector.OnCall); ok {
 			r.onCall = append(r.onCall, h)
+		}
+		if _, ok := d.(detector.Unscreened); ok {
+			if h, ok := d.(detector.OnRequest); ok {
+				r.freeRequest = append(r.freeRequest, h)
+			}
+			if h, ok := d.(detector.OnCall); ok {
+				r.freeCall = append(r.freeCall, h)
+			}
 		}
 	}
 }

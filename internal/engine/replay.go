@@ -31,6 +31,9 @@ type Record struct {
 	Event event.Event
 	// Datagram is set for "datagram" lines.
 	Datagram *Datagram
+	// Lockdown is set for replay-only "lockdown" lines ({"kind":
+	// "lockdown","on":true}): the operator flips the switch.
+	Lockdown *bool
 }
 
 // Datagram is a packet that goes through Admit only.
@@ -106,18 +109,39 @@ func ParseRecord(line []byte) (Record, error) {
 			Kind string `json:"kind"`
 			*event.Register
 		}{Register: ev}
+	case "lockdown":
+		var l struct {
+			Kind string `json:"kind"`
+			On   bool   `json:"on"`
+		}
+		if err := json.Unmarshal(line, &l); err != nil {
+			return Record{}, fmt.Errorf("parsing lockdown: %w", err)
+		}
+		return Record{Lockdown: &l.On}, nil
 	case "call_attempt":
+		// token and sdp are replay-only: the tap hands them to the
+		// engine, the store never keeps them.
 		ev := &event.CallAttempt{}
-		rec.Event, target = ev, &struct {
+		x := &struct {
 			Kind string `json:"kind"`
 			*event.CallAttempt
+			Token string `json:"token"`
+			SDP   string `json:"sdp"`
 		}{CallAttempt: ev}
+		rec.Event, target = ev, x
+		defer func() { ev.Token, ev.SDP = x.Token, []byte(x.SDP) }()
 	case "call_answered":
 		ev := &event.CallAnswered{}
 		rec.Event, target = ev, &struct {
 			Kind string `json:"kind"`
 			*event.CallAnswered
 		}{CallAnswered: ev}
+	case "call_ringing":
+		ev := &event.CallRinging{}
+		rec.Event, target = ev, &struct {
+			Kind string `json:"kind"`
+			*event.CallRinging
+		}{CallRinging: ev}
 	case "call_ended":
 		ev := &event.CallEnded{}
 		rec.Event, target = ev, &struct {

@@ -27,6 +27,7 @@ const (
 	KindUnban                        // a ban was lifted
 	KindVerdict                      // the guard rejected or dropped a request
 	KindAdmin                        // an operator acted through the admin API
+	KindCallRinging                  // an initial INVITE got a provisional other than 100
 )
 
 var kindNames = [...]string{
@@ -41,6 +42,7 @@ var kindNames = [...]string{
 	KindUnban:        "unban",
 	KindVerdict:      "verdict",
 	KindAdmin:        "admin",
+	KindCallRinging:  "call_ringing",
 }
 
 // String returns the stable name of k, or "unknown".
@@ -126,6 +128,12 @@ type SIP struct {
 	Instance string `json:"instance,omitempty"`
 	// Path is the Via chain, top first, as "transport host:port" hops.
 	Path []string `json:"path,omitempty"`
+	// Token is the call token header's value of an INVITE (see
+	// call_tokens.header), capped; never stored.
+	Token string `json:"-"`
+	// SDP is an initial INVITE's body when it is SDP, at most 64 KiB; it
+	// shares the message's memory and is never stored.
+	SDP []byte `json:"-"`
 }
 
 // Account returns the account the request speaks for: the digest username when
@@ -199,6 +207,18 @@ type CallAnswered struct {
 	Destination string `json:"destination"`
 }
 
+// CallRinging is an initial INVITE that got its first provisional response
+// other than 100 (180, 183…): the PBX took the call past authentication.
+// Call rules count the call from here; the store does not keep it (the
+// call's answer or end follows).
+type CallRinging struct {
+	Meta
+	SIP
+	Account     string `json:"account"`
+	Destination string `json:"destination"`
+	Code        int    `json:"code"`
+}
+
 // CallEnded is the end of a call: Duration from the INVITE, Billsec from the
 // answer (zero when never answered).
 type CallEnded struct {
@@ -244,6 +264,13 @@ type Verdict struct {
 	Code   int    `json:"code,omitempty"`
 	Rule   string `json:"rule"`
 	Reason string `json:"reason,omitempty"`
+	// Policy, Mode, Counters and Loss are set for call policy verdicts:
+	// the call rule, enforce/warn/shadow, the counter values and the
+	// estimated cost of the call.
+	Policy   string `json:"policy,omitempty"`
+	Mode     string `json:"mode,omitempty"`
+	Counters string `json:"counters,omitempty"`
+	Loss     string `json:"loss,omitempty"`
 }
 
 // Admin records an operator action through the admin API.
@@ -263,6 +290,7 @@ func (*Register) Kind() Kind     { return KindRegister }
 func (*CallAttempt) Kind() Kind  { return KindCallAttempt }
 func (*CallAnswered) Kind() Kind { return KindCallAnswered }
 func (*CallEnded) Kind() Kind    { return KindCallEnded }
+func (*CallRinging) Kind() Kind  { return KindCallRinging }
 func (*Ban) Kind() Kind          { return KindBan }
 func (*Unban) Kind() Kind        { return KindUnban }
 func (*Verdict) Kind() Kind      { return KindVerdict }
@@ -279,6 +307,7 @@ var (
 	_ Event = (*CallAttempt)(nil)
 	_ Event = (*CallAnswered)(nil)
 	_ Event = (*CallEnded)(nil)
+	_ Event = (*CallRinging)(nil)
 	_ Event = (*Ban)(nil)
 	_ Event = (*Unban)(nil)
 	_ Event = (*Verdict)(nil)

@@ -49,7 +49,9 @@ func (p *Proxy) handleRequest(req *sip.Request, in *inbound) {
 		extractSIP(req, &tap)
 		v := p.o.Checker.Check(p.ctx, &event.Request{Meta: meta, SIP: tap})
 		if v.Action == engine.Pass && initial {
-			v = p.o.Checker.Check(p.ctx, &event.CallAttempt{Meta: meta, SIP: tap, Account: tap.Account(), Destination: tap.RURIUser})
+			call := tap
+			extractCall(req, &call, p.o.TokenHeader)
+			v = p.o.Checker.Check(p.ctx, &event.CallAttempt{Meta: meta, SIP: call, Account: tap.Account(), Destination: tap.RURIUser})
 		}
 		if v.Action != engine.Pass {
 			p.refuse(req, in, v)
@@ -214,6 +216,18 @@ func (p *Proxy) refuse(req *sip.Request, in *inbound, v engine.Verdict) {
 	code := v.Code
 	if code < 300 || code > 699 {
 		code = 403
+	}
+	if v.Policy != "" && req.Method != sip.ACK {
+		// RFC 3326 §2: a call policy refusal names its rule, so the
+		// caller's logs tell it from the PBX's own refusals. Other
+		// rules stay unnamed: a scanner learns nothing from them.
+		p.m.reject(code)
+		res := sip.NewResponseFromRequest(req, code, statusText(code), nil)
+		res.AppendHeader(sip.NewHeader("Reason", "SIP;cause="+strconv.Itoa(code)+";text=\""+v.Rule+" "+v.Policy+"\""))
+		if err := p.write(res, in.from); err != nil {
+			p.m.drop(dropSendError)
+		}
+		return
 	}
 	p.reply(req, in, code, "")
 }

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -84,6 +85,10 @@ type Options struct {
 	// DefaultStripHeaders. X-AUTH-IP and X-AUTH-PORT are always removed:
 	// the proxy writes its own.
 	StripHeaders []string
+	// TokenHeader is the call token header (call_tokens.header): its
+	// value on an initial INVITE goes to the Checker in event.SIP.Token,
+	// and the header is removed before the PBX sees the request.
+	TokenHeader string
 	// MaxConnections bounds TCP and TLS connections in all. Default 16384.
 	MaxConnections int
 	// MaxConnectionsPerSource bounds the connections of one IPv4 address or
@@ -208,7 +213,11 @@ func New(o Options) (*Proxy, error) {
 	if o.StripHeaders == nil {
 		o.StripHeaders = DefaultStripHeaders
 	}
-	strip, err := stripSet(o.StripHeaders)
+	stripNames := o.StripHeaders
+	if o.TokenHeader != "" {
+		stripNames = append(slices.Clone(stripNames), o.TokenHeader)
+	}
+	strip, err := stripSet(stripNames)
 	if err != nil {
 		return nil, fmt.Errorf("sipfw: %w", err)
 	}

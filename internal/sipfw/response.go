@@ -121,7 +121,13 @@ func (p *Proxy) forged(in *inbound) {
 func (p *Proxy) tapResponse(res *sip.Response, branch string, in *inbound) {
 	k := pendingKey{branch: branch, cancel: res.CSeq().MethodName == sip.CANCEL}
 	if res.StatusCode < 200 {
-		p.pending.provisional(k, in.at)
+		if e, first := p.pending.provisional(k, in.at, res.StatusCode); first {
+			// RFC 3261 §21.1: a provisional other than 100 comes from the
+			// UAS side: the PBX took the call past authentication.
+			meta := e.meta
+			meta.Time = in.at
+			p.o.Checker.Check(p.ctx, &event.CallRinging{Meta: meta, SIP: e.sip, Account: e.sip.Account(), Destination: e.sip.RURIUser, Code: res.StatusCode})
+		}
 		return
 	}
 	e, ok := p.pending.final(k)

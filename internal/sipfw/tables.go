@@ -28,6 +28,7 @@ type pendingEntry struct {
 	initial  bool // an INVITE without To tag
 	expires  int  // REGISTER: requested expiry, -1 when not stated
 	deadline time.Time
+	rang     bool // a provisional other than 100 was tapped (CallRinging)
 }
 
 // pendingTable holds forwarded requests until their final response. Entries
@@ -54,14 +55,24 @@ func (t *pendingTable) add(k pendingKey, e *pendingEntry) bool {
 	return t.wait.put(k, e)
 }
 
-// provisional records that k got a provisional response at now.
-func (t *pendingTable) provisional(k pendingKey, now time.Time) {
+// provisional records that k got a provisional response with code at now.
+// For the first one other than 100 to an initial INVITE it returns the
+// entry and true: the PBX took the call past authentication.
+func (t *pendingTable) provisional(k pendingKey, now time.Time, code int) (*pendingEntry, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if e, ok := t.wait.take(k); ok {
+	e, ok := t.wait.take(k)
+	if ok {
 		e.deadline = now.Add(ringTTL)
 		t.ring.put(k, e)
+	} else if e, ok = t.ring.get(k); !ok {
+		return nil, false
 	}
+	if code <= 100 || !e.initial || e.rang {
+		return nil, false
+	}
+	e.rang = true
+	return e, true
 }
 
 // final removes and returns k's entry.

@@ -63,6 +63,30 @@ func extractSIP(req *sip.Request, s *event.SIP) {
 	}
 }
 
+// maxSDP caps the SDP body handed to the Checker: a SIP message over UDP
+// cannot exceed 64 KiB, and the media policy refuses longer offers.
+const maxSDP = 64 << 10
+
+// extractCall adds what only call rules read to an initial INVITE's s:
+// the call token header's value (tokenHeader, when set) and the SDP
+// offer. The body is not copied: the event shares the request's memory
+// and the proxy never changes a body.
+func extractCall(req *sip.Request, s *event.SIP, tokenHeader string) {
+	if tokenHeader != "" {
+		for _, h := range req.Headers() {
+			if strings.EqualFold(h.Name(), tokenHeader) {
+				s.Token = capField(h.Value())
+				break
+			}
+		}
+	}
+	if b := req.Body(); len(b) > 0 && len(b) <= maxSDP {
+		if ct := req.ContentType(); ct != nil && strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct.Value())), "application/sdp") {
+			s.SDP = b
+		}
+	}
+}
+
 // digestParam returns a parameter of a Digest credentials or challenge
 // value (RFC 7616 §3.4), unquoted; "" when absent.
 func digestParam(v, name string) string {

@@ -85,6 +85,9 @@ func (r *Record) Mask() {
 	case *event.CallEnded:
 		maskSIP(&e.SIP)
 		e.Account, e.Destination = MaskNumber(e.Account), MaskNumber(e.Destination)
+	case *event.CallRinging:
+		maskSIP(&e.SIP)
+		e.Account, e.Destination = MaskNumber(e.Account), MaskNumber(e.Destination)
 	case *event.Verdict:
 		maskSIP(&e.SIP)
 		e.Reason = MaskText(e.Reason)

@@ -65,6 +65,8 @@ func newRow(ev event.Event) (row, error) {
 		r.Account, r.CallID = e.Account, e.CallID
 	case *event.CallEnded:
 		r.Account, r.CallID, r.Code = e.Account, e.CallID, e.Code
+	case *event.CallRinging:
+		r.Account, r.CallID, r.Code = e.Account, e.CallID, e.Code
 	case *event.Verdict:
 		r.Account, r.CallID, r.Code, r.Rule = e.SIP.Account(), e.CallID, e.Code, e.Rule
 	case *event.Ban:
@@ -196,6 +198,8 @@ func newEvent(k event.Kind) event.Event {
 		return new(event.Verdict)
 	case event.KindAdmin:
 		return new(event.Admin)
+	case event.KindCallRinging:
+		return new(event.CallRinging)
 	}
 	return nil
 }

@@ -97,7 +97,11 @@ func everyKind() []event.Event {
 }
 
 func TestRoundTripEveryKind(t *testing.T) {
-	evs := everyKind()
+	// everyKind's order is what the other tests' sequence numbers assume;
+	// kinds added later go here.
+	ring := &event.CallRinging{Meta: event.Meta{Time: t0.Add(11 * time.Second), Source: ap("198.51.100.2:5062"), Transport: "udp"},
+		SIP: event.SIP{Method: "INVITE", CallID: "c1@host", FromUser: "1001", RURIUser: "0088612345678"}, Account: "1001", Destination: "0088612345678", Code: 180}
+	evs := append(everyKind(), ring)
 	seen := map[event.Kind]bool{}
 	for _, ev := range evs {
 		seen[ev.Kind()] = true

@@ -25,6 +25,10 @@ type Request struct {
 	// UserAgent is the User-Agent; default "testpeer-probe", which no
 	// scanner fingerprint matches.
 	UserAgent string
+	// Headers are added as they are ("X-Call-Token: 123456").
+	Headers []string
+	// Body, when set, is sent as application/sdp.
+	Body string
 }
 
 // Probe sends one OPTIONS request over UDP from address from (any local
@@ -40,6 +44,12 @@ func Probe(from netip.Addr, to netip.AddrPort, wait time.Duration) (int, error) 
 // the INVITE's branch (RFC 3261 §17.1.1.3), so the server stops
 // retransmitting it.
 func Send(from netip.Addr, to netip.AddrPort, r Request, wait time.Duration) (int, error) {
+	code, _, err := SendAnswer(from, to, r, wait)
+	return code, err
+}
+
+// SendAnswer is Send that also returns the final response's text.
+func SendAnswer(from netip.Addr, to netip.AddrPort, r Request, wait time.Duration) (int, string, error) {
 	if r.Method == "" {
 		r.Method = "OPTIONS"
 	}
@@ -55,7 +65,7 @@ func Send(from netip.Addr, to netip.AddrPort, r Request, wait time.Duration) (in
 	}
 	c, err := net.DialUDP("udp", laddr, net.UDPAddrFromAddrPort(to))
 	if err != nil {
-		return 0, fmt.Errorf("probe: dialing %s: %w", to, err)
+		return 0, "", fmt.Errorf("probe: dialing %s: %w", to, err)
 	}
 	defer c.Close()
 	local := c.LocalAddr().String()
@@ -71,9 +81,16 @@ func Send(from netip.Addr, to netip.AddrPort, r Request, wait time.Duration) (in
 		"To: <" + ruri + ">\r\n" + callID +
 		"CSeq: 1 " + r.Method + "\r\nMax-Forwards: 70\r\n" +
 		"Contact: <sip:" + r.From + "@" + local + ">\r\n" +
-		"User-Agent: " + r.UserAgent + "\r\nContent-Length: 0\r\n\r\n"
+		"User-Agent: " + r.UserAgent + "\r\n"
+	for _, h := range r.Headers {
+		msg += h + "\r\n"
+	}
+	if r.Body != "" {
+		msg += "Content-Type: application/sdp\r\n"
+	}
+	msg += "Content-Length: " + strconv.Itoa(len(r.Body)) + "\r\n\r\n" + r.Body
 	if _, err := c.Write([]byte(msg)); err != nil {
-		return 0, fmt.Errorf("probe: sending %s: %w", r.Method, err)
+		return 0, "", fmt.Errorf("probe: sending %s: %w", r.Method, err)
 	}
 	_ = c.SetReadDeadline(time.Now().Add(wait))
 	buf := make([]byte, 8192)
@@ -82,19 +99,19 @@ func Send(from netip.Addr, to netip.AddrPort, r Request, wait time.Duration) (in
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
-				return 0, ErrNoAnswer
+				return 0, "", ErrNoAnswer
 			}
-			return 0, fmt.Errorf("probe: reading answer: %w", err)
+			return 0, "", fmt.Errorf("probe: reading answer: %w", err)
 		}
 		res := string(buf[:n])
 		line, _, _ := strings.Cut(res, "\r\n")
 		f := strings.Fields(line)
 		if len(f) < 2 || f[0] != "SIP/2.0" {
-			return 0, fmt.Errorf("probe: answer %q is not a SIP response", line)
+			return 0, "", fmt.Errorf("probe: answer %q is not a SIP response", line)
 		}
 		code, err := strconv.Atoi(f[1])
 		if err != nil {
-			return 0, fmt.Errorf("probe: status in %q: %w", line, err)
+			return 0, "", fmt.Errorf("probe: status in %q: %w", line, err)
 		}
 		if code < 200 {
 			continue
@@ -104,7 +121,7 @@ func Send(from netip.Addr, to netip.AddrPort, r Request, wait time.Duration) (in
 				"CSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
 			_, _ = c.Write([]byte(ack))
 		}
-		return code, nil
+		return code, res, nil
 	}
 }
 

@@ -175,3 +175,33 @@ func (c *Client) Hangup(ctx context.Context, id string) (api.HangupReply, error)
 	err := c.Do(ctx, http.MethodPost, "/api/v1/calls/"+url.PathEscape(id)+"/hangup", nil, nil, &r)
 	return r, err
 }
+
+// Lockdown returns the lockdown state.
+func (c *Client) Lockdown(ctx context.Context) (api.LockdownState, error) {
+	var r api.LockdownState
+	err := c.Do(ctx, http.MethodGet, "/api/v1/lockdown", nil, nil, &r)
+	return r, err
+}
+
+// SetLockdown turns lockdown on or off; hangup also ends the running calls
+// of accounts that may not call during lockdown.
+func (c *Client) SetLockdown(ctx context.Context, on, hangup bool) (api.LockdownState, error) {
+	var r api.LockdownState
+	err := c.Do(ctx, http.MethodPut, "/api/v1/lockdown", nil, api.LockdownBody{On: on, Hangup: hangup}, &r)
+	return r, err
+}
+
+// NewToken creates a call token secret for account.
+func (c *Client) NewToken(ctx context.Context, account string) (api.TokenReply, error) {
+	var r api.TokenReply
+	err := c.Do(ctx, http.MethodPost, "/api/v1/tokens/"+url.PathEscape(account), nil, nil, &r)
+	return r, err
+}
+
+// CheckCall asks the pre-call check about a call.
+func (c *Client) CheckCall(ctx context.Context, account, ip, destination string) (api.CheckReply, error) {
+	var r api.CheckReply
+	q := url.Values{"account": {account}, "ip": {ip}, "destination": {destination}}
+	err := c.Do(ctx, http.MethodGet, "/api/v1/check/call", q, nil, &r)
+	return r, err
+}

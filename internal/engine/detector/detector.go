@@ -58,6 +58,17 @@ type Verdict struct {
 	Rule string
 	// Reason is a short explanation for logs and the event store.
 	Reason string
+	// Policy names the call rule within Rule "call_policy" ("burst",
+	// "lockdown"); the proxy names it to the caller in the refusal's
+	// Reason header (RFC 3326). Empty for every other detector: their
+	// refusals tell a scanner nothing.
+	Policy string
+	// Mode is "enforce", "warn" or "shadow" for call policy verdicts.
+	Mode string
+	// Counters are the call policy counters ("calls_per_minute=61
+	// concurrent=3"), Loss the estimated cost of the call ("12.00 USD").
+	Counters string
+	Loss     string
 }
 
 // Detector is one detection rule. Name is the rule in its decisions
@@ -101,6 +112,14 @@ type OnCall interface {
 	Call(sh *Shared, in *Input, out *Out)
 }
 
+// Unscreened is implemented by a detector whose hooks also see requests,
+// responses and call records of allowed sources (allow means "never
+// banned", not "may call anything"): call policy. Such a detector must
+// not ban.
+type Unscreened interface {
+	Unscreened()
+}
+
 // Input is one event as every detector sees it, computed once by the
 // engine. Strings are attacker-controlled.
 type Input struct {
@@ -133,6 +152,13 @@ type Input struct {
 	Stale bool
 	// Destination is the dialled number of a call event.
 	Destination string
+	// Listener is the listener the message came on (event.Meta.Listener).
+	Listener string
+	// Billsec is how long an ended call was connected (event.CallEnded).
+	Billsec time.Duration
+	// Allowed is true when the source is on the allow list (only
+	// Unscreened detectors see such events).
+	Allowed bool
 }
 
 // Out collects what one hook decided. Bans are applied by the engine in
