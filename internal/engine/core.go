@@ -14,6 +14,7 @@ import (
 
 	"github.com/tollguard/tollguard/internal/config"
 	"github.com/tollguard/tollguard/internal/decision"
+	"github.com/tollguard/tollguard/internal/engine/anomaly"
 	"github.com/tollguard/tollguard/internal/engine/detector"
 	"github.com/tollguard/tollguard/internal/engine/jail"
 )
@@ -59,9 +60,11 @@ type Engine struct {
 	rules atomic.Pointer[rules]
 
 	// shared is what every detector reads; repeats is the jail's ban
-	// history. Both survive reloads.
+	// history; anomaly the model's baseline and model. All survive
+	// reloads.
 	shared  detector.Shared
 	repeats *jail.Repeats
+	anomaly *anomaly.State
 	scratch sync.Pool // *scratch: one event's Input and Out
 
 	// mu serialises Reload and guards the failure ring.
@@ -105,7 +108,12 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	if cfg.Fingerprints.File != "" && e.fpData == nil {
 		return nil, errors.New("engine: fingerprints.file is set: pass its content in Options.Fingerprints")
 	}
-	r, err := compile(cfg, e.fpData, e.repeats, nil)
+	an, err := anomaly.NewState(cfg.Anomaly.Model())
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	e.anomaly = an
+	r, err := compile(cfg, e.fpData, e.repeats, e.anomaly, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +156,7 @@ func (e *Engine) ReloadWith(cfg *config.Config, fingerprints []byte) error {
 	case cfg.Fingerprints.File == "" && oldFile != "":
 		fp = nil
 	}
-	r, err := compile(cfg, fp, e.repeats, e.rules.Load())
+	r, err := compile(cfg, fp, e.repeats, e.anomaly, e.rules.Load())
 	if err != nil {
 		return fmt.Errorf("reloading engine: %w", err)
 	}
@@ -192,6 +200,11 @@ func (e *Engine) Forget(addr netip.Addr, account string) {
 func (e *Engine) Known(addr netip.Addr, account string) {
 	e.shared.Known.Registered(decision.Unmap(addr), detector.Normalize(account))
 }
+
+// Anomaly returns the anomaly model's state: the wiring trains a baseline
+// and model from the store and swaps them in (Replace, SetModel); the
+// engine does no I/O.
+func (e *Engine) Anomaly() *anomaly.State { return e.anomaly }
 
 // Failures returns the recorded failures at or after since, oldest first.
 // The engine keeps the last RingSize failures.

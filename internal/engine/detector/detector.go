@@ -133,6 +133,9 @@ type Input struct {
 	Stale bool
 	// Destination is the dialled number of a call event.
 	Destination string
+	// Event is the event itself, for a detector that needs fields beyond
+	// these (the anomaly model: durations, User-Agents). Read only.
+	Event event.Event
 }
 
 // Out collects what one hook decided. Bans are applied by the engine in
