@@ -118,7 +118,7 @@ func runCase(t *testing.T, dir string) want {
 // and fits the anomaly model from the window's events, here the training
 // period fraudgen generates for the options in train.json, and hands both
 // to the engine.
-func trainAnomaly(t *testing.T, e *Engine, cfg *config.Config, opts []byte) {
+func trainAnomaly(t testing.TB, e *Engine, cfg *config.Config, opts []byte) {
 	t.Helper()
 	var o fraudgen.Options
 	if err := json.Unmarshal(opts, &o); err != nil {
