@@ -63,43 +63,46 @@ func (g *Guard) startAnomaly(ctx context.Context, cfg *config.Config) (time.Time
 	return now.Add(acfg.Retrain), nil
 }
 
-// retrainAnomaly rebuilds the model every anomaly.retrain from the store
-// and swaps it in; the guard keeps scoring with the old one meanwhile. The
-// live baseline is kept (it has learnt every event since the start)
-// unless the baseline's settings were changed by a reload.
+// retrainAnomaly rebuilds the model every anomaly.retrain, from due on.
 func (g *Guard) retrainAnomaly(ctx context.Context, due time.Time) {
 	for {
-		wait := max(due.Sub(g.now()), time.Minute)
-		t := time.NewTimer(wait)
+		t := time.NewTimer(max(due.Sub(g.now()), time.Minute))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C:
 		}
-		cfg := g.config()
-		acfg := cfg.Anomaly.Model().WithDefaults()
-		due = g.now().Add(acfg.Retrain)
-		b, tr, err := g.learnWindow(ctx, acfg)
-		if err != nil {
-			g.log.Error("anomaly retrain: reading the store", "err", err)
-			continue
+		due = g.now().Add(g.config().Anomaly.Model().WithDefaults().Retrain)
+		if err := g.retrainOnce(ctx); err != nil {
+			g.log.Warn("anomaly retrain: the current model stays", "err", err)
 		}
-		m, err := g.fitAnomaly(tr, filepath.Join(cfg.DataDir, anomalyModelFile))
-		if err != nil {
-			g.log.Warn("anomaly retrain", "err", err)
-			if m == nil {
-				continue
-			}
-		}
-		st := g.eng.Anomaly()
-		if st.Config().SameBaseline(acfg) {
-			st.SetModel(m)
-		} else {
-			st.Replace(b, m)
-		}
-		g.log.Info("anomaly model retrained", "attempts", m.Rows(), "accounts", b.Accounts())
 	}
+}
+
+// retrainOnce fits a new model from the store's window, saves it and
+// swaps it in; the guard keeps scoring with the old one meanwhile. The
+// live baseline is kept (it has learnt every event since the start)
+// unless a reload changed the baseline's settings.
+func (g *Guard) retrainOnce(ctx context.Context) error {
+	cfg := g.config()
+	acfg := cfg.Anomaly.Model().WithDefaults()
+	b, tr, err := g.learnWindow(ctx, acfg)
+	if err != nil {
+		return err
+	}
+	m, err := g.fitAnomaly(tr, filepath.Join(cfg.DataDir, anomalyModelFile))
+	if m == nil {
+		return err
+	}
+	st := g.eng.Anomaly()
+	if st.Config().SameBaseline(acfg) {
+		st.SetModel(m)
+	} else {
+		st.Replace(b, m)
+	}
+	g.log.Info("anomaly model retrained", "attempts", m.Rows(), "accounts", b.Accounts())
+	return err // saving failed: the new model is in use all the same
 }
 
 // fitAnomaly fits tr's model and saves it at path. The model is returned

@@ -130,6 +130,17 @@ func TestAnomalyTrainsFlagsAndReloads(t *testing.T) {
 	if !strings.Contains(logs.String(), "anomaly model trained") || g.eng.Anomaly().Model() == nil {
 		t.Fatalf("no model trained:\n%s", logs.String())
 	}
+	// A retrain swaps a new model in and saves it; scoring goes on.
+	first := g.eng.Anomaly().Model()
+	if err := g.retrainOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if m := g.eng.Anomaly().Model(); m == nil || m == first || !m.Trained().Equal(first.Trained()) {
+		t.Fatalf("retrain: model %p (trained %v), before %p (trained %v)", m, m.Trained(), first, first.Trained())
+	}
+	if fi, err = os.Stat(path); err != nil {
+		t.Fatal(err)
+	}
 	src := netip.MustParseAddrPort("185.220.100.7:5060")
 	var flagged engine.Verdict
 	for i := range 5 {

@@ -55,9 +55,10 @@ type Guard struct {
 	api   *api.Server
 	f2b   *fail2ban.Writer // nil without log.fail2ban_file
 
-	upstream       netip.Prefix
-	ready          chan struct{}
-	anomalyRetrain time.Time // when the anomaly model is due for retraining
+	upstream netip.Prefix
+	ready    chan struct{}
+
+	anomalyDue time.Time // when the anomaly model is due for retraining
 }
 
 // New opens the store, reloads the bans in force, and builds the engine,
@@ -131,7 +132,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 	if err := g.reloadKnown(ctx, cfg); err != nil {
 		return fail(err)
 	}
-	if g.anomalyRetrain, err = g.startAnomaly(ctx, cfg); err != nil {
+	if g.anomalyDue, err = g.startAnomaly(ctx, cfg); err != nil {
 		return fail(err)
 	}
 	if len(cfg.Allow) == 0 {
@@ -224,7 +225,7 @@ func (g *Guard) Run(ctx context.Context) error {
 	grp.Go(func() error { return g.pers.run(gctx) })
 	grp.Go(func() error { g.sweep(gctx); return nil })
 	grp.Go(func() error { g.watchReload(gctx); return nil })
-	grp.Go(func() error { g.retrainAnomaly(gctx, g.anomalyRetrain); return nil })
+	grp.Go(func() error { g.retrainAnomaly(gctx, g.anomalyDue); return nil })
 	grp.Go(func() error {
 		if g.proxy != nil {
 			select {
