@@ -7,6 +7,8 @@ package config
 import (
 	"net/netip"
 	"time"
+
+	"github.com/tollguard/tollguard/internal/engine/anomaly"
 )
 
 // Config is the whole configuration. Every field has a default (Default);
@@ -42,6 +44,9 @@ type Config struct {
 	Probe Probe `yaml:"probe"`
 	// Unproven limits bans of sources whose address is not proven.
 	Unproven Unproven `yaml:"unproven"`
+	// Anomaly scores each call attempt against the account's learnt
+	// normal (engine/anomaly).
+	Anomaly Anomaly `yaml:"anomaly"`
 	// PasswordPolicy is used by the configuration audit.
 	PasswordPolicy PasswordPolicy `yaml:"password_policy"`
 	// FreeSWITCH describes the protected FreeSWITCH: its Event Socket
@@ -276,6 +281,38 @@ type Probe struct {
 // written to the fail2ban log or the kernel) and last at most MaxTime.
 type Unproven struct {
 	MaxTime Duration `yaml:"maxtime"`
+}
+
+// Anomaly mirrors engine/anomaly.Config with durations that accept days
+// ("28d"); Model converts it, and the package's Config.Validate is its
+// validation.
+type Anomaly struct {
+	// Mode is shadow (score and flag only) or enforce (reject at Block).
+	Mode string `yaml:"mode"`
+	// Warn is the score at which a call attempt is flagged; Block the
+	// score at which enforce rejects it.
+	Warn  float64 `yaml:"warn"`
+	Block float64 `yaml:"block"`
+	// Window is the history the baseline learns from; Retrain how often
+	// the daemon rebuilds the model.
+	Window  Duration `yaml:"window"`
+	Retrain Duration `yaml:"retrain"`
+	// Trees, Sample and Seed shape the Isolation Forest.
+	Trees  int    `yaml:"trees"`
+	Sample int    `yaml:"sample"`
+	Seed   uint64 `yaml:"seed"`
+	// MaxAccounts bounds the accounts with a baseline.
+	MaxAccounts int `yaml:"max_accounts"`
+	// Country is the PBX's own country (ISO 3166, "GB"); empty means US.
+	Country string `yaml:"country"`
+	// Timezone is the zone of the hour-of-week profiles.
+	Timezone string `yaml:"timezone"`
+}
+
+// Model returns a as the anomaly package's Config.
+func (a Anomaly) Model() anomaly.Config {
+	return anomaly.Config{Mode: a.Mode, Warn: a.Warn, Block: a.Block, Window: a.Window.D(), Retrain: a.Retrain.D(),
+		Trees: a.Trees, Sample: a.Sample, Seed: a.Seed, MaxAccounts: a.MaxAccounts, Country: a.Country, Timezone: a.Timezone}
 }
 
 // PasswordPolicy is the minimum password quality the configuration audit

@@ -141,3 +141,22 @@ func TestPasswordStrengthZero(t *testing.T) {
 		t.Errorf("got %+v %+v", cfg.PasswordPolicy, cfg.FreeSWITCH)
 	}
 }
+
+// The anomaly section takes days, defaults to shadow, and its errors come
+// from the package's validation with the key's line.
+func TestAnomalySection(t *testing.T) {
+	cfg, err := Parse("t.yaml", []byte("anomaly:\n  window: 14d\n  mode: enforce\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := cfg.Anomaly.Model(); m.Window != 14*24*time.Hour || m.Mode != "enforce" || m.Block != 0.75 {
+		t.Errorf("anomaly = %+v", m)
+	}
+	if Default().Anomaly.Mode != "shadow" {
+		t.Errorf("default mode %q, want shadow", Default().Anomaly.Mode)
+	}
+	_, err = Parse("t.yaml", []byte("anomaly:\n  mode: shadow\n  warn: 1.5\n"))
+	if err == nil || err.Error() != "t.yaml:3: anomaly.warn: 1.5 is not between 0 and 1 (hint: see the anomaly section of examples/tollguard.yaml)" {
+		t.Errorf("err = %v", err)
+	}
+}

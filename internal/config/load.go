@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tollguard/tollguard/internal/engine/anomaly"
 )
 
 // DefaultPath is where client commands look for the config when -c is not
@@ -101,6 +103,7 @@ func Default() *Config {
 		Probe: Probe{FindTime: Duration(10 * time.Minute), MaxProbes: 3, BanTime: Duration(time.Hour),
 			Destinations: []string{`^(\+|00|011)[1-9]`, `^(1?900|0900)`}},
 		Unproven:       Unproven{MaxTime: Duration(10 * time.Minute)},
+		Anomaly:        defaultAnomaly(),
 		PasswordPolicy: PasswordPolicy{Minimum: 6, Strength: 3},
 		NFTables:       NFTables{Table: "tollguard"},
 		Alerts:         defaultAlerts(),
@@ -331,4 +334,11 @@ func (c *Config) normalize() {
 		c.Honeypot.Accounts = nil
 	}
 	c.Alerts.normalize()
+}
+
+// defaultAnomaly is anomaly.Default in the config's types.
+func defaultAnomaly() Anomaly {
+	d := anomaly.Default()
+	return Anomaly{Mode: d.Mode, Warn: d.Warn, Block: d.Block, Window: Duration(d.Window), Retrain: Duration(d.Retrain),
+		Trees: d.Trees, Sample: d.Sample, Seed: d.Seed, MaxAccounts: d.MaxAccounts, Country: d.Country, Timezone: d.Timezone}
 }

@@ -164,6 +164,16 @@ func (c *Config) Validate() error {
 	if err := c.validateCallPolicy(); err != nil {
 		return err
 	}
+	if err := c.Anomaly.Model().Validate(); err != nil {
+		// The package names the key first ("anomaly.warn: …"); the first
+		// problem is reported, with its line.
+		msg := strings.SplitN(err.Error(), "\n", 2)[0]
+		path := "anomaly"
+		if k, rest, ok := strings.Cut(msg, ": "); ok && strings.HasPrefix(k, "anomaly.") {
+			path, msg = k, rest
+		}
+		return bad(path, msg, "see the anomaly section of examples/tollguard.yaml")
+	}
 	if c.Unproven.MaxTime <= 0 {
 		return bad("unproven.maxtime", "must be positive", "default 10m")
 	}

@@ -81,6 +81,8 @@ type Guard struct {
 	upstream []netip.Prefix // every route's PBX
 	pbx      netip.Prefix   // the Event Socket's host: FreeSWITCH itself
 	ready    chan struct{}
+
+	anomalyDue time.Time // when the anomaly model is due for retraining
 }
 
 // New opens the store, reloads the bans in force (into the kernel sets too
@@ -166,6 +168,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 		return fail(err)
 	}
 	if err := g.pol.loadLockdown(); err != nil {
+		return fail(err)
+	}
+	if g.anomalyDue, err = g.startAnomaly(ctx, cfg); err != nil {
 		return fail(err)
 	}
 	g.check = recorder{next: g.eng, rec: rec}
@@ -288,6 +293,7 @@ func (g *Guard) Run(ctx context.Context) error {
 	grp.Go(func() error { g.sweep(gctx); return nil })
 	grp.Go(func() error { g.watchReload(gctx); return nil })
 	sidecarLog(g.log, g.sources)
+	grp.Go(func() error { g.retrainAnomaly(gctx, g.anomalyDue); return nil })
 	grp.Go(func() error {
 		if g.proxy != nil {
 			select {

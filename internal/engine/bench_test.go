@@ -1,12 +1,16 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/tollguard/tollguard/internal/event"
+	"github.com/tollguard/tollguard/internal/sim/fraudgen"
 )
 
 // BenchmarkCheck measures Check per event kind on the common path (nothing
@@ -135,4 +139,50 @@ func BenchmarkChallenge(b *testing.B) {
 			e.Check(ctx, req)
 		}
 	})
+}
+
+// BenchmarkCheckAnomaly is Check of a call attempt scored by a trained
+// anomaly model (two generated weeks of 12 accounts): the week before's
+// attempts replayed a week later, the engine's whole path included.
+func BenchmarkCheckAnomaly(b *testing.B) {
+	e, _, _ := newEngine(b, "anomaly: {country: GB}\n")
+	opts := []byte(`{"Seed": 5, "Accounts": 12, "TrainDays": 14, "TestDays": 1, "FraudPerPattern": 1, "NoNoise": true}`)
+	trainAnomaly(b, e, e.rules.Load().cfg, opts)
+	var train bytes.Buffer
+	var o fraudgen.Options
+	if err := json.Unmarshal(opts, &o); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := fraudgen.Generate(o, &train, io.Discard); err != nil {
+		b.Fatal(err)
+	}
+	recs, err := ReadReplay(&train)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var evs []*event.CallAttempt
+	for _, r := range recs {
+		if ca, ok := r.Event.(*event.CallAttempt); ok && ca.Time.After(recs[len(recs)-1].Event.Base().Time.AddDate(0, 0, -7)) {
+			evs = append(evs, ca)
+		}
+	}
+	first, last := evs[0].Time, evs[len(evs)-1].Time
+	week := 7 * 24 * time.Hour
+	offs := make([]time.Duration, len(evs))
+	for j, ev := range evs {
+		offs[j] = ev.Time.Sub(first)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	flagged := 0
+	for b.Loop() {
+		ev := evs[i%len(evs)]
+		ev.Time = last.Add(time.Duration(i/len(evs))*week + offs[i%len(evs)] + time.Second)
+		if e.Check(ctx, ev).Rule != "" {
+			flagged++
+		}
+		i++
+	}
+	b.ReportMetric(float64(flagged)/float64(i), "flagged/op")
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tollguard/tollguard/internal/decision"
+	"github.com/tollguard/tollguard/internal/engine/anomaly"
 	"github.com/tollguard/tollguard/internal/engine/detector"
 	"github.com/tollguard/tollguard/internal/engine/distributed"
 	"github.com/tollguard/tollguard/internal/engine/enumeration"
@@ -26,6 +27,7 @@ const (
 	RuleEnumeration = enumeration.Name
 	RuleDistributed = distributed.Name
 	RuleProbe       = probe.Name
+	RuleAnomaly     = anomaly.Name
 	// RuleJail prefixes the jail's decisions: "register_failure[0]".
 	RuleJail = jail.Name
 )
@@ -70,13 +72,13 @@ func (e *Engine) Admit(src netip.Addr, now time.Time) Verdict {
 func (e *Engine) Check(_ context.Context, ev event.Event) Verdict {
 	switch ev := ev.(type) {
 	case *event.Request:
-		return e.checkRequest(event.KindRequest, &ev.Meta, &ev.SIP, ev.SIP.Account(), "", true)
+		return e.checkRequest(ev, event.KindRequest, &ev.Meta, &ev.SIP, ev.SIP.Account(), "", true)
 	case *event.CallAttempt:
 		acct := ev.Account
 		if acct == "" {
 			acct = ev.SIP.Account()
 		}
-		return e.checkRequest(event.KindCallAttempt, &ev.Meta, &ev.SIP, acct, ev.Destination, false)
+		return e.checkRequest(ev, event.KindCallAttempt, &ev.Meta, &ev.SIP, acct, ev.Destination, false)
 	case *event.Response:
 		return e.response(ev)
 	case *event.AuthFailure:
@@ -84,11 +86,11 @@ func (e *Engine) Check(_ context.Context, ev event.Event) Verdict {
 	case *event.Register:
 		return e.registered(ev)
 	case *event.CallAnswered:
-		return e.call(event.KindCallAnswered, &ev.Meta, &ev.SIP, ev.Account, ev.Destination, 0, 0)
+		return e.call(ev, event.KindCallAnswered, &ev.Meta, &ev.SIP, ev.Account, ev.Destination, 0, 0)
 	case *event.CallRinging:
-		return e.call(event.KindCallRinging, &ev.Meta, &ev.SIP, ev.Account, ev.Destination, ev.Code, 0)
+		return e.call(ev, event.KindCallRinging, &ev.Meta, &ev.SIP, ev.Account, ev.Destination, ev.Code, 0)
 	case *event.CallEnded:
-		return e.call(event.KindCallEnded, &ev.Meta, &ev.SIP, ev.Account, ev.Destination, ev.Code, ev.Billsec)
+		return e.call(ev, event.KindCallEnded, &ev.Meta, &ev.SIP, ev.Account, ev.Destination, ev.Code, ev.Billsec)
 	}
 	return Verdict{}
 }
@@ -166,7 +168,7 @@ func (e *Engine) limit(r *rules, d decision.Decision) decision.Decision {
 
 // checkRequest decides one request: allow, deny, address bans, then the
 // detectors' request hooks in order (detectors.go) until one refuses.
-func (e *Engine) checkRequest(kind event.Kind, m *event.Meta, s *event.SIP, account, dest string, request bool) Verdict {
+func (e *Engine) checkRequest(ev event.Event, kind event.Kind, m *event.Meta, s *event.SIP, account, dest string, request bool) Verdict {
 	now := e.clock(m)
 	src := decision.Unmap(m.Source.Addr())
 	hooks := e.rules.Load().onRequest
@@ -183,6 +185,7 @@ func (e *Engine) checkRequest(kind event.Kind, m *event.Meta, s *event.SIP, acco
 	sc.in.Request = request
 	sc.in.Destination = dest
 	sc.in.Allowed = allowed
+	sc.in.Event = ev
 	for _, h := range hooks {
 		h.Request(&e.shared, &sc.in, &sc.out)
 		if sc.out.V.Action != Pass {
@@ -253,6 +256,7 @@ func (e *Engine) registered(ev *event.Register) Verdict {
 	allowed := e.lists.Load().Allowed(src)
 	r := e.rules.Load()
 	sc := e.begin(event.KindRegister, &ev.Meta, e.clock(&ev.Meta), src, &ev.SIP, account)
+	sc.in.Event = ev
 	for _, h := range r.onRegister {
 		h.Registered(&e.shared, &sc.in, &sc.out)
 	}
@@ -289,7 +293,7 @@ func (e *Engine) response(ev *event.Response) Verdict {
 }
 
 // call hands a call record to the detectors' call hooks.
-func (e *Engine) call(kind event.Kind, m *event.Meta, s *event.SIP, account, dest string, code int, billsec time.Duration) Verdict {
+func (e *Engine) call(ev event.Event, kind event.Kind, m *event.Meta, s *event.SIP, account, dest string, code int, billsec time.Duration) Verdict {
 	r := e.rules.Load()
 	if len(r.onCall) == 0 {
 		return Verdict{}
@@ -308,6 +312,7 @@ func (e *Engine) call(kind event.Kind, m *event.Meta, s *event.SIP, account, des
 	sc := e.begin(kind, m, e.clock(m), src, s, account)
 	sc.in.Destination = dest
 	sc.in.Code, sc.in.Billsec, sc.in.Allowed = code, billsec, allowed
+	sc.in.Event = ev
 	for _, h := range hooks {
 		h.Call(&e.shared, &sc.in, &sc.out)
 	}
@@ -347,7 +352,9 @@ func (e *Engine) CheckCall(ctx context.Context, account string, src netip.Addr, 
 	if v.Action == Pass {
 		// Counted as a call the PBX let through (any final answer but
 		// 401/403/407); see callpolicy.Counted.
-		e.call(event.KindCallEnded, &m, &s, account, destination, 200, 0)
+		// No event for detectors that read it (the anomaly model): this
+		// is a count, not a call the model should learn from.
+		e.call(nil, event.KindCallEnded, &m, &s, account, destination, 200, 0)
 	}
 	return v
 }

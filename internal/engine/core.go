@@ -15,6 +15,7 @@ import (
 	"github.com/tollguard/tollguard/internal/callpolicy/token"
 	"github.com/tollguard/tollguard/internal/config"
 	"github.com/tollguard/tollguard/internal/decision"
+	"github.com/tollguard/tollguard/internal/engine/anomaly"
 	"github.com/tollguard/tollguard/internal/engine/callpolicy"
 	"github.com/tollguard/tollguard/internal/engine/detector"
 	"github.com/tollguard/tollguard/internal/engine/jail"
@@ -67,9 +68,11 @@ type Engine struct {
 	rules atomic.Pointer[rules]
 
 	// shared is what every detector reads; repeats is the jail's ban
-	// history. Both survive reloads.
+	// history; anomaly the model's baseline and model. All survive
+	// reloads.
 	shared  detector.Shared
 	repeats *jail.Repeats
+	anomaly *anomaly.State
 	scratch sync.Pool // *scratch: one event's Input and Out
 
 	// Call policy state that outlives reloads: the lockdown switch and
@@ -123,7 +126,12 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	}
 	e.lock, e.verifier = new(callpolicy.Switch), token.NewVerifier(token.Options{})
 	e.rates, e.secrets = opts.Rates, opts.CallTokenSecrets
-	r, err := compile(cfg, e.fpData, e.repeats, nil, e.policyOptions(cfg))
+	an, err := anomaly.NewState(cfg.Anomaly.Model())
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	e.anomaly = an
+	r, err := compile(cfg, e.fpData, e.repeats, e.anomaly, nil, e.policyOptions(cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +192,7 @@ func (e *Engine) reloadLocked(cfg *config.Config, fingerprints []byte) error {
 	case cfg.Fingerprints.File == "" && oldFile != "":
 		fp = nil
 	}
-	r, err := compile(cfg, fp, e.repeats, e.rules.Load(), e.policyOptions(cfg))
+	r, err := compile(cfg, fp, e.repeats, e.anomaly, e.rules.Load(), e.policyOptions(cfg))
 	if err != nil {
 		return fmt.Errorf("reloading engine: %w", err)
 	}
@@ -209,7 +217,7 @@ func (e *Engine) SetCallPolicyInputs(rates []byte, secrets map[string]string) er
 	cur := e.rules.Load()
 	oldRates, oldSecrets := e.rates, e.secrets
 	e.rates, e.secrets = rates, secrets
-	r, err := compile(cur.cfg, e.fpData, e.repeats, cur, e.policyOptions(cur.cfg))
+	r, err := compile(cur.cfg, e.fpData, e.repeats, e.anomaly, cur, e.policyOptions(cur.cfg))
 	if err != nil {
 		e.rates, e.secrets = oldRates, oldSecrets
 		return fmt.Errorf("reloading call policy: %w", err)
@@ -258,6 +266,11 @@ func (e *Engine) Forget(addr netip.Addr, account string) {
 func (e *Engine) Known(addr netip.Addr, account string) {
 	e.shared.Known.Registered(decision.Unmap(addr), detector.Normalize(account))
 }
+
+// Anomaly returns the anomaly model's state: the wiring trains a baseline
+// and model from the store and swaps them in (Replace, SetModel); the
+// engine does no I/O.
+func (e *Engine) Anomaly() *anomaly.State { return e.anomaly }
 
 // Failures returns the recorded failures at or after since, oldest first.
 // The engine keeps the last RingSize failures.

@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +15,8 @@ import (
 
 	"github.com/tollguard/tollguard/internal/config"
 	"github.com/tollguard/tollguard/internal/decision"
+	"github.com/tollguard/tollguard/internal/engine/anomaly"
+	"github.com/tollguard/tollguard/internal/sim/fraudgen"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*/want.json from the engine's output")
@@ -90,6 +94,9 @@ func runCase(t *testing.T, dir string) want {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if b, err := os.ReadFile(filepath.Join(dir, "train.json")); err == nil {
+		trainAnomaly(t, e, cfg, b)
+	}
 	var got want
 	add := func(line int, v Verdict) {
 		if v.Action == Pass && v.Rule == "" {
@@ -123,6 +130,39 @@ func runCase(t *testing.T, dir string) want {
 		got.Decisions[i].Reason = ""
 	}
 	return got
+}
+
+// trainAnomaly does what the daemon does at start: it learns a baseline
+// and fits the anomaly model from the window's events, here the training
+// period fraudgen generates for the options in train.json, and hands both
+// to the engine.
+func trainAnomaly(t testing.TB, e *Engine, cfg *config.Config, opts []byte) {
+	t.Helper()
+	var o fraudgen.Options
+	if err := json.Unmarshal(opts, &o); err != nil {
+		t.Fatalf("train.json: %v", err)
+	}
+	var train bytes.Buffer
+	if _, err := fraudgen.Generate(o, &train, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := ReadReplay(&train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := anomaly.NewBaseline(anomaly.Options{Config: cfg.Anomaly.Model()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := anomaly.NewTrainer(b)
+	for _, r := range recs {
+		tr.Observe(r.Event)
+	}
+	m, err := tr.Fit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Anomaly().Replace(b, m)
 }
 
 func TestData(t *testing.T) {

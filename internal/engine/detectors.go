@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/tollguard/tollguard/internal/config"
+	"github.com/tollguard/tollguard/internal/engine/anomaly"
 	"github.com/tollguard/tollguard/internal/engine/callpolicy"
 	"github.com/tollguard/tollguard/internal/engine/detector"
 	"github.com/tollguard/tollguard/internal/engine/distributed"
@@ -52,7 +53,7 @@ type rules struct {
 // the embedded list). repeats is the jail's ban history, kept across
 // reloads. old, when not nil, lends its flood table if the flood settings
 // are unchanged.
-func compile(cfg *config.Config, fp []byte, repeats *jail.Repeats, old *rules, po callpolicy.Options) (*rules, error) {
+func compile(cfg *config.Config, fp []byte, repeats *jail.Repeats, an *anomaly.State, old *rules, po callpolicy.Options) (*rules, error) {
 	fpName := "embedded"
 	if fp != nil {
 		fpName = "fingerprints.file"
@@ -89,6 +90,10 @@ func compile(cfg *config.Config, fp []byte, repeats *jail.Repeats, old *rules, p
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
+	ad, err := anomaly.Compile(cfg.Anomaly.Model(), an)
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
 	r := &rules{cfg: cfg, unproven: cfg.Unproven.MaxTime.D(), policy: cp}
 	// The order, and why. A request's chain stops at the first verdict that
 	// is not Pass; failures, registrations and responses go through all.
@@ -116,6 +121,11 @@ func compile(cfg *config.Config, fp []byte, repeats *jail.Repeats, old *rules, p
 		// (detector.Unscreened) and count only calls the PBX let past
 		// authentication.
 		cp,
+		// The model last: it judges only the call attempts the rules let
+		// through, so a refused attempt is neither scored nor learnt as
+		// normal; only call attempts are scored, any other request
+		// returns at once.
+		ad,
 	)
 	fc := cfg.Flood
 	if old != nil && old.cfg.Flood == fc {

@@ -211,3 +211,31 @@ func TestFingerprintsFileNeedsBytes(t *testing.T) {
 		t.Errorf("New with the file's bytes: %v", err)
 	}
 }
+
+// The anomaly model's state survives a reload, and the reload's mode
+// applies at once: a flag in shadow, a reject in enforce.
+func TestAnomalySurvivesReload(t *testing.T) {
+	e, _, _ := newEngine(t, "anomaly: {country: GB}\n")
+	trainAnomaly(t, e, e.rules.Load().cfg, []byte(`{"Seed": 5, "Accounts": 12, "TrainDays": 14, "TestDays": 1, "FraudPerPattern": 1, "NoNoise": true}`))
+	night := time.Date(2026, 1, 20, 3, 0, 0, 0, time.UTC)
+	burst := func(i int) *event.CallAttempt {
+		return &event.CallAttempt{Meta: event.Meta{Time: night.Add(time.Duration(i) * time.Minute), Source: netip.MustParseAddrPort("100.64.0.15:5060")},
+			SIP: event.SIP{Method: "INVITE", FromUser: "2005"}, Account: "2005", Destination: fmt.Sprintf("+88216000%04d", i)}
+	}
+	if v := e.Check(t.Context(), burst(0)); v.Action != Pass || v.Rule != RuleAnomaly {
+		t.Fatalf("shadow: %+v, want a flag", v)
+	}
+	cfg, err := config.Parse("t.yaml", []byte("anomaly: {country: GB, mode: enforce}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if e.Anomaly().Model() == nil {
+		t.Fatal("reload dropped the model")
+	}
+	if v := e.Check(t.Context(), burst(1)); v.Action != Reject || v.Code != 403 || v.Rule != RuleAnomaly {
+		t.Fatalf("enforce after reload: %+v, want a 403 reject", v)
+	}
+}

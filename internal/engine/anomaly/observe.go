@@ -328,6 +328,15 @@ func remember[K comparable](m map[K]int64, k K, now int64, limit int) {
 	m[k] = now
 }
 
+// callingCodeKeys are the country keys of destinations with no region
+// ("+882"), built once: read-only after start.
+var callingCodeKeys = func() (t [1000]string) {
+	for i := 1; i < len(t); i++ {
+		t[i] = "+" + strconv.Itoa(i)
+	}
+	return t
+}()
+
 // destKeys returns the country key ("LV", "+882") and the number range
 // (E.164 less its last 4 digits) of a destination.
 func destKeys(r dest.Result, raw string) (country, rng string) {
@@ -336,6 +345,8 @@ func destKeys(r dest.Result, raw string) (country, rng string) {
 		return "internal", "internal"
 	case r.Country != "":
 		country = r.Country
+	case r.CallingCode > 0 && r.CallingCode < len(callingCodeKeys):
+		country = callingCodeKeys[r.CallingCode] // no allocation per call attempt
 	default:
 		country = "+" + strconv.Itoa(r.CallingCode)
 	}

@@ -159,6 +159,9 @@ type Input struct {
 	// Allowed is true when the source is on the allow list (only
 	// Unscreened detectors see such events).
 	Allowed bool
+	// Event is the event itself, for a detector that needs fields beyond
+	// these (the anomaly model: durations, User-Agents). Read only.
+	Event event.Event
 }
 
 // Out collects what one hook decided. Bans are applied by the engine in
