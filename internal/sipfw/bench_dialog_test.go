@@ -1,15 +1,19 @@
 package sipfw
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/tollguard/tollguard/internal/config"
+	"github.com/tollguard/tollguard/internal/decision"
 	"github.com/tollguard/tollguard/internal/engine"
 )
 
@@ -20,13 +24,50 @@ import (
 // fills up to its bound and then evicts). It reports the p50 and p99 of
 // the round trip; BenchmarkInviteAnsweredDirect is the same without the
 // proxy, for the latency the proxy adds.
-func BenchmarkInviteAnswered(b *testing.B) { benchInvite(b, true) }
+func BenchmarkInviteAnswered(b *testing.B) { benchInvite(b, true, nil) }
 
 // BenchmarkInviteAnsweredDirect is BenchmarkInviteAnswered without the
 // proxy.
-func BenchmarkInviteAnsweredDirect(b *testing.B) { benchInvite(b, false) }
+func BenchmarkInviteAnsweredDirect(b *testing.B) { benchInvite(b, false, nil) }
 
-func benchInvite(b *testing.B, viaProxy bool) {
+// BenchmarkInviteAnsweredCallPolicy is BenchmarkInviteAnswered with the
+// real engine judging every INVITE and counting every answer against 100
+// call rules (issue #9's benchmark: the latency the policy adds), each
+// call from another of 50,000 accounts.
+func BenchmarkInviteAnsweredCallPolicy(b *testing.B) {
+	var y strings.Builder
+	// One phone address sends every INVITE: lift the flood limit.
+	y.WriteString("flood: {limit: 10000000}\ncall_policy:\n  default_country: CN\n  rules:\n")
+	for i := range 99 {
+		switch i % 3 {
+		case 0:
+			fmt.Fprintf(&y, "    - {name: dest%d, match: {destinations: [\"+%d\"]}, action: reject}\n", i, 200+i)
+		case 1:
+			fmt.Fprintf(&y, "    - {name: acct%d, match: {accounts: [\"%d\"]}, block: {calls_per_minute: 10, concurrent: 2}}\n", i, 900000+i)
+		default:
+			fmt.Fprintf(&y, "    - {name: net%d, match: {sources: [\"10.%d.0.0/16\"]}, action: reject}\n", i, i%250)
+		}
+	}
+	y.WriteString("    - {name: burst, match: {accounts: [\"*\"]}, warn: {calls_per_minute: 30}, block: {calls_per_minute: 60, concurrent: 20, calls_per_day: 5000}}\n")
+	cfg, err := config.Parse("bench.yaml", []byte(y.String()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	set := decision.NewSet()
+	e, err := engine.New(cfg, engine.Options{Set: set})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchInvite(b, true, e)
+}
+
+// engineChecker is what benchInvite needs of a real engine.
+type engineChecker interface {
+	engine.Checker
+	engine.Gate
+}
+
+func benchInvite(b *testing.B, viaProxy bool, eng engineChecker) {
 	pbx, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.53:0")))
 	if err != nil {
 		b.Fatal(err)
@@ -53,8 +94,12 @@ func benchInvite(b *testing.B, viaProxy bool) {
 	}()
 	target := pbx.LocalAddr().(*net.UDPAddr).AddrPort()
 	if viaProxy {
+		var chk engineChecker = engine.PassThrough{}
+		if eng != nil {
+			chk = eng
+		}
 		p, err := New(Options{Listen: []string{"udp://127.0.0.13:0"}, Upstream: "udp://" + target.String(),
-			Checker: engine.PassThrough{}, Gate: engine.PassThrough{}})
+			Checker: chk, Gate: chk})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -76,7 +121,14 @@ func benchInvite(b *testing.B, viaProxy bool) {
 	for b.Loop() {
 		i++
 		n := strconv.Itoa(i)
-		msg := []byte(crlf(invite(target, "1001", "0044201", "bench-"+n, "")))
+		from, auth := "1001", ""
+		if eng != nil {
+			// An authenticated phone's INVITE (the PBX checks the
+			// digest; the guard judges the account and destination).
+			from = strconv.Itoa(100000 + i%50000)
+			auth = "Proxy-Authorization: Digest username=\"" + from + "\", realm=\"pbx\", nonce=\"n\", uri=\"sip:0044201@pbx\", response=\"00\"\n"
+		}
+		msg := []byte(crlf(invite(target, from, "0044201", "bench-"+n, auth)))
 		start := time.Now()
 		if _, err := ph.WriteToUDPAddrPort(msg, target); err != nil {
 			b.Fatal(err)
