@@ -12,6 +12,7 @@ import (
 )
 
 func main() {
+	cli.LabStarter = guard.StartLab
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr, guard.Commands()...)
 	stop()
