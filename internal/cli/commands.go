@@ -15,7 +15,7 @@ func builtin() []Command {
 		{Name: "log", Args: "verify [-c FILE] [--json]", Summary: "check the event log's hash chain and signed checkpoints; exits 1 when broken", Run: runLog},
 		{Name: "backup", Args: "NAME", Summary: "have the daemon write a consistent 0600 copy of its SQLite store to the new file NAME in its backup directory (store.backup_dir, default <data_dir>/backups); NAME is a file name, not a path", Run: runBackup},
 		{Name: "audit", Args: "freeswitch [DIR] [--json] [--fail-on SEVERITY] [-c FILE]", Summary: "audit a FreeSWITCH configuration directory for toll-fraud holes; exits 1 on a finding at or above --fail-on (default high)", Run: runAudit},
-		{Name: "simulate", Args: "--target udp://127.0.0.1:5060 [--phones N] [--typos N] [--attackers scanner,cracker,enumerator,flooder] [--duration D] | --scenario standard [--json] [--target T] [--unprotected]", Summary: "drive simulated phones and attackers at a loopback target and report what each saw", Run: runSimulate},
+		{Name: "simulate", Args: "--scenario standard|short [--json] [--unprotected] [--target T] | --target udp://127.0.0.1:5060 [--phones N] [--typos N] [--attackers scanner,cracker,enumerator,flooder] [--duration D]", Summary: "the protection report (every scenario against an embedded guard), or phones and attackers at a loopback target", Run: runSimulate},
 		{Name: "alert", Args: "test CHANNEL [-c FILE]", Summary: "send a test message to an alert channel from the config, without the daemon", Run: runAlert},
 		{Name: "version", Args: "[--json]", Summary: "print the version", Run: runVersion},
 	}

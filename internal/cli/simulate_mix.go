@@ -53,6 +53,10 @@ func runMix(ctx context.Context, e *Env, name, target, domain string, accounts [
 			}
 		}
 	}
+	// The SIP stack logs stray retransmissions through the default
+	// logger; they are noise in a report.
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.DiscardHandler))
 	rep, err := sim.RunMix(ctx, lab, m)
 	if err != nil {
 		return fmt.Errorf("simulate: %w", err)
