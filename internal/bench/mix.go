@@ -77,17 +77,17 @@ func WriteMixTable(w io.Writer, reps map[string]*sim.MixReport) error {
 	row("fraud calls connected", func(r *sim.MixReport) string { return fmt.Sprint(r.FraudCallsConnected) })
 	row("legitimate operations failed", func(r *sim.MixReport) string { return fmt.Sprintf("%d of %d", r.Legit.Failed, r.Legit.Sent) })
 	row("added latency p50 / p99", func(r *sim.MixReport) string {
-		if r.LatencyAddedMs == nil {
+		if r.LatencyAddedMs == nil || r.LatencyAddedMs.Lost == r.LatencyAddedMs.Requests {
 			return "—"
 		}
 		return fmt.Sprintf("%.3f / %.3f ms", r.LatencyAddedMs.P50, r.LatencyAddedMs.P99)
 	})
-	row("through p50 / p99 (direct)", func(r *sim.MixReport) string {
+	row("through p50 / p99 (direct), latency requests lost", func(r *sim.MixReport) string {
 		if r.LatencyAddedMs == nil {
 			return "—"
 		}
 		l := r.LatencyAddedMs
-		return fmt.Sprintf("%.3f / %.3f ms (%.3f / %.3f)", l.TargetP50, l.TargetP99, l.DirectP50, l.DirectP99)
+		return fmt.Sprintf("%.3f / %.3f ms (%.3f / %.3f), %d of %d lost", l.TargetP50, l.TargetP99, l.DirectP50, l.DirectP99, l.Lost, l.Requests)
 	})
 	if r := reps["none"]; r != nil {
 		for _, name := range r.Order {

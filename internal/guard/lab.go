@@ -38,13 +38,7 @@ func StartLab(ctx context.Context, protect bool, log *slog.Logger) (lab sim.Lab,
 	case err := <-pbxErr:
 		return fail(err)
 	}
-	lab = sim.Lab{Target: p.Addr(), Domain: p.Realm(), Accounts: sim.StandardAccounts(), Reached: func() map[netip.Addr]sim.Reach {
-		out := map[netip.Addr]sim.Reach{}
-		for a, o := range p.Origins() {
-			out[a] = sim.Reach{Requests: int(o.Requests), CallsAnswered: int(o.CallsAnswered)}
-		}
-		return out
-	}}
+	lab = sim.Lab{Target: p.Addr(), Domain: p.Realm(), Accounts: sim.StandardAccounts(), Reached: pbxReached(p)}
 	if !protect {
 		return lab, func() error { cancel(); wg.Wait(); return nil }, nil
 	}
@@ -81,4 +75,15 @@ func StartLab(ctx context.Context, protect bool, log *slog.Logger) (lab sim.Lab,
 		os.RemoveAll(dir)
 		return err
 	}, nil
+}
+
+// pbxReached reads the PBX's per-origin counters for sim.Lab.Reached.
+func pbxReached(p *pbx.PBX) func() map[netip.Addr]sim.Reach {
+	return func() map[netip.Addr]sim.Reach {
+		out := map[netip.Addr]sim.Reach{}
+		for a, o := range p.Origins() {
+			out[a] = sim.Reach{Requests: int(o.Requests), CallsAnswered: int(o.CallsAnswered)}
+		}
+		return out
+	}
 }

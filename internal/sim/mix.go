@@ -209,9 +209,11 @@ func RunMix(ctx context.Context, lab Lab, m Mix) (*MixReport, error) {
 	if m.LoadRate > 0 && m.LoadFor > 0 && lab.Direct.IsValid() {
 		// After the plays, with their bans in force: measured in a quiet
 		// phase, since on a small machine the attack traffic in the same
-		// process would swamp the difference being measured.
+		// process would swamp the difference being measured. 256 sources
+		// keep each one at a phone's pace (about 1 request/s per target
+		// at 500/s), under any per-address flood limit.
 		load, lerr = Load{Targets: []netip.AddrPort{lab.Target, lab.Direct}, Rate: m.LoadRate,
-			Count: m.LoadRate * int(m.LoadFor/time.Second), Duration: m.LoadFor, Sources: 16,
+			Count: m.LoadRate * int(m.LoadFor/time.Second), Duration: m.LoadFor, Sources: 256,
 			SourceBase: netip.MustParseAddr("127.1.0.1")}.Run(runCtx)
 	}
 	if lerr != nil {
