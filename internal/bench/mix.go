@@ -89,6 +89,7 @@ func WriteMixTable(w io.Writer, reps map[string]*sim.MixReport) error {
 		l := r.LatencyAddedMs
 		return fmt.Sprintf("%.3f / %.3f ms (%.3f / %.3f), %d of %d lost", l.TargetP50, l.TargetP99, l.DirectP50, l.DirectP99, l.Lost, l.Requests)
 	})
+	row("errors", func(r *sim.MixReport) string { return strings.Join(r.Errors, "; ") })
 	if r := reps["none"]; r != nil {
 		for _, name := range r.Order {
 			row(name, func(r *sim.MixReport) string { return cell(r.Scenarios[name]) })

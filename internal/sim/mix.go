@@ -212,9 +212,11 @@ func RunMix(ctx context.Context, lab Lab, m Mix) (*MixReport, error) {
 		// process would swamp the difference being measured. 256 sources
 		// keep each one at a phone's pace (about 1 request/s per target
 		// at 500/s), under any per-address flood limit.
+		lctx, lcancel := context.WithTimeout(ctx, m.LoadFor+10*time.Second)
 		load, lerr = Load{Targets: []netip.AddrPort{lab.Target, lab.Direct}, Rate: m.LoadRate,
 			Count: m.LoadRate * int(m.LoadFor/time.Second), Duration: m.LoadFor, Sources: 256,
-			SourceBase: netip.MustParseAddr("127.1.0.1")}.Run(runCtx)
+			SourceBase: netip.MustParseAddr("127.1.0.1")}.Run(lctx)
+		lcancel()
 	}
 	if lerr != nil {
 		rep.Errors = append(rep.Errors, lerr.Error())
