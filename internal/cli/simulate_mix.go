@@ -113,6 +113,9 @@ func PrintMixReport(w io.Writer, rep *sim.MixReport) {
 	if rep.Attack.ReachedPBX >= 0 {
 		fmt.Fprintf(w, "attack requests: %d sent, %d reached the PBX, %.2f %% stopped (target ≥ 99.9 %%)\n",
 			rep.Attack.Sent, rep.Attack.ReachedPBX, rep.Attack.StoppedPct)
+	} else {
+		fmt.Fprintf(w, "attack requests: %d sent, %d answered (the PBX behind the target cannot be seen from outside)\n",
+			rep.Attack.Sent, rep.Attack.Answered)
 	}
 	fmt.Fprintf(w, "fraud calls connected: %d (target 0)\n", rep.FraudCallsConnected)
 	fmt.Fprintf(w, "legitimate operations: %d, failed %d (target 0)\n", rep.Legit.Sent, rep.Legit.Failed)

@@ -140,7 +140,11 @@ type MixReport struct {
 	Mix    string `json:"mix"`
 	Target string `json:"target"`
 	Attack struct {
-		Sent       int     `json:"sent"`
+		Sent int `json:"sent"`
+		// Answered is what the attackers saw: requests that got a final
+		// answer (from the PBX or from a guard refusing them).
+		Answered int `json:"answered"`
+		// ReachedPBX is -1 when the PBX cannot be seen (an outside target).
 		ReachedPBX int     `json:"reached_pbx"`
 		StoppedPct float64 `json:"stopped_pct"`
 	} `json:"attack"`
@@ -251,6 +255,7 @@ func RunMix(ctx context.Context, lab Lab, m Mix) (*MixReport, error) {
 		if o.Attack {
 			if o.Requests {
 				rep.Attack.Sent += o.Sent
+				rep.Attack.Answered += o.Answered
 				rep.Attack.ReachedPBX += max(o.ReachedPBX, 0)
 			}
 			if o.PBXCallsAnswered >= 0 {
@@ -266,7 +271,9 @@ func RunMix(ctx context.Context, lab Lab, m Mix) (*MixReport, error) {
 		}
 		rep.Legit.Failed += o.Failed
 	}
-	if rep.Attack.Sent > 0 {
+	if reached == nil {
+		rep.Attack.ReachedPBX = -1
+	} else if rep.Attack.Sent > 0 {
 		rep.Attack.StoppedPct = 100 * float64(rep.Attack.Sent-rep.Attack.ReachedPBX) / float64(rep.Attack.Sent)
 	}
 	rep.ElapsedMs = float64(time.Since(start).Milliseconds())
