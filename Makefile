@@ -30,10 +30,11 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-## bench: Go benchmarks of the hot paths plus the proxy latency run; see BENCHMARKS.md
+## bench: Go benchmarks of the hot paths, the proxy latency run, the standard mix against none/Kamailio/tollguard; see BENCHMARKS.md
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 $(PKGS)
 	$(GO) run ./internal/bench/cmd/tgbench
+	$(GO) run ./internal/bench/cmd/tgmix
 
 ## fuzz: a short run of every fuzz target (the seed corpus runs in `make test`)
 fuzz:

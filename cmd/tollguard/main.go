@@ -13,6 +13,7 @@ import (
 )
 
 func main() {
+	cli.LabStarter = demo.StartLab
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr, append(daemon.Commands(), demo.Commands()...)...)
 	stop()

@@ -16,7 +16,10 @@ import (
 // target must be on loopback: this is a test tool, never an attack tool.
 func runSimulate(ctx context.Context, e *Env, args []string) error {
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	target := fs.String("target", "", "the guard or PBX under test, udp://127.0.0.1:5060 (loopback only)")
+	target := fs.String("target", "", "the guard or PBX under test, udp://127.0.0.1:5060 (loopback only; with --scenario: optional)")
+	scenario := fs.String("scenario", "", "run a mix of every scenario instead: standard (about 1 min) or short; without --target against an embedded guard and demo PBX")
+	asJSON := fs.Bool("json", false, "with --scenario: print the report as JSON")
+	unprotected := fs.Bool("unprotected", false, "with --scenario and no --target: leave the guard out (the baseline)")
 	domain := fs.String("domain", "", "SIP domain of the accounts (default: the target address)")
 	accounts := fs.String("accounts", "", "user:password,... the phones use (default: the demo PBX's accounts)")
 	phones := fs.Int("phones", 2, "phones that register and call")
@@ -31,8 +34,20 @@ func runSimulate(ctx context.Context, e *Env, args []string) error {
 	if len(rest) > 0 {
 		return usagef("unexpected argument %q", rest[0])
 	}
+	if *scenario != "" {
+		if *target != "" {
+			if t, err := sim.ParseTarget(*target); err == nil && !t.Addr().IsLoopback() {
+				return usagef("--target %s is not on loopback: simulated parties send from 127.0.0.x", t)
+			}
+		}
+		accs, err := parseAccounts(*accounts)
+		if err != nil {
+			return err
+		}
+		return runMix(ctx, e, *scenario, *target, *domain, accs, *unprotected, *asJSON)
+	}
 	if *target == "" {
-		return usagef("--target is required, e.g. --target udp://127.0.0.1:5060")
+		return usagef("--target is required, e.g. --target udp://127.0.0.1:5060 (or --scenario standard)")
 	}
 	t, err := sim.ParseTarget(*target)
 	if err != nil {
@@ -49,14 +64,8 @@ func runSimulate(ctx context.Context, e *Env, args []string) error {
 	if *attackers != "" {
 		sc.Attackers = strings.Split(*attackers, ",")
 	}
-	if *accounts != "" {
-		for _, kv := range strings.Split(*accounts, ",") {
-			u, p, ok := strings.Cut(kv, ":")
-			if !ok || u == "" {
-				return usagef("--accounts: %q is not user:password", kv)
-			}
-			sc.Accounts = append(sc.Accounts, sim.Account{User: u, Password: p})
-		}
+	if sc.Accounts, err = parseAccounts(*accounts); err != nil {
+		return err
 	}
 	r, err := sim.Run(ctx, sc)
 	if err != nil {
@@ -67,4 +76,20 @@ func runSimulate(ctx context.Context, e *Env, args []string) error {
 		return errors.New("simulate: some parties reported errors (see above)")
 	}
 	return nil
+}
+
+// parseAccounts parses --accounts: user:password,...
+func parseAccounts(s string) ([]sim.Account, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []sim.Account
+	for _, kv := range strings.Split(s, ",") {
+		u, p, ok := strings.Cut(kv, ":")
+		if !ok || u == "" {
+			return nil, usagef("--accounts: %q is not user:password", kv)
+		}
+		out = append(out, sim.Account{User: u, Password: p})
+	}
+	return out, nil
 }

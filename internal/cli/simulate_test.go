@@ -41,3 +41,22 @@ func TestSimulateRefusesRemoteTarget(t *testing.T) {
 		t.Errorf("stderr %q", errb.String())
 	}
 }
+
+func TestSimulateScenarioUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"simulate", "--scenario", "bogus"}, `unknown mix "bogus"`},
+		{[]string{"simulate", "--scenario", "standard"}, `needs the embedded guard`}, // LabStarter is nil in tests
+		{[]string{"simulate", "--scenario", "short", "--target", "udp://192.0.2.1:5060"}, `not on loopback`},
+	} {
+		e, _, errb := testEnv(t)
+		if code := run(t.Context(), e, tc.args, nil); code != ExitUsage {
+			t.Errorf("%v: exit %d, want %d", tc.args, code, ExitUsage)
+		}
+		if !regexp.MustCompile(tc.want).MatchString(errb.String()) {
+			t.Errorf("%v: stderr %q, want %s", tc.args, errb.String(), tc.want)
+		}
+	}
+}

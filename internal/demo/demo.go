@@ -43,7 +43,7 @@ func Commands() []cli.Command {
 
 func runDemo(ctx context.Context, e *cli.Env, args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	keep := fs.Bool("keep", false, "keep the guard running after the scenario (Ctrl-C to stop) to try the client commands")
+	keep := fs.Bool("keep", false, "keep the guard running after the scenario and play a small mix of attacks and phones round after round (Ctrl-C to stop); try the client commands meanwhile")
 	verbose := fs.Bool("v", false, "show the guard's own log")
 	if _, err := e.Parse(fs, args); err != nil {
 		return err
@@ -187,7 +187,15 @@ func runDemo(ctx context.Context, e *cli.Env, args []string) error {
 	fmt.Fprintf(out, "It answered %d calls and %d registrations.\n", st.CallsAnswered, st.RegistersOK)
 
 	if *keep {
-		fmt.Fprintf(out, "\nThe guard keeps running. Try:\n  go run ./cmd/tollguard bans --admin http://%s --token-file %s/admin.token\nCtrl-C stops it.\n", g.AdminAddr(), dir)
+		fmt.Fprintf(out, "\nThe guard keeps running, attacks and phones keep coming. Try:\n  go run ./cmd/tollguard bans --admin http://%s --token-file %s/admin.token\nCtrl-C stops it.\n", g.AdminAddr(), dir)
+		var accounts []sim.Account
+		for u, pw := range demoAccounts {
+			accounts = append(accounts, sim.Account{User: u, Password: pw})
+		}
+		lab := sim.Lab{Target: guardAddr, Domain: p.Realm(), Accounts: accounts, Reached: pbxReached(p)}
+		if err := sim.Continuous(ctx, lab, sim.DemoMix(), out); err != nil {
+			fmt.Fprintf(out, "mix: %v\n", err)
+		}
 		<-ctx.Done()
 	}
 	cancel()

@@ -22,6 +22,10 @@ type Attack struct {
 	// Silence is how many unanswered requests in a row make the attacker
 	// conclude it is banned and stop; zero means 3.
 	Silence int
+	// Persist keeps sending the whole list after the target went silent,
+	// as the real tools do (they do not look for bans); Banned is still
+	// judged by Silence.
+	Persist bool
 }
 
 func (a Attack) timeout() time.Duration {
@@ -58,6 +62,12 @@ type AttackReport struct {
 	Found []string
 	// Elapsed is the wall-clock duration of the attack.
 	Elapsed time.Duration
+	// BannedAfter is the time from the attack's start to the sending of
+	// the first request of the final unanswered run (meaningful when
+	// Banned): how long the target took to stop answering.
+	BannedAfter time.Duration
+	// Connected counts calls the attack got answered (200 to an INVITE).
+	Connected int
 }
 
 // String summarises the report on one line.
@@ -78,14 +88,17 @@ type tally struct {
 	limit   int
 	run     int // current run of unanswered requests
 	runFrom int // Sent when the current run began
+	runAt   time.Duration
+	persist bool
 	start   time.Time
 }
 
 func newTally(kind string, a Attack) *tally {
 	return &tally{
-		r:     AttackReport{Kind: kind, Source: a.Source, Answers: map[int]int{}},
-		limit: a.silence(),
-		start: time.Now(),
+		r:       AttackReport{Kind: kind, Source: a.Source, Answers: map[int]int{}},
+		limit:   a.silence(),
+		persist: a.Persist,
+		start:   time.Now(),
 	}
 }
 
@@ -97,10 +110,11 @@ func (t *tally) record(code int, err error) (stop bool, fatal error) {
 	case errors.Is(err, errSilence):
 		if t.run == 0 {
 			t.runFrom = t.r.Sent - 1
+			t.runAt = time.Since(t.start)
 		}
 		t.run++
 		t.r.Unanswered++
-		return t.run >= t.limit, nil
+		return !t.persist && t.run >= t.limit, nil
 	case err != nil:
 		return true, err
 	}
@@ -113,6 +127,7 @@ func (t *tally) done() AttackReport {
 	if t.run >= t.limit {
 		t.r.Banned = true
 		t.r.AnsweredBeforeBan = t.runFrom
+		t.r.BannedAfter = t.runAt
 	}
 	t.r.Elapsed = time.Since(t.start)
 	return t.r

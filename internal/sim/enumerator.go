@@ -19,6 +19,11 @@ type Enumerator struct {
 	// UserAgent is sent in every request; empty means "friendly-scanner",
 	// svwar's default.
 	UserAgent string
+	// Method is REGISTER (default), OPTIONS or INVITE: svwar's -m.
+	Method string
+	// FromUser is the From user; empty means the candidate itself, as
+	// svwar does. A caller dialling numbers sets an extension here.
+	FromUser string
 }
 
 // Extensions returns the decimal extensions from first to last inclusive.
@@ -44,8 +49,20 @@ func (e Enumerator) Run(ctx context.Context) (AttackReport, error) {
 	if ua == "" {
 		ua = ScannerUserAgent
 	}
+	method := e.Method
+	if method == "" {
+		method = "REGISTER"
+	}
 	for _, ext := range e.Extensions {
-		req := rawRequest{Method: "REGISTER", URI: "sip:" + domain, FromUser: ext, ToUser: ext,
+		uri := "sip:" + domain
+		if method != "REGISTER" {
+			uri = "sip:" + ext + "@" + domain
+		}
+		from := e.FromUser
+		if from == "" {
+			from = ext
+		}
+		req := rawRequest{Method: method, URI: uri, FromUser: from, ToUser: ext,
 			Domain: domain, UserAgent: ua, CallID: randHex(12), CSeq: 1}
 		res, err := p.exchange(ctx, req, e.timeout())
 		code := statusCode(res)
@@ -55,6 +72,9 @@ func (e Enumerator) Run(ctx context.Context) (AttackReport, error) {
 		}
 		if code == 200 || code == 401 || code == 407 {
 			t.r.Found = append(t.r.Found, ext)
+		}
+		if code == 200 && method == "INVITE" {
+			t.r.Connected++
 		}
 		if stop || !pause(ctx, e.Interval) {
 			break

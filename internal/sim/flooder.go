@@ -96,7 +96,7 @@ func (f Flooder) Run(ctx context.Context) (AttackReport, error) {
 		// requests after the last answered one are older than the timeout.
 		overdue := int64(i) - int64(f.timeout()/interval) - lastSeq.Load()
 		quiet := time.Since(time.Unix(0, lastAnswer.Load()))
-		if overdue >= int64(f.silence()) && quiet > f.timeout() {
+		if !f.Persist && overdue >= int64(f.silence()) && quiet > f.timeout() {
 			break
 		}
 	}
@@ -115,6 +115,7 @@ func (f Flooder) Run(ctx context.Context) (AttackReport, error) {
 	t.r.Sent = sent
 	if sent-1-last >= f.silence() {
 		t.run, t.runFrom = t.limit, last+1
+		t.runAt = time.Duration(last+1) * interval
 	}
 	return t.done(), nil
 }

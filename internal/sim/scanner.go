@@ -13,8 +13,10 @@ const ScannerUserAgent = "friendly-scanner"
 // "friendly-scanner" and From display name "sipvicious".
 type Scanner struct {
 	Attack
-	// Probes is how many OPTIONS to send; zero means 3.
+	// Probes is how many requests to send; zero means 3.
 	Probes int
+	// Method is OPTIONS (default), REGISTER or INVITE: svmap's -m.
+	Method string
 }
 
 // Run sends the probes and reports the answers. It stops early when the
@@ -32,9 +34,13 @@ func (s Scanner) Run(ctx context.Context) (AttackReport, error) {
 	}
 	host := s.Target.Addr().String()
 	callID := randHex(12)
+	method := s.Method
+	if method == "" {
+		method = "OPTIONS"
+	}
 	for i := range probes {
 		req := rawRequest{
-			Method: "OPTIONS", URI: "sip:100@" + host,
+			Method: method, URI: "sip:100@" + host,
 			FromUser: "100", FromDisplay: "sipvicious", ToUser: "100", Domain: "1.1.1.1",
 			UserAgent: ScannerUserAgent, CallID: callID + strconv.Itoa(i), CSeq: 1,
 			Extra: []string{"Accept: application/sdp"},

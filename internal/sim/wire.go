@@ -128,19 +128,23 @@ func (r rawRequest) bytes(local netip.AddrPort) []byte {
 // authorization computes the Authorization header line answering the
 // WWW-Authenticate challenge in res for the given credentials.
 func authorization(res *sip.Response, method, uri, user, password string) (string, error) {
-	h := res.GetHeader("WWW-Authenticate")
-	if h == nil {
-		return "", errors.New("sim: 401 without WWW-Authenticate")
+	chal, resp := "WWW-Authenticate", "Authorization"
+	if res.StatusCode == 407 {
+		chal, resp = "Proxy-Authenticate", "Proxy-Authorization"
 	}
-	chal, err := digest.ParseChallenge(h.Value())
+	h := res.GetHeader(chal)
+	if h == nil {
+		return "", fmt.Errorf("sim: %d without %s", res.StatusCode, chal)
+	}
+	c, err := digest.ParseChallenge(h.Value())
 	if err != nil {
 		return "", fmt.Errorf("sim: parsing challenge: %w", err)
 	}
-	cred, err := digest.Digest(chal, digest.Options{Method: method, URI: uri, Username: user, Password: password})
+	cred, err := digest.Digest(c, digest.Options{Method: method, URI: uri, Username: user, Password: password})
 	if err != nil {
 		return "", fmt.Errorf("sim: computing digest: %w", err)
 	}
-	return "Authorization: " + cred.String(), nil
+	return resp + ": " + cred.String(), nil
 }
 
 func randHex(n int) string {

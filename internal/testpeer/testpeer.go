@@ -22,7 +22,7 @@ import (
 	"testing"
 )
 
-//go:embed testdata/kamailio.cfg.tmpl testdata/sipp/*.xml testdata/svwrap.py
+//go:embed testdata/kamailio.cfg.tmpl testdata/kamailio-edge.cfg.tmpl testdata/sipp/*.xml testdata/svwrap.py
 var files embed.FS
 
 // RequireTool returns the path of the named program. When it is not

@@ -54,6 +54,7 @@ func (p *PBX) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	p.stats.answered.Add(1)
+	p.countOrigin(req, true)
 	p.log.Debug("call answered", "callee", quote(callee), "source", req.Source())
 	select {
 	case <-dlg.Context().Done():

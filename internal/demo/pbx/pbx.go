@@ -97,6 +97,9 @@ type PBX struct {
 	bindings map[string]map[string]*Binding // account → contact URI → binding
 
 	stats counters
+
+	omu     sync.Mutex
+	origins map[netip.Addr]Origin
 }
 
 // New validates opts and returns a PBX that is not yet listening.
@@ -179,13 +182,19 @@ func (p *PBX) Run(ctx context.Context) error {
 	p.ua, p.srv, p.client, p.runCtx = ua, srv, cli, ctx
 	p.dialogs = sipgo.NewDialogServerCache(cli, p.contact())
 
-	srv.OnRegister(p.onRegister)
-	srv.OnInvite(p.onInvite)
-	srv.OnAck(p.onAck)
-	srv.OnBye(p.onBye)
-	srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
+	counted := func(h sipgo.RequestHandler) sipgo.RequestHandler {
+		return func(req *sip.Request, tx sip.ServerTransaction) {
+			p.countOrigin(req, false)
+			h(req, tx)
+		}
+	}
+	srv.OnRegister(counted(p.onRegister))
+	srv.OnInvite(counted(p.onInvite))
+	srv.OnAck(counted(p.onAck))
+	srv.OnBye(counted(p.onBye))
+	srv.OnOptions(counted(func(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, sip.NewResponseFromRequest(req, 200, "OK", nil))
-	})
+	}))
 
 	go func() {
 		<-ctx.Done()
