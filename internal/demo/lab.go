@@ -52,6 +52,10 @@ func StartLab(ctx context.Context, protect bool, log *slog.Logger) (lab sim.Lab,
 	cfg.SIP.Listen = []string{"udp://127.0.0.1:0"}
 	cfg.SIP.Upstream = p.Target()
 	cfg.Admin.Listen = "127.0.0.1:0"
+	// The one call rule an operator adds first: no calls to premium,
+	// satellite and the usual IRSF ranges (examples/tollguard.yaml).
+	cfg.CallPolicy.Rules = []config.CallRule{{Name: "high-risk", Action: "reject",
+		Match: config.CallMatch{Destinations: []string{"premium", "satellite", "high_risk"}}}}
 	g, err := daemon.New(ctx, cfg, daemon.Options{Logger: log})
 	if err != nil {
 		os.RemoveAll(dir)

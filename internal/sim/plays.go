@@ -40,6 +40,11 @@ const disguisedUA = "Linphone/5.2.5 (belle-sip/5.2.0)"
 // (Ofcom's drama range, never a real subscriber).
 func intlNumber(i int) string { return fmt.Sprintf("0044163296%04d", i%10000) }
 
+// highRiskNumber is a number in a satellite range (+882 16, Thuraya) of
+// the kind international revenue share fraud dials: what a compromised
+// account calls, and what the lab's call policy refuses.
+func highRiskNumber(i int) string { return fmt.Sprintf("0088216%06d", i%1000000) }
+
 func guesses(n int) []string {
 	out := append([]string(nil), CommonPasswords...)
 	for i := len(out); i < n; i++ {
@@ -105,7 +110,7 @@ func Plays() []Play {
 				return Enumerator{Attack: a, Extensions: nums, Domain: e.lab.Domain, UserAgent: disguisedUA,
 					Method: "INVITE", FromUser: "1001"}.Run(ctx)
 			})},
-		{Name: "compromised_account", Attack: true, What: "1004's real password from a new address: international calls, then a burst of 5 at once",
+		{Name: "compromised_account", Attack: true, What: "1004's real password from a new address: calls to a satellite range, then a burst of 5 at once",
 			run: compromised},
 		{Name: "flood", Attack: true, What: "OPTIONS flood from many addresses (Size/6), 500/s each",
 			run: attackPlay(func(e *playEnv) int { return e.mix.Size / 6 }, func(ctx context.Context, e *playEnv, i int) (AttackReport, error) {
@@ -317,18 +322,19 @@ func moved(ctx context.Context, e *playEnv) *Outcome {
 }
 
 // compromised uses 1004's real password from a new address: it registers,
-// places international calls one after another, then five at once.
+// places calls to a satellite (IRSF) range one after another, then five at
+// once.
 func compromised(ctx context.Context, e *playEnv) *Outcome {
 	var l legit
 	ph := startPhone(ctx, e, account(e, "1004"), 1, &l)
 	if ph != nil {
 		l.op(ph.Register(ctx), false)
 		for k := range e.mix.Size / 10 {
-			l.call(ph.Call(ctx, intlNumber(200+k), 200*time.Millisecond))
+			l.call(ph.Call(ctx, highRiskNumber(200+k), 200*time.Millisecond))
 		}
 		var wg sync.WaitGroup
 		for k := range 5 {
-			wg.Go(func() { l.call(ph.Call(ctx, intlNumber(300+k), 500*time.Millisecond)) })
+			wg.Go(func() { l.call(ph.Call(ctx, highRiskNumber(300+k), 500*time.Millisecond)) })
 		}
 		wg.Wait()
 	}
