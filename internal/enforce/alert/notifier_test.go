@@ -94,6 +94,11 @@ func TestNotifierBurstOfBans(t *testing.T) {
 	clk.add(5 * time.Minute)
 	n.Notify(Alert{Kind: KindLockdown, On: true})
 	eventually(t, "the lockdown message", func() bool { return len(rec.got()) == 3 })
+	// The receiver has the message before the sender has read the answer
+	// and counted it: wait for the count and the report too.
+	eventually(t, "the third send counted and reported", func() bool {
+		return testutil.ToFloat64(n.m.sent[0]) == 3 && len(reps.get()) == 3
+	})
 
 	var counts []int
 	var kinds []Kind
