@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -305,4 +307,46 @@ func TestIntelFeedAndExport(t *testing.T) {
 
 func intelFeed(name, url string) intel.FeedConfig {
 	return intel.FeedConfig{Name: name, URL: url, Format: intel.FormatCIDR, Refresh: time.Minute}
+}
+
+// BenchmarkClusterPropagation measures an operator ban on guard a until it
+// is in force (in the ban set) on guards b and c, through a real
+// redis-server on loopback, the whole daemon wiring included. It reports
+// the p50 and p99 of those times, from the API call (the store commit on a
+// included) and from the moment a's ban is committed and in force there.
+func BenchmarkClusterPropagation(b *testing.B) {
+	r := testpeer.StartRedis(b)
+	a := startNode(b, "a", r.URL(), "udp://127.0.0.1:9", nil)
+	nb := startNode(b, "b", r.URL(), "udp://127.0.0.1:9", nil)
+	nc := startNode(b, "c", r.URL(), "udp://127.0.0.1:9", nil)
+	waitConnected(b, a, nb, nc)
+	var took, after []time.Duration
+	i := 0
+	for b.Loop() {
+		i++
+		x := netip.AddrFrom4([4]byte{45, 84, byte(i >> 8), byte(i)})
+		start := time.Now()
+		operatorBan(b, a, x)
+		committed := time.Now()
+		for _, n := range []*node{nb, nc} {
+			for {
+				if _, ok := n.g.Set().Banned(x, time.Now()); ok {
+					break
+				}
+				if time.Since(start) > 2*time.Second {
+					b.Fatalf("ban %d not propagated", i)
+				}
+				runtime.Gosched()
+			}
+			took = append(took, time.Since(start))
+			after = append(after, time.Since(committed))
+		}
+	}
+	slices.Sort(took)
+	slices.Sort(after)
+	b.ReportMetric(float64(took[len(took)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(took[len(took)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(took[len(took)-1].Microseconds()), "max-µs")
+	b.ReportMetric(float64(after[len(after)/2].Microseconds()), "p50-after-commit-µs")
+	b.ReportMetric(float64(after[len(after)*99/100].Microseconds()), "p99-after-commit-µs")
 }
