@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -119,6 +120,22 @@ func (g *Guard) shareFailures(rec recordFunc) recordFunc {
 		return g.shr.fails.record(rec)
 	}
 	return rec
+}
+
+// clusterNote is the cluster line of `tollguard bans`: empty when alone.
+func (g *Guard) clusterNote() string {
+	if g.shr.node == nil {
+		return ""
+	}
+	st := g.shr.node.Status()
+	if st.Connected {
+		return fmt.Sprintf("node %s, connected to Redis since %s, %d decisions pending", st.Node, st.Since.Format(time.RFC3339), st.Pending)
+	}
+	note := fmt.Sprintf("node %s, NOT connected to Redis since %s (banning alone), %d decisions pending", st.Node, st.Since.Format(time.RFC3339), st.Pending)
+	if st.LastError != "" {
+		note += ": " + st.LastError
+	}
+	return note
 }
 
 // shareOperator hands an operator's ban or unban to the cluster.

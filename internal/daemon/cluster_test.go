@@ -137,9 +137,20 @@ func TestClusterBans(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	if s, _ := (banService{a.g}).Summary(context.Background()); !strings.HasPrefix(s.Cluster, "node a, connected") {
+		t.Errorf("bans summary cluster line %q", s.Cluster)
+	}
 	r.Stop()
 	y := netip.MustParseAddr("45.83.1.8")
 	operatorBan(t, a, y)
+	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		if s, _ := (banService{a.g}).Summary(context.Background()); strings.Contains(s.Cluster, "NOT connected") {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("a does not say it is alone with Redis down")
+		}
+	}
 	waitBanned(t, a, y, true, 0)
 	time.Sleep(200 * time.Millisecond)
 	if _, ok := b.g.Set().Banned(y, time.Now()); ok {
