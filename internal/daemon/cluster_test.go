@@ -129,13 +129,18 @@ func TestClusterBans(t *testing.T) {
 		}
 	}
 
-	// A ban of an allowed address written straight into Redis is refused.
-	allowed := netip.MustParseAddr("45.83.9.1")
-	raw := fmt.Sprintf(`{"v":1,"node":"evil","decision":{"type":"ban","scope":"ip","prefix":"%s/32","origin":"engine","rule":"x","at":"%s"}}`,
-		allowed, time.Now().UTC().Format(time.RFC3339Nano))
-	if _, err := r.Do("PUBLISH", "{tollguard}:bans:events", raw); err != nil {
-		t.Fatal(err)
+	// A ban of an allowed address published straight into Redis is
+	// refused; the same message for another address is applied (so the
+	// refusal is the screen's, not the format's).
+	allowed, control := netip.MustParseAddr("45.83.9.1"), netip.MustParseAddr("45.83.1.50")
+	for _, x := range []netip.Addr{allowed, control} {
+		raw := fmt.Sprintf(`{"v":1,"node":"evil","decision":{"type":"ban","scope":"ip","prefix":"%s/32","origin":"engine","rule":"x","at":"%s"}}`,
+			x, time.Now().UTC().Format(time.RFC3339Nano))
+		if _, err := r.Do("PUBLISH", "{tollguard}:bans:events", raw); err != nil {
+			t.Fatal(err)
+		}
 	}
+	waitBanned(t, b, control, true, 2*time.Second)
 
 	if s, _ := (banService{a.g}).Summary(context.Background()); !strings.HasPrefix(s.Cluster, "node a, connected") {
 		t.Errorf("bans summary cluster line %q", s.Cluster)
@@ -313,6 +318,29 @@ func TestIntelFeedAndExport(t *testing.T) {
 	}
 	if code, _ := get("wrong-key-0123456789"); code != 403 {
 		t.Errorf("wrong key: %d, want 403", code)
+	}
+	plain := func(token string) (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+n.g.AdminAddr().String()+"/api/v1/intel/bans.txt", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, _ := plain(""); code != http.StatusUnauthorized {
+		t.Errorf("bans.txt without the admin token: %d, want 401", code)
+	}
+	tok, err := os.ReadFile(n.g.api.TokenPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := plain(strings.TrimSpace(string(tok))); code != 200 || body != "45.83.1.9\n" {
+		t.Errorf("bans.txt = %d %q, want the operator ban alone", code, body)
 	}
 }
 
