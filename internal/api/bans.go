@@ -52,6 +52,9 @@ type BanSummary struct {
 	Failures []Failure `json:"failures"`
 	// Bans lists the bans in force.
 	Bans []decision.Decision `json:"bans"`
+	// Cluster is one line on the link to the other guards; empty when
+	// this guard runs alone.
+	Cluster string `json:"cluster,omitempty"`
 }
 
 // JailRule is one register_failure rule as the daemon applies it.

@@ -68,6 +68,9 @@ func printBanSummary(e *Env, s api.BanSummary) error {
 		}
 	}
 
+	if s.Cluster != "" {
+		fmt.Fprintf(w, "\nCluster: %s\n", s.Cluster)
+	}
 	fmt.Fprintf(w, "\nActive bans: %d\n", len(s.Bans))
 	if len(s.Bans) > 0 {
 		t := newTable(w, "TARGET", "SCOPE", "RULE", "SINCE", "EXPIRES", "LEFT", "REASON")

@@ -68,6 +68,10 @@ type Config struct {
 	CallTokens CallTokens `yaml:"call_tokens"`
 	// Media is the media (SRTP) policy.
 	Media Media `yaml:"media"`
+	// Cluster shares bans and failure counts with other guard nodes.
+	Cluster Cluster `yaml:"cluster"`
+	// Intel configures threat-intelligence feeds in and ban feeds out.
+	Intel Intel `yaml:"intel"`
 }
 
 // Log configures the daemon's log.

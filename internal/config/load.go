@@ -112,6 +112,8 @@ func Default() *Config {
 		Lockdown:       Lockdown{AllowAccounts: []string{}},
 		CallTokens:     CallTokens{Accounts: []string{}, Header: "X-Call-Token"},
 		Media:          Media{SRTPRequired: SRTPRequired{Accounts: []string{}, Listeners: []string{}}},
+		Cluster:        defaultCluster(),
+		Intel:          defaultIntel(),
 	}
 }
 
@@ -334,6 +336,12 @@ func (c *Config) normalize() {
 		c.Honeypot.Accounts = nil
 	}
 	c.Alerts.normalize()
+	if len(c.Intel.Feeds) == 0 {
+		c.Intel.Feeds = nil
+	}
+	if len(c.Intel.Export.BouncerKeys) == 0 {
+		c.Intel.Export.BouncerKeys = nil
+	}
 }
 
 // defaultAnomaly is anomaly.Default in the config's types.

@@ -248,7 +248,10 @@ func (c *Config) validateSidecar() error {
 	if err := c.Alerts.validate(); err != nil {
 		return err
 	}
-	return nil
+	if err := c.Cluster.validate(); err != nil {
+		return err
+	}
+	return c.Intel.validate()
 }
 
 // validJail accepts a fail2ban jail name: letters, digits, _ . and -, at

@@ -99,6 +99,7 @@ func (b banService) Summary(ctx context.Context) (api.BanSummary, error) {
 		s.Failures = append(s.Failures, api.Failure{Time: f.Time, Address: f.Addr, Account: f.Account, Code: f.Code})
 	}
 	s.Bans = g.set.List(now)
+	s.Cluster = g.clusterNote()
 	return s, nil
 }
 

@@ -6,7 +6,10 @@ import (
 	"flag"
 	"fmt"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/tollguard/tollguard/internal/cli"
+	"github.com/tollguard/tollguard/internal/cluster"
 	"github.com/tollguard/tollguard/internal/config"
 	"github.com/tollguard/tollguard/internal/freeswitch/audit"
 )
@@ -39,6 +42,7 @@ func runServe(ctx context.Context, e *cli.Env, args []string) error {
 		}
 	}
 	log := NewLogger(e.Stderr, cfg.Log)
+	redis.SetLogger(cluster.RedisLogger{L: log})
 	if used == "" {
 		log.Warn("no config file: running on built-in defaults", "hint", "tollguard serve -c examples/tollguard.yaml")
 	} else {

@@ -70,6 +70,7 @@ type Guard struct {
 	kern    *kernel          // nil without nftables.enabled
 	check   recorder         // the engine and the store, as every source sees them
 	pol     *policy          // call policy's side effects: kills, deadlines, lockdown state
+	shr     shared           // other guards and feeds: cluster, failure stream, intel (cluster.go)
 
 	sources []namedSource      // sidecar sources: Event Socket, log files
 	esl     *freeswitch.Source // nil without freeswitch.esl
@@ -109,6 +110,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 		if g.kern != nil {
 			g.kern.nft.Close()
 		}
+		g.closeShared()
 		st.Close()
 		return nil, err
 	}
@@ -143,6 +145,10 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 		}
 		apply = append(apply, g.kern) // proven single addresses only: kernel.eligible
 	}
+	if err := g.openShared(cfg); err != nil {
+		return fail(err)
+	}
+	apply, rec = g.shareDecisions(apply), g.shareFailures(rec)
 	fp, err := readFingerprints(cfg)
 	if err != nil {
 		return fail(err)
@@ -221,6 +227,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 	}
 	g.api.MountEvents(st)
 	g.api.MountPolicy(policyService{g.pol})
+	g.mountShared()
 	if g.proxy != nil {
 		g.api.MountCalls(g.proxy) // running calls and their teardown live in the inline proxy
 	} else if g.esl != nil {
@@ -289,6 +296,7 @@ func (g *Guard) Run(ctx context.Context) error {
 		grp.Go(func() error { g.calls.sweep(gctx, g.now); return nil })
 	}
 	grp.Go(func() error { return g.pers.run(gctx) })
+	g.runShared(gctx, grp)
 	grp.Go(func() error { g.pol.run(gctx); return nil })
 	grp.Go(func() error { g.sweep(gctx); return nil })
 	grp.Go(func() error { g.watchReload(gctx); return nil })
@@ -358,6 +366,7 @@ func (g *Guard) notify(d decision.Decision) {
 	if g.kern != nil {
 		g.kern.Apply(d)
 	}
+	g.shareOperator(d)
 	if d.Type == decision.TypeUnban {
 		g.log.Info("unban", "scope", string(d.Scope), "target", d.Target(), "by", d.Origin)
 		return

@@ -57,7 +57,7 @@ func (g *Guard) reload() {
 	g.lists.Store(l)
 	g.eng.SetLists(l)
 	if restartNeeded(old, cfg) {
-		g.log.Warn("config reloaded; sip, admin, store, data_dir, freeswitch, nftables, sources or log file changes take effect after a restart")
+		g.log.Warn("config reloaded; sip, admin, store, data_dir, freeswitch, nftables, sources, log file, cluster or intel changes take effect after a restart")
 		return
 	}
 	g.log.Info("config reloaded", "file", g.path)
@@ -65,5 +65,6 @@ func (g *Guard) reload() {
 
 func restartNeeded(a, b *config.Config) bool {
 	return a.DataDir != b.DataDir || a.Admin != b.Admin || a.Store != b.Store || !reflect.DeepEqual(a.SIP, b.SIP) ||
-		a.FreeSWITCH != b.FreeSWITCH || a.NFTables != b.NFTables || !slices.Equal(a.Sources, b.Sources) || a.Log.Fail2banFile != b.Log.Fail2banFile
+		a.FreeSWITCH != b.FreeSWITCH || a.NFTables != b.NFTables || !slices.Equal(a.Sources, b.Sources) || a.Log.Fail2banFile != b.Log.Fail2banFile ||
+		!reflect.DeepEqual(a.Cluster, b.Cluster) || !reflect.DeepEqual(a.Intel, b.Intel)
 }
