@@ -225,16 +225,14 @@ func (a *alerter) registered(e *event.Register) {
 }
 
 // observe sees every event and its verdict (the recorder): registrations
-// for registered, refusals by call policy or the anomaly model as blocked
-// calls, call policy spend limits as spend alerts.
+// for registered; call attempts' verdicts, where call policy and the
+// anomaly model decide, for verdict.
 func (a *alerter) observe(ev event.Event, v engine.Verdict) {
 	switch e := ev.(type) {
 	case *event.Register:
 		a.registered(e)
 	case *event.CallAttempt:
 		a.verdict(e.Source.Addr(), &e.SIP, e.Account, e.Destination, v)
-	case *event.Request:
-		a.verdict(e.Source.Addr(), &e.SIP, e.SIP.Account(), e.RURIUser, v)
 	}
 }
 
