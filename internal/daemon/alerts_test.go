@@ -21,6 +21,7 @@ import (
 	"github.com/tollguard/tollguard/internal/enforce/alert"
 	"github.com/tollguard/tollguard/internal/engine"
 	"github.com/tollguard/tollguard/internal/event"
+	"github.com/tollguard/tollguard/internal/freeswitch/esltest"
 	"github.com/tollguard/tollguard/internal/sim"
 	"github.com/tollguard/tollguard/internal/store"
 )
@@ -357,5 +358,20 @@ func TestAlerterReload(t *testing.T) {
 	}
 	if !second {
 		t.Error("tollguard_alert_sent_total has no series for the reloaded channel")
+	}
+}
+
+// TestAlertESLDown runs a daemon beside a FreeSWITCH that refuses its
+// password: the Event Socket never comes up, and the people on duty hear
+// of it.
+func TestAlertESLDown(t *testing.T) {
+	srv := esltest.New(t, "other")
+	hk, got := hook(t)
+	cfg := sidecarConfig(t, srv)
+	cfg.Alerts.Channels = []config.AlertChannel{{Name: "hook", Type: "webhook", URL: hk.URL}}
+	startDaemon(t, cfg, nil)
+	a := waitAlert(t, got, alert.KindESLDown, nil)
+	if a.Resolved || a.Target != srv.Addr() {
+		t.Errorf("esl alert %+v; want the outage of %s", a, srv.Addr())
 	}
 }
