@@ -150,6 +150,9 @@ func exported(t *testing.T) map[string]bool {
 	cfg.SIP.Listen = []string{"udp://127.0.0.1:0"}
 	cfg.SIP.Upstream = p.Target()
 	cfg.Admin.Listen = "127.0.0.1:0"
+	// A channel, so the alert metrics have series (nothing is sent: no
+	// alert happens here).
+	cfg.Alerts.Channels = []config.AlertChannel{{Name: "oncall", Type: "webhook", URL: "http://127.0.0.1:9/hook"}}
 	g, err := daemon.New(ctx, cfg, daemon.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

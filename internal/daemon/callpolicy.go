@@ -238,6 +238,7 @@ func (s policyService) SetLockdown(ctx context.Context, on, hangup bool, actor s
 		return s.state(), fmt.Errorf("lockdown is %s but not saved (it will not survive a restart): %w", state, err)
 	}
 	p.log.Warn("lockdown "+state, "by", actor, "hangup", hangup)
+	p.g.alerts.lockdown(on, actor)
 	st := s.state()
 	if on && hangup {
 		st.Hangups = p.hangupOutsiders()
@@ -271,6 +272,7 @@ func (p *policy) hangupOutsiders() int {
 // CheckCall implements api.PolicyService.
 func (s policyService) CheckCall(ctx context.Context, account string, ip netip.Addr, destination string) api.CheckReply {
 	v := s.p.g.eng.CheckCall(ctx, account, ip, destination)
+	s.p.g.alerts.verdict(ip, nil, account, destination, v)
 	r := api.CheckReply{Result: "allow", Rule: v.Rule, Policy: v.Policy, Reason: v.Reason, Mode: v.Mode, Loss: v.Loss}
 	if v.Action != engine.Pass {
 		r.Result, r.Code = "deny", v.Code

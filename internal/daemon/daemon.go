@@ -71,6 +71,7 @@ type Guard struct {
 	check   recorder         // the engine and the store, as every source sees them
 	pol     *policy          // call policy's side effects: kills, deadlines, lockdown state
 	shr     shared           // other guards and feeds: cluster, failure stream, intel (cluster.go)
+	alerts  *alerter         // alerts to the people on duty (enforce/alert)
 
 	sources []namedSource      // sidecar sources: Event Socket, log files
 	esl     *freeswitch.Source // nil without freeswitch.esl
@@ -101,7 +102,12 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 		return nil, fmt.Errorf("creating data_dir: %w", err)
 	}
 
-	st, err := store.Open(ctx, cfg.Store, cfg.DataDir, store.Options{Logger: g.log, Registry: g.reg, Now: g.now})
+	al, err := newAlerter(g, cfg.Alerts)
+	if err != nil {
+		return nil, err
+	}
+	g.alerts = al
+	st, err := store.Open(ctx, cfg.Store, cfg.DataDir, store.Options{Logger: g.log, Registry: g.reg, Now: g.now, OnCommit: al.commit})
 	if err != nil {
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
@@ -127,7 +133,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 	g.pbx = eslHost(cfg.FreeSWITCH)
 	g.lists.Store(g.buildLists(cfg))
 	g.pers = newPersister(st, g.log.With("component", "bans"))
-	apply := decision.Fanout{g.set, g.pers}
+	apply := decision.Fanout{g.set, g.pers, g.alerts}
 	var rec recordFunc = st.Record
 	if cfg.Log.Fail2banFile != "" {
 		g.f2b, err = fail2ban.Open(cfg.Log.Fail2banFile, fail2ban.Options{Registry: g.reg})
@@ -179,7 +185,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 	if g.anomalyDue, err = g.startAnomaly(ctx, cfg); err != nil {
 		return fail(err)
 	}
-	g.check = recorder{next: g.eng, rec: rec}
+	g.check = recorder{next: g.eng, rec: rec, watch: g.alerts.observe}
 	if g.sources, g.esl, err = g.buildSources(cfg); err != nil {
 		return fail(err)
 	}
@@ -207,7 +213,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 			MaxConnections: cfg.SIP.MaxConnections, MaxConnectionsPerSource: cfg.SIP.MaxConnectionsPerSource,
 			FirstMessageTimeout: cfg.SIP.FirstMessageTimeout.D(), UnregisteredIdle: cfg.SIP.UnregisteredIdleTimeout.D(),
 			RegisteredIdle: cfg.SIP.RegisteredIdleTimeout.D(), DialogTimeout: cfg.SIP.DialogTimeout.D(),
-			Checker:  recorder{next: g.eng, rec: rec},
+			Checker:  recorder{next: g.eng, rec: rec, watch: g.alerts.observe},
 			Gate:     g.eng,
 			Logger:   g.log,
 			Registry: g.reg,
@@ -297,6 +303,7 @@ func (g *Guard) Run(ctx context.Context) error {
 	}
 	grp.Go(func() error { return g.pers.run(gctx) })
 	g.runShared(gctx, grp)
+	grp.Go(func() error { return g.alerts.run(gctx) })
 	grp.Go(func() error { g.pol.run(gctx); return nil })
 	grp.Go(func() error { g.sweep(gctx); return nil })
 	grp.Go(func() error { g.watchReload(gctx); return nil })
@@ -358,8 +365,10 @@ func (g *Guard) audit(_ context.Context, a event.Admin) {
 	g.st.Record(&a)
 }
 
-// notify logs an operator's decision (the engine logs its own).
+// notify logs an operator's decision (the engine logs its own) and
+// alerts its bans.
 func (g *Guard) notify(d decision.Decision) {
+	g.alerts.Apply(d)
 	if g.f2b != nil {
 		g.f2b.Apply(d)
 	}

@@ -13,6 +13,9 @@ import (
 type recorder struct {
 	next engine.Checker
 	rec  recordFunc
+	// watch, when set, sees every event and its verdict (alerts); it
+	// must not block.
+	watch func(event.Event, engine.Verdict)
 }
 
 // recordFunc hands an event to the store (and the fail2ban log); it must
@@ -34,6 +37,9 @@ var _ engine.Checker = recorder{}
 //     a Verdict for a refused or flagged call attempt.
 func (r recorder) Check(ctx context.Context, ev event.Event) engine.Verdict {
 	v := r.next.Check(ctx, ev)
+	if r.watch != nil {
+		r.watch(ev, v)
+	}
 	switch e := ev.(type) {
 	case *event.Request:
 		if v.Action != engine.Pass || v.Rule != "" {

@@ -48,6 +48,11 @@ func (g *Guard) reload() {
 		g.log.Error("reload refused: config kept as it was", "err", err)
 		return
 	}
+	alertsChanged, err := g.alerts.prepare(cfg)
+	if err != nil {
+		g.log.Error("reload refused: config kept as it was", "err", err)
+		return
+	}
 	if err := g.eng.ReloadAll(cfg, fp, rates, secrets); err != nil {
 		g.log.Error("reload refused: config kept as it was", "err", err)
 		return
@@ -56,6 +61,9 @@ func (g *Guard) reload() {
 	l := g.buildLists(cfg)
 	g.lists.Store(l)
 	g.eng.SetLists(l)
+	if alertsChanged {
+		g.alerts.reload(cfg)
+	}
 	if restartNeeded(old, cfg) {
 		g.log.Warn("config reloaded; sip, admin, store, data_dir, freeswitch, nftables, sources, log file, cluster or intel changes take effect after a restart")
 		return

@@ -165,6 +165,10 @@ func (s *Source) setConn(c *Conn) {
 	s.conn = c
 }
 
+// Connected reports whether the Event Socket connection is up and
+// subscribed (tollguard_esl_connected).
+func (s *Source) Connected() bool { return s.current() != nil }
+
 func (s *Source) current() *Conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()

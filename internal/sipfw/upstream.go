@@ -41,6 +41,22 @@ func (p *Proxy) upstreamDown(r *upstream) {
 	}
 }
 
+// UpstreamState is one route's upstream and whether it answers.
+type UpstreamState struct {
+	Route, URL string
+	Up         bool
+}
+
+// Upstreams returns every route's upstream health, the default route
+// first, as tollguard_sipfw_upstream_up shows it. It never blocks.
+func (p *Proxy) Upstreams() []UpstreamState {
+	out := make([]UpstreamState, 0, len(p.routes))
+	for _, r := range p.routes {
+		out = append(out, UpstreamState{Route: r.name, URL: r.url, Up: !r.health.down.Load()})
+	}
+	return out
+}
+
 // upstreamFlow is the flow requests to r's PBX take. For a TCP upstream it
 // is the dialled connection; without one it starts a dial and reports
 // false.

@@ -92,6 +92,10 @@ type Options struct {
 	BatchSize int
 	// PurgeEvery is how often retention runs. Default 1h.
 	PurgeEvery time.Duration
+	// OnCommit, when set, is called by the writer after each batch commit
+	// with its error (nil: written), so the daemon can tell the people on
+	// duty when the store stops or starts writing again. It must not block.
+	OnCommit func(err error)
 }
 
 // Record is one stored event.

@@ -281,7 +281,11 @@ func (s *sqlStore) flush(evs []event.Event, ops []banOp, final bool) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := s.db.commit(ctx, b); err != nil {
+	err := s.db.commit(ctx, b)
+	if s.opts.OnCommit != nil {
+		s.opts.OnCommit(err)
+	}
+	if err != nil {
 		s.m.errors.Inc()
 		s.m.dropped.Add(float64(len(b.rows)))
 		s.log.Error("store write failed", "records", len(b.rows), "err", err)

@@ -37,3 +37,13 @@ func newMetrics(reg *prometheus.Registry, channels []string) (*metrics, error) {
 	}
 	return m, nil
 }
+
+// UnregisterMetrics removes the alert metrics a Notifier registered on reg,
+// so a Notifier built for a reloaded config can register its own.
+func UnregisterMetrics(reg *prometheus.Registry) {
+	for _, name := range []string{"tollguard_alert_sent_total", "tollguard_alert_failed_total",
+		"tollguard_alert_dropped_total", "tollguard_alert_suppressed_total"} {
+		// Unregister matches by name and labels; the help is not compared.
+		reg.Unregister(prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: name}, []string{"channel"}))
+	}
+}

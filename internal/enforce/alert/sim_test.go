@@ -25,7 +25,8 @@ import (
 )
 
 // banBridge is a slog.Handler that turns the daemon's "ban" log records
-// into alerts: the stand-in for the daemon's alert wiring in this test.
+// into alerts: the stand-in for the daemon's own alert wiring (tested in
+// internal/daemon), so this test owns the Notifier's clock.
 type banBridge struct {
 	n     *alert.Notifier
 	bans  *atomic.Int64
@@ -115,7 +116,9 @@ func TestSimulatedAttackIsTwoMessages(t *testing.T) {
 	cfg.SIP.Upstream = p.Target()
 	cfg.Admin.Listen = "127.0.0.1:0"
 	var bans atomic.Int64
-	g, err := daemon.New(ctx, cfg, daemon.Options{Logger: slog.New(&banBridge{n: n, bans: &bans})})
+	gcfg := *cfg
+	gcfg.Alerts.Channels = nil // the bridge above alerts, not the daemon's own Notifier
+	g, err := daemon.New(ctx, &gcfg, daemon.Options{Logger: slog.New(&banBridge{n: n, bans: &bans})})
 	if err != nil {
 		t.Fatal(err)
 	}
