@@ -185,8 +185,22 @@ func TestAlertsFromTheDaemon(t *testing.T) {
 
 	// The PBX goes silent: the upstream is down.
 	stopPBX()
-	go sim.RegisterOnce(ctx, netip.MustParseAddr("127.0.0.6"), addr, p.Realm(), "1001", "Vx7#pR2qLm", nil)
+	// A phone keeps re-registering, as phones do: each REGISTER the PBX
+	// leaves unanswered tells the guard the upstream is gone (on a loaded
+	// machine one may not be enough before the deadline).
+	phoneCtx, stopPhone := context.WithCancel(ctx)
+	defer stopPhone()
+	go func() {
+		for phoneCtx.Err() == nil {
+			_, _ = sim.RegisterOnce(phoneCtx, netip.MustParseAddr("127.0.0.6"), addr, p.Realm(), "1001", "Vx7#pR2qLm", nil)
+			select {
+			case <-phoneCtx.Done():
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}()
 	u := waitAlert(t, got, alert.KindUpstreamDown, nil)
+	stopPhone()
 	if u.Resolved || u.Target == "" {
 		t.Errorf("upstream alert: %+v", u)
 	}
