@@ -414,7 +414,10 @@
     const refresh = el("button", { type: "button", id: "calls-refresh", text: t("calls.refresh"), onclick: () => render() });
     page.append(el("p", {}, refresh), box);
     let d;
-    try { d = await call("GET", "api/v1/calls" + (unmask ? "?unmask=true" : "")); } catch (e) { box.replaceChildren(); showError(e); return; }
+    try { d = await call("GET", "api/v1/calls" + (unmask ? "?unmask=true" : "")); } catch (e) {
+      if (e.status === 404) { box.replaceChildren(el("p", { class: "notice", id: "calls-unavailable", text: t("calls.unavailable") })); return; }
+      box.replaceChildren(); showError(e); return;
+    }
     const cols = [
       { h: "col.account", f: (c) => c.account }, { h: "col.from", f: (c) => c.from }, { h: "col.to", f: (c) => c.to },
       { h: "col.source", f: (c) => c.source }, { h: "calls.direction", f: (c) => t(c.direction === "inbound" ? "calls.inbound" : "calls.outbound") },
