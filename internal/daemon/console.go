@@ -3,6 +3,13 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tollguard/tollguard/internal/callpolicy/dest"
+	"github.com/tollguard/tollguard/internal/callpolicy/rates"
 
 	"github.com/tollguard/tollguard/internal/config"
 	"github.com/tollguard/tollguard/internal/store"
@@ -19,7 +26,7 @@ func (g *Guard) buildConsole(cfg *config.Config) error {
 	}
 	con, err := web.New(web.Options{
 		Users: users.Open(cfg.DataDir), UI: cfg.UI, API: g.api.Handler(), Bans: g.set.List,
-		Hourly: agg, Audit: g.audit, Logger: g.log, Now: g.now,
+		Hourly: agg, Events: g.st, Prices: (&consolePricer{g: g}).get, Audit: g.audit, Logger: g.log, Now: g.now,
 	})
 	if err != nil {
 		return fmt.Errorf("building console: %w", err)
@@ -44,4 +51,57 @@ func (g *Guard) runConsole(ctx context.Context) error {
 		return nil
 	}
 	return g.console.Run(ctx, listen, nil)
+}
+
+// consolePricer prices connected calls for the console's loss page from
+// the current call_policy.rates, read again when the file, its size or
+// time, or call_policy.default_country change (a reload may change them).
+type consolePricer struct {
+	g     *Guard
+	mu    sync.Mutex
+	key   string
+	price web.Pricer
+}
+
+func (p *consolePricer) get() web.Pricer {
+	cp := p.g.config().CallPolicy
+	if cp.Rates == "" {
+		return nil
+	}
+	fi, err := os.Stat(cp.Rates)
+	if err != nil {
+		p.g.log.Warn("console loss page: call_policy.rates", "err", err)
+		return nil
+	}
+	key := cp.Rates + "\x00" + cp.DefaultCountry + "\x00" + fi.ModTime().String() + "\x00" + strconv.FormatInt(fi.Size(), 10)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if key == p.key {
+		return p.price
+	}
+	data, err := os.ReadFile(cp.Rates)
+	if err != nil {
+		p.g.log.Warn("console loss page: call_policy.rates", "err", err)
+		return nil
+	}
+	tab, err := rates.Parse(cp.Rates, data)
+	if err != nil {
+		p.g.log.Warn("console loss page: call_policy.rates", "err", err)
+		return nil
+	}
+	norm, err := dest.New(dest.Options{DefaultCountry: cp.DefaultCountry})
+	if err != nil {
+		p.g.log.Warn("console loss page: call_policy.default_country", "err", err)
+		return nil
+	}
+	p.key = key
+	p.price = func(destination string, billsec time.Duration) (rates.Amount, string, bool) {
+		n := norm.Normalize(destination)
+		if n.E164 == "" {
+			return 0, "", false
+		}
+		amt, r, ok := tab.Estimate(n.E164, billsec)
+		return amt, r.Currency, ok
+	}
+	return p.price
 }

@@ -84,6 +84,7 @@ func Open(ctx context.Context, cfg config.Store, dataDir string, opts Options) (
 	if _, err := migrate(ctx, d.sql, dialect, d.rebind); err != nil {
 		return fail(err)
 	}
+	s.rollup = true
 	if s.seq, s.prev, err = d.lastRow(ctx); err != nil {
 		return fail(err)
 	}

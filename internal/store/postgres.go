@@ -49,6 +49,9 @@ func postgresCommitter(ctx context.Context, d *db) (func(context.Context, *batch
 				if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, copyColumns, src); err != nil {
 					return err
 				}
+				if err := d.addHours(ctx, pgxExec{tx}, b.rows); err != nil {
+					return err
+				}
 			}
 			if err := d.applyBans(ctx, pgxExec{tx}, b.bans); err != nil {
 				return err

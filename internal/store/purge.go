@@ -79,6 +79,15 @@ func (d *db) purgeThrough(ctx context.Context, seq int64) (int64, error) {
 		return 0, fmt.Errorf("purge: %w", err)
 	}
 	defer tx.Rollback()
+	// The per-hour counts lose what is purged (the purged rows grouped).
+	if _, err := tx.ExecContext(ctx, d.rebind(`UPDATE event_hours SET n = event_hours.n - p.c
+		FROM (SELECT time_us / 3600000000 AS h, kind, rule, COUNT(*) AS c FROM events WHERE seq <= ? GROUP BY 1, 2, 3) AS p
+		WHERE event_hours.hour = p.h AND event_hours.kind = p.kind AND event_hours.rule = p.rule`), seq); err != nil {
+		return 0, fmt.Errorf("purge through %d: per-hour counts: %w", seq, err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM event_hours WHERE n <= 0`); err != nil {
+		return 0, fmt.Errorf("purge through %d: per-hour counts: %w", seq, err)
+	}
 	res, err := tx.ExecContext(ctx, d.rebind(`DELETE FROM events WHERE seq <= ?`), seq)
 	if err != nil {
 		return 0, fmt.Errorf("purge through %d: %w", seq, err)

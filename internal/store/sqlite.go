@@ -104,6 +104,9 @@ func sqliteCommitter(ctx context.Context, d *db) (func(context.Context, *batch) 
 				}
 			}
 			st.Close()
+			if err := d.addHours(ctx, tx, b.rows); err != nil {
+				return err
+			}
 		}
 		if err := d.applyBans(ctx, tx, b.bans); err != nil {
 			return err

@@ -26,6 +26,9 @@ type sqlStore struct {
 	// backupDir is where Backup writes (BackupDir); dbPath the SQLite
 	// database file, empty for PostgreSQL.
 	backupDir, dbPath string
+	// rollup is true once the migrations ran (not read-only): Hourly reads
+	// the event_hours table.
+	rollup bool
 
 	mu     sync.RWMutex // guards closed against Record and the sync calls
 	closed bool

@@ -189,7 +189,8 @@ func (c *Console) withSession(h func(http.ResponseWriter, *http.Request, users.S
 
 // required returns the least role that may make request r to the admin
 // API: reading is for viewers, except unmasking phone numbers; bans and
-// unbans are for operators; any other change (backups) for admins.
+// unbans, hangups and the lockdown switch are for operators; any other
+// change (backups, call deadlines, call tokens) for admins.
 func required(method, path string, q url.Values) users.Role {
 	if method == http.MethodGet || method == http.MethodHead {
 		if v := q.Get("unmask"); v != "" && v != "false" && v != "0" {
@@ -198,7 +199,9 @@ func required(method, path string, q url.Values) users.Role {
 		return users.Viewer
 	}
 	if path == "/api/v1/bans" && method == http.MethodPost ||
-		strings.HasPrefix(path, "/api/v1/bans/") && method == http.MethodDelete {
+		strings.HasPrefix(path, "/api/v1/bans/") && method == http.MethodDelete ||
+		path == "/api/v1/lockdown" && method == http.MethodPut ||
+		strings.HasPrefix(path, "/api/v1/calls/") && strings.HasSuffix(path, "/hangup") && method == http.MethodPost {
 		return users.Operator
 	}
 	return users.Admin

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tollguard/tollguard/internal/config"
 	"github.com/tollguard/tollguard/internal/event"
+	"github.com/tollguard/tollguard/internal/teardown"
 	"github.com/tollguard/tollguard/internal/users"
 )
 
@@ -216,16 +217,63 @@ func TestBrowserConsole(t *testing.T) {
 		t.Errorf("%d bans left after the unban", n)
 	}
 
-	// Every page, in English then in Chinese. Calls, Lockdown and Loss say
-	// they need call policy.
+	// Calls: a running call is listed (masked) and hung up from the page.
+	h.calls.mu.Lock()
+	h.calls.calls = []teardown.Call{
+		{ID: "c1@pbx", Account: "1001", From: "1001", To: "+88216123456", Source: netip.MustParseAddrPort("203.0.113.62:5060"),
+			Direction: "outbound", Start: now.Add(-3 * time.Minute), Answer: now.Add(-170 * time.Second)},
+		{ID: "c2@pbx", Account: "1002", From: "1002", To: "+8613800138000", Source: netip.MustParseAddrPort("192.0.2.20:5060"),
+			Direction: "outbound", Start: now.Add(-time.Minute), Answer: now.Add(-50 * time.Second)},
+	}
+	h.calls.mu.Unlock()
+	step(t, ctx, "calls page", 10*time.Second, chromedp.Navigate(h.srv.URL+"/ui/#calls"),
+		chromedp.WaitVisible(chromedp.CSS(`button.hangup[data-id="c1@pbx"]`)))
+	if txt := eval[string](t, ctx, `document.getElementById("calls-list").textContent`); strings.Contains(txt, "+88216123456") || !strings.Contains(txt, "c1@pbx") {
+		t.Errorf("calls page (masked): %q", txt)
+	}
+	eval[bool](t, ctx, `window.confirm = () => true; true`)
+	step(t, ctx, "hang up from the page", 5*time.Second,
+		chromedp.Click(chromedp.CSS(`button.hangup[data-id="c1@pbx"]`)),
+		chromedp.WaitNotPresent(chromedp.CSS(`button.hangup[data-id="c1@pbx"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`button.hangup[data-id="c2@pbx"]`)))
+	if got := h.calls.hungUp(); len(got) != 1 || got[0] != "c1@pbx" {
+		t.Errorf("hung up from the page: %q", got)
+	}
+	// Lockdown: on and off from the page, the status following.
+	step(t, ctx, "lockdown page", 10*time.Second, chromedp.Navigate(h.srv.URL+"/ui/#lockdown"),
+		chromedp.WaitVisible(chromedp.CSS("#lockdown-status.off")), chromedp.WaitVisible(chromedp.CSS("#lockdown-hangup")))
+	eval[bool](t, ctx, `window.confirm = () => true; true`)
+	step(t, ctx, "lockdown on from the page", 5*time.Second, chromedp.Click(chromedp.CSS("#lockdown-toggle")),
+		chromedp.WaitVisible(chromedp.CSS("#lockdown-status.on")))
+	if !h.pol.isOn() {
+		t.Error("the page says lockdown is on; the switch is off")
+	}
+	shoot(t, ctx, shots, "lockdown-on-en")
+	step(t, ctx, "lockdown off from the page", 5*time.Second, chromedp.Click(chromedp.CSS("#lockdown-toggle")),
+		chromedp.WaitVisible(chromedp.CSS("#lockdown-status.off")))
+	if h.pol.isOn() {
+		t.Error("the page says lockdown is off; the switch is on")
+	}
+	// Loss: the numbers of the seeded verdicts and connected calls.
+	seedLoss(t, h.st, now.UTC())
+	step(t, ctx, "loss page", 10*time.Second, chromedp.Navigate(h.srv.URL+"/ui/#loss"), chromedp.WaitVisible(chromedp.CSS("#loss-prevented-USD")))
+	if got := eval[string](t, ctx, `document.getElementById("loss-prevented-USD").textContent + " / " + document.getElementById("loss-incurred-USD").textContent`); got != "$44.50 / $5.00" {
+		t.Errorf("loss totals on the page: %q, want $44.50 / $5.00", got)
+	}
+
+	// Every page, in English then in Chinese.
 	h.apiBan(t, "203.0.113.50", "scanner")
 	for _, lang := range []string{"en", "zh-CN"} {
 		eval[bool](t, ctx, fmt.Sprintf(`(s => { s.value = %q; s.dispatchEvent(new Event("change")); return true })(document.getElementById("app-lang"))`, lang))
 		for _, p := range pageNames {
 			step(t, ctx, "page "+p, 10*time.Second, chromedp.Navigate(h.srv.URL+"/ui/#"+p), chromedp.WaitVisible(chromedp.CSS("#page h2")))
 			switch p {
-			case "calls", "lockdown", "loss":
-				step(t, ctx, p+" says it needs call policy", 5*time.Second, chromedp.WaitVisible(chromedp.CSS("#needs-call-policy")))
+			case "calls":
+				step(t, ctx, "calls table", 5*time.Second, chromedp.WaitVisible(chromedp.CSS(`button.hangup[data-id="c2@pbx"]`)))
+			case "lockdown":
+				step(t, ctx, "lockdown status", 5*time.Second, chromedp.WaitVisible(chromedp.CSS("#lockdown-status")))
+			case "loss":
+				step(t, ctx, "loss totals", 5*time.Second, chromedp.WaitVisible(chromedp.CSS("#loss-prevented-USD")))
 			case "events":
 				step(t, ctx, "events table", 5*time.Second, chromedp.WaitVisible(chromedp.CSS("#page table")))
 			}
@@ -241,6 +289,14 @@ func TestBrowserConsole(t *testing.T) {
 		if !strings.Contains(nav, want) {
 			t.Errorf("zh-CN navigation lacks %q: %q", want, nav)
 		}
+	}
+	for _, want := range []string{"通话", "紧急锁定", "损失"} {
+		if !strings.Contains(nav, want) {
+			t.Errorf("zh-CN navigation lacks %q: %q", want, nav)
+		}
+	}
+	if got := eval[string](t, ctx, `document.querySelector("#loss-totals").textContent`); !strings.Contains(got, "已避免损失") || !strings.Contains(got, "44.50") {
+		t.Errorf("zh-CN loss page: %q", got)
 	}
 	if got := eval[string](t, ctx, `document.getElementById("logout").textContent`); got != "退出登录" {
 		t.Errorf("logout button in zh-CN: %q", got)
@@ -284,6 +340,26 @@ func TestBrowserConsole(t *testing.T) {
 		t.Errorf("viewer unban through the API: %d, %d bans left; want 403 and 1", st, len(h.bans.set.List(time.Now())))
 	}
 	shoot(t, ctx, shots, "bans-viewer-en")
+	// Nor may the viewer hang up or turn the lockdown switch.
+	step(t, ctx, "viewer calls page", 10*time.Second, chromedp.Navigate(h.srv.URL+"/ui/#calls"),
+		chromedp.Poll[chromedp.Void](`document.getElementById("calls-list").textContent.includes("c2@pbx")`))
+	if n := eval[int](t, ctx, `document.querySelectorAll("button.hangup, #calls-unmask").length`); n != 0 {
+		t.Errorf("viewer sees %d hangup/unmask controls", n)
+	}
+	st = eval[int](t, ctx, `fetch("session").then(r => r.json()).then(s => fetch("api/v1/calls/c2@pbx/hangup", {method: "POST", headers: {"X-CSRF-Token": s.csrf}})).then(r => r.status)`)
+	if st != http.StatusForbidden || len(h.calls.Calls()) != 1 {
+		t.Errorf("viewer hangup through the API: %d, %d calls left; want 403 and 1", st, len(h.calls.Calls()))
+	}
+	step(t, ctx, "viewer lockdown page", 10*time.Second, chromedp.Navigate(h.srv.URL+"/ui/#lockdown"),
+		chromedp.WaitVisible(chromedp.CSS("#lockdown-readonly")), chromedp.WaitVisible(chromedp.CSS("#lockdown-status")))
+	if n := eval[int](t, ctx, `document.querySelectorAll("#lockdown-toggle, #lockdown-hangup").length`); n != 0 {
+		t.Errorf("viewer sees %d lockdown controls", n)
+	}
+	st = eval[int](t, ctx, `fetch("session").then(r => r.json()).then(s => fetch("api/v1/lockdown", {method: "PUT", headers: {"X-CSRF-Token": s.csrf, "Content-Type": "application/json"}, body: '{"on":true}'})).then(r => r.status)`)
+	if st != http.StatusForbidden || h.pol.isOn() {
+		t.Errorf("viewer lockdown through the API: %d, on=%v; want 403 and off", st, h.pol.isOn())
+	}
+	shoot(t, ctx, shots, "lockdown-viewer-en")
 }
 
 // TestBrowserPhone renders the overview on a phone-sized screen: the menu

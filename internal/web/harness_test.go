@@ -14,10 +14,12 @@ import (
 	"time"
 
 	"github.com/tollguard/tollguard/internal/api"
+	"github.com/tollguard/tollguard/internal/callpolicy/rates"
 	"github.com/tollguard/tollguard/internal/config"
 	"github.com/tollguard/tollguard/internal/decision"
 	"github.com/tollguard/tollguard/internal/event"
 	"github.com/tollguard/tollguard/internal/store"
+	"github.com/tollguard/tollguard/internal/teardown"
 	"github.com/tollguard/tollguard/internal/users"
 )
 
@@ -51,6 +53,90 @@ func (f *fakeBans) Unban(_ context.Context, ip netip.Addr, account, _ string) ([
 	return f.set.Remove(k, account == ""), nil
 }
 
+// fakeCalls is the proxy's running calls, without SIP.
+type fakeCalls struct {
+	mu    sync.Mutex
+	calls []teardown.Call
+	hung  []string
+}
+
+func (f *fakeCalls) Calls() []teardown.Call {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]teardown.Call(nil), f.calls...)
+}
+
+func (f *fakeCalls) HangupCall(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, c := range f.calls {
+		if c.ID == id {
+			f.calls = append(f.calls[:i], f.calls[i+1:]...)
+			f.hung = append(f.hung, id)
+			return nil
+		}
+	}
+	return teardown.ErrNoCall
+}
+
+func (f *fakeCalls) SetDeadline(string, time.Time) error { return nil }
+
+func (f *fakeCalls) hungUp() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.hung...)
+}
+
+// fakePolicy is the lockdown switch, without the engine.
+type fakePolicy struct {
+	mu    sync.Mutex
+	state api.LockdownState
+	calls *fakeCalls
+}
+
+func (f *fakePolicy) Lockdown(context.Context) (api.LockdownState, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.state, nil
+}
+
+func (f *fakePolicy) SetLockdown(_ context.Context, on, hangup bool, _ string) (api.LockdownState, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.state.On, f.state.Since, f.state.Hangups = on, time.Now(), 0
+	if on && hangup {
+		f.calls.mu.Lock()
+		f.state.Hangups = len(f.calls.calls)
+		f.calls.calls = nil
+		f.calls.mu.Unlock()
+	}
+	return f.state, nil
+}
+
+func (f *fakePolicy) isOn() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.state.On
+}
+
+func (f *fakePolicy) CheckCall(context.Context, string, netip.Addr, string) api.CheckReply {
+	return api.CheckReply{Result: "allow"}
+}
+
+func (f *fakePolicy) NewToken(context.Context, string) (api.TokenReply, error) {
+	return api.TokenReply{}, nil
+}
+
+// testPrice prices calls to +882 (an international network) at 2.50 USD
+// a minute, per minute; nothing else.
+func testPrice(dst string, billsec time.Duration) (rates.Amount, string, bool) {
+	if !strings.HasPrefix(dst, "+882") {
+		return 0, "", false
+	}
+	r := rates.Rate{Prefix: "+882", PerMinute: 2500000, Currency: "USD", Increment: 60}
+	return r.Cost(billsec), r.Currency, true
+}
+
 // harness is the admin API with the console mounted, on a loopback test
 // server, over a real SQLite store.
 type harness struct {
@@ -58,6 +144,8 @@ type harness struct {
 	dir   string
 	users *users.File
 	bans  *fakeBans
+	calls *fakeCalls
+	pol   *fakePolicy
 	st    store.Store
 	srv   *httptest.Server
 	con   *Console
@@ -68,8 +156,16 @@ const testPassword = "correct horse battery"
 
 func newHarness(t *testing.T, ui config.UI) *harness {
 	t.Helper()
+	return newHarnessWith(t, ui, nil)
+}
+
+// newHarnessWith is newHarness with edit applied to the console's
+// options before it is built.
+func newHarnessWith(t *testing.T, ui config.UI, edit func(*Options)) *harness {
+	t.Helper()
 	dir := t.TempDir()
-	h := &harness{t: t, dir: dir, users: users.Open(dir), bans: &fakeBans{set: decision.NewSet()}}
+	h := &harness{t: t, dir: dir, users: users.Open(dir), bans: &fakeBans{set: decision.NewSet()}, calls: &fakeCalls{}}
+	h.pol = &fakePolicy{calls: h.calls, state: api.LockdownState{AllowAccounts: []string{"1000"}}}
 	st, err := store.Open(context.Background(), config.Default().Store, dir, store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -82,11 +178,17 @@ func newHarness(t *testing.T, ui config.UI) *harness {
 		t.Fatal(err)
 	}
 	h.api.MountEvents(st)
+	h.api.MountCalls(h.calls)
+	h.api.MountPolicy(h.pol)
 	if ui.IdleTimeout == 0 {
 		ui = config.Default().UI
 	}
-	h.con, err = New(Options{Users: h.users, UI: ui, API: h.api.Handler(), Bans: h.bans.set.List,
-		Hourly: st.(store.Aggregator), Audit: func(_ context.Context, a event.Admin) { st.Record(&a) }, LivePoll: 100 * time.Millisecond})
+	o := Options{Users: h.users, UI: ui, API: h.api.Handler(), Bans: h.bans.set.List,
+		Hourly: st.(store.Aggregator), Events: st, Prices: func() Pricer { return testPrice }, Audit: func(_ context.Context, a event.Admin) { st.Record(&a) }, LivePoll: 100 * time.Millisecond}
+	if edit != nil {
+		edit(&o)
+	}
+	h.con, err = New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

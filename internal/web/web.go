@@ -47,6 +47,14 @@ type Options struct {
 	// Hourly counts events per hour for the overview; nil leaves the
 	// overview's charts empty with a notice.
 	Hourly store.Aggregator
+	// Events reads stored events for the loss page; nil leaves it empty
+	// with a notice.
+	Events Querier
+	// Prices returns the pricer of connected calls from the current
+	// call_policy.rates, or nil when there is no rate table (the loss page
+	// says so and prices nothing incurred). Called once per loss page; a
+	// nil Prices means no rate table.
+	Prices func() Pricer
 	// Audit records logins, logouts and refused logins; nil records none.
 	Audit func(ctx context.Context, a event.Admin)
 	// Logger receives the console's log; nil discards it.
@@ -122,6 +130,7 @@ func (c *Console) routes() {
 	c.mux.HandleFunc("GET /ui/session", c.session)
 	c.mux.HandleFunc("GET /ui/live", c.withSession(c.live))
 	c.mux.HandleFunc("GET /ui/overview", c.withSession(c.overview))
+	c.mux.HandleFunc("GET /ui/loss", c.withSession(c.loss))
 	c.mux.HandleFunc("/ui/api/", c.withSession(c.forward))
 	c.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such page")

@@ -6,11 +6,14 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +21,7 @@ import (
 	"github.com/tollguard/tollguard/internal/config"
 	"github.com/tollguard/tollguard/internal/event"
 	"github.com/tollguard/tollguard/internal/store"
+	"github.com/tollguard/tollguard/internal/teardown"
 	"github.com/tollguard/tollguard/internal/users"
 )
 
@@ -344,6 +348,145 @@ func TestOverviewCounts(t *testing.T) {
 	}
 }
 
+// Calls and lockdown through the console: viewers read (masked) and are
+// refused hangups, unmasking and the switch; operators may do all three,
+// and the audit names them.
+func TestCallsAndLockdownRoles(t *testing.T) {
+	h := newHarness(t, config.UI{})
+	op := h.addUser("olga", users.Operator)
+	vw := h.addUser("victor", users.Viewer)
+	oc, vc := h.client(), h.client()
+	oc.login(op, false)
+	vc.login(vw, false)
+	h.calls.calls = []teardown.Call{{ID: "c1@pbx", Account: "1001", From: "1001", To: "+88216123456",
+		Source: netip.MustParseAddrPort("192.0.2.10:5060"), Direction: "outbound", Start: time.Now().Add(-time.Minute), Answer: time.Now()}}
+
+	code, body, _ := vc.do("GET", "/ui/api/v1/calls", "", nil)
+	if code != http.StatusOK || !strings.Contains(body, "c1@pbx") || strings.Contains(body, "+88216123456") {
+		t.Errorf("viewer calls (masked): %d %s", code, body)
+	}
+	for _, tc := range []struct{ method, path, body string }{
+		{"GET", "/ui/api/v1/calls?unmask=true", ""},
+		{"POST", "/ui/api/v1/calls/c1@pbx/hangup", ""},
+		{"PUT", "/ui/api/v1/lockdown", `{"on":true,"hangup":true}`},
+		{"POST", "/ui/api/v1/calls/c1@pbx/deadline", `{"after":"1m"}`},
+	} {
+		if code, resp, _ := vc.do(tc.method, tc.path, tc.body, nil); code != http.StatusForbidden {
+			t.Errorf("viewer %s %s: %d %s, want 403", tc.method, tc.path, code, resp)
+		}
+	}
+	if len(h.calls.hungUp()) != 0 || h.pol.isOn() {
+		t.Fatal("a viewer's hangup or lockdown went through")
+	}
+	if code, body, _ := vc.do("GET", "/ui/api/v1/lockdown", "", nil); code != http.StatusOK || !strings.Contains(body, `"on": false`) {
+		t.Errorf("viewer lockdown state: %d %s", code, body)
+	}
+	// Without the CSRF token the operator is refused too.
+	if code, _, _ := oc.do("POST", "/ui/api/v1/calls/c1@pbx/hangup", "", map[string]string{CSRFHeader: ""}); code != http.StatusForbidden {
+		t.Errorf("hangup without CSRF: %d", code)
+	}
+	if code, body, _ := oc.do("GET", "/ui/api/v1/calls?unmask=true", "", nil); code != http.StatusOK || !strings.Contains(body, "+88216123456") {
+		t.Errorf("operator unmasked calls: %d %s", code, body)
+	}
+	if code, body, _ := oc.do("POST", "/ui/api/v1/calls/c1@pbx/hangup", "", nil); code != http.StatusOK {
+		t.Errorf("operator hangup: %d %s", code, body)
+	}
+	if got := h.calls.hungUp(); len(got) != 1 || got[0] != "c1@pbx" {
+		t.Errorf("hung up %q", got)
+	}
+	if code, body, _ := oc.do("PUT", "/ui/api/v1/lockdown", `{"on":true}`, nil); code != http.StatusOK || !h.pol.isOn() {
+		t.Errorf("operator lockdown on: %d %s", code, body)
+	}
+	// Deadlines stay with admins.
+	if code, _, _ := oc.do("POST", "/ui/api/v1/calls/c1@pbx/deadline", `{"after":"1m"}`, nil); code != http.StatusForbidden {
+		t.Errorf("operator deadline: %d, want 403", code)
+	}
+	if err := h.st.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := h.st.Query(context.Background(), store.Filter{Kinds: []event.Kind{event.KindAdmin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range recs {
+		a := r.Event.(*event.Admin)
+		got = append(got, a.Actor+" "+a.Action+" "+a.Target)
+	}
+	all := strings.Join(got, "\n")
+	for _, want := range []string{"olga@127.0.0.1 hangup c1@pbx", "olga@127.0.0.1 unmask"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("audit lacks %q:\n%s", want, all)
+		}
+	}
+}
+
+// seedLoss records two refused calls with loss estimates, one warned
+// (passed) call, and two connected calls (one priced, one not) today, and
+// one refused call three days ago.
+func seedLoss(t *testing.T, st store.Store, now time.Time) {
+	t.Helper()
+	for _, ev := range []event.Event{
+		&event.Verdict{Meta: event.Meta{Time: now}, Action: "reject", Code: 403, Rule: "call_policy", Loss: "25.00 USD"},
+		&event.Verdict{Meta: event.Meta{Time: now}, Action: "reject", Code: 403, Rule: "call_policy", Loss: "12.50 USD"},
+		&event.Verdict{Meta: event.Meta{Time: now}, Action: "pass", Rule: "call_policy", Loss: "99.00 USD"},
+		&event.Verdict{Meta: event.Meta{Time: now}, Action: "drop", Rule: "fingerprint"},
+		&event.Verdict{Meta: event.Meta{Time: now.Add(-72 * time.Hour)}, Action: "reject", Rule: "call_policy", Loss: "7.00 USD"},
+		&event.CallEnded{Meta: event.Meta{Time: now}, Account: "1001", Destination: "+88216123456", Billsec: 90 * time.Second, Duration: 95 * time.Second},
+		&event.CallEnded{Meta: event.Meta{Time: now}, Account: "1001", Destination: "+4420123456", Billsec: 600 * time.Second},
+		&event.CallEnded{Meta: event.Meta{Time: now}, Account: "1001", Destination: "+88216999999", Code: 486},
+	} {
+		st.Record(ev)
+	}
+	if err := st.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLossPage(t *testing.T) {
+	h := newHarness(t, config.UI{})
+	c := h.client()
+	c.login(h.addUser("victor", users.Viewer), false)
+	now := time.Now().UTC()
+	seedLoss(t, h.st, now)
+	get := func(c *client, q string) LossReply {
+		t.Helper()
+		code, body, _ := c.do("GET", "/ui/loss"+q, "", nil)
+		var rep LossReply
+		if code != http.StatusOK || json.Unmarshal([]byte(body), &rep) != nil {
+			t.Fatalf("loss%s: %d %s", q, code, body)
+		}
+		return rep
+	}
+	rep := get(c, "?days=7")
+	want := []LossDay{{Currency: "USD", Prevented: "44.50", Refused: 3, Incurred: "5.00", Connected: 1}}
+	if !rep.Available || !rep.Rates || fmt.Sprint(rep.Totals) != fmt.Sprint(want) {
+		t.Errorf("7-day totals %+v, want %+v", rep, want)
+	}
+	if len(rep.Days) != 2 || rep.Days[0].Day != now.Format(time.DateOnly) || rep.Days[0].Prevented != "37.50" || rep.Days[1].Prevented != "7.00" {
+		t.Errorf("days %+v", rep.Days)
+	}
+	if rep := get(c, "?days=1"); len(rep.Totals) != 1 || rep.Totals[0].Prevented != "37.50" || rep.Totals[0].Incurred != "5.00" {
+		t.Errorf("1-day totals %+v", rep.Totals)
+	}
+	for _, bad := range []string{"0", "31", "x"} {
+		if code, _, _ := c.do("GET", "/ui/loss?days="+bad, "", nil); code != http.StatusBadRequest {
+			t.Errorf("days=%s: %d", bad, code)
+		}
+	}
+	if code, _, _ := h.client().do("GET", "/ui/loss", "", nil); code != http.StatusUnauthorized {
+		t.Errorf("loss without a session: %d", code)
+	}
+	// Without a rate table nothing incurred is priced, and the reply says so.
+	h2 := newHarnessWith(t, config.UI{}, func(o *Options) { o.Prices = func() Pricer { return nil } })
+	c2 := h2.client()
+	c2.login(h2.addUser("victor", users.Viewer), false)
+	seedLoss(t, h2.st, now)
+	if rep := get(c2, ""); rep.Rates || len(rep.Totals) != 1 || rep.Totals[0].Incurred != "0.00" || rep.Totals[0].Connected != 0 || rep.Totals[0].Prevented != "44.50" {
+		t.Errorf("without rates: %+v", rep)
+	}
+}
+
 func TestCSVExportDefused(t *testing.T) {
 	h := newHarness(t, config.UI{})
 	u := h.addUser("victor", users.Viewer)
@@ -434,6 +577,20 @@ func TestTranslationsComplete(t *testing.T) {
 	}
 	if len(ek) < 100 {
 		t.Errorf("found only %d keys: the check is not reading the file", len(ek))
+	}
+	// Every key the pages ask for is in both dictionaries.
+	app, err := fs.ReadFile(assets, "assets/app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := regexp.MustCompile(`\b(?:t|heading|stat|field)\([^"\n]*"([a-z]+\.[a-zA-Z]+)"`).FindAllStringSubmatch(string(app), -1)
+	if len(used) < 50 {
+		t.Errorf("found only %d keys used in app.js: the check is not reading it", len(used))
+	}
+	for _, m := range used {
+		if !ek[m[1]] || !zk[m[1]] {
+			t.Errorf("app.js uses %q, missing from a dictionary (en %v, zh-CN %v)", m[1], ek[m[1]], zk[m[1]])
+		}
 	}
 }
 

@@ -173,7 +173,7 @@
   const pages = {
     overview: pageOverview, attackers: pageAttackers, affected: pageAffected, bans: pageBans, events: pageEvents,
     report: pageReport, audit: pageAudit,
-    calls: () => needs("needs.calls"), lockdown: () => needs("needs.lockdown"), loss: () => needs("needs.loss"),
+    calls: pageCalls, lockdown: pageLockdown, loss: pageLoss,
   };
   function route() {
     const name = (location.hash || "#overview").slice(1);
@@ -192,10 +192,6 @@
     const page = $("page");
     page.replaceChildren();
     pages[state.page](page);
-  }
-  function needs(key) {
-    $("page").append(el("section", { class: "notice", id: "needs-call-policy" },
-      el("h2", { text: t("needs.title") }), el("p", { text: t(key) })));
   }
   function heading(key) { return el("h2", { text: t(key) }); }
 
@@ -402,6 +398,101 @@
         { h: "col.action", f: (r) => r.event && r.event.action }, { h: "col.target", f: (r) => r.event && r.event.target },
         { h: "col.detail", f: (r) => r.event && r.event.detail }], d.records || []));
     } catch (e) { box.replaceChildren(); showError(e); }
+  }
+
+  async function pageCalls(page) {
+    page.append(heading("nav.calls"));
+    let unmask = false;
+    if (can("operator")) {
+      const cb = el("input", { type: "checkbox", id: "calls-unmask" });
+      cb.checked = !!state.callsUnmask;
+      cb.addEventListener("change", () => { state.callsUnmask = cb.checked; render(); });
+      page.append(el("div", { class: "form" }, el("div", { class: "field" }, el("label", { for: "calls-unmask", text: t("aff.unmask") }), cb)));
+      unmask = !!state.callsUnmask;
+    }
+    const box = el("div", { id: "calls-list" }, el("p", { class: "muted", text: t("loading") }));
+    const refresh = el("button", { type: "button", id: "calls-refresh", text: t("calls.refresh"), onclick: () => render() });
+    page.append(el("p", {}, refresh), box);
+    let d;
+    try { d = await call("GET", "api/v1/calls" + (unmask ? "?unmask=true" : "")); } catch (e) {
+      if (e.status === 404) { box.replaceChildren(el("p", { class: "notice", id: "calls-unavailable", text: t("calls.unavailable") })); return; }
+      box.replaceChildren(); showError(e); return;
+    }
+    const cols = [
+      { h: "col.account", f: (c) => c.account }, { h: "col.from", f: (c) => c.from }, { h: "col.to", f: (c) => c.to },
+      { h: "col.source", f: (c) => c.source }, { h: "calls.direction", f: (c) => t(c.direction === "inbound" ? "calls.inbound" : "calls.outbound") },
+      { h: "calls.started", f: (c) => fmtTime(c.start) }, { h: "calls.connected", f: (c) => fmtDur((c.duration || 0) * 1000) },
+      { h: "calls.id", f: (c) => c.id },
+    ];
+    if (can("operator")) {
+      cols.push({ h: "col.actions", f: (c) => el("button", { class: "danger hangup", type: "button", "data-id": c.id,
+        "aria-label": t("calls.hangup") + " " + c.id, onclick: () => hangup(c), text: t("calls.hangup") }) });
+    }
+    box.replaceChildren(el("p", { class: "muted", text: d.masked ? t("aff.masked") : "" }), table(cols, d.calls || []));
+  }
+  async function hangup(c) {
+    if (!window.confirm(t("calls.confirm"))) { return; }
+    try { await call("POST", "api/v1/calls/" + encodeURIComponent(c.id) + "/hangup"); flash(t("calls.done")); } catch (e) { showError(e); }
+    if (state.page === "calls") { render(); }
+  }
+  async function pageLockdown(page) {
+    page.append(heading("nav.lockdown"));
+    const box = el("div", {}, el("p", { class: "muted", text: t("loading") }));
+    page.append(box);
+    let d;
+    try { d = await call("GET", "api/v1/lockdown"); } catch (e) { box.replaceChildren(); showError(e); return; }
+    const status = el("p", { class: d.on ? "status on" : "status off", id: "lockdown-status", text: t(d.on ? "lock.on" : "lock.off") });
+    const kids = [el("section", { class: "card" }, status,
+      el("p", { class: "muted", text: t("lock.since") + " " + (d.since ? fmtTime(d.since) : t("lock.never")) }),
+      el("p", { class: "muted", text: t("lock.allow") + " " + ((d.allow_accounts || []).join(", ") || t("none")) }))];
+    if (can("operator")) {
+      const hang = el("input", { type: "checkbox", id: "lockdown-hangup" });
+      const btn = el("button", { type: "button", id: "lockdown-toggle", class: d.on ? "" : "danger", text: t(d.on ? "lock.turnOff" : "lock.turnOn") });
+      btn.addEventListener("click", async () => {
+        const on = !d.on;
+        if (!window.confirm(t(on ? (hang.checked ? "lock.confirmOnHangup" : "lock.confirmOn") : "lock.confirmOff"))) { return; }
+        try {
+          const r = await call("PUT", "api/v1/lockdown", { on, hangup: on && hang.checked });
+          render();
+          flash(t(r.on ? "lock.nowOn" : "lock.nowOff") + (r.hangups ? " " + t("lock.hangups") + " " + fmtNum(r.hangups) : ""));
+        } catch (e) { showError(e); }
+      });
+      const form = el("div", { class: "form card" });
+      if (!d.on) { form.append(el("div", { class: "field" }, el("label", { for: "lockdown-hangup", text: t("lock.hangup") }), hang)); }
+      form.append(btn);
+      kids.push(form);
+    } else {
+      kids.push(el("p", { class: "muted", id: "lockdown-readonly", text: t("lock.readOnly") }));
+    }
+    box.replaceChildren(...kids);
+  }
+  async function pageLoss(page) {
+    const sel = el("select", { id: "loss-days" }, el("option", { value: "1", text: t("ov.day") }), el("option", { value: "7", text: t("ov.week") }), el("option", { value: "30", text: t("ov.month") }));
+    sel.value = state.lossDays || "7";
+    sel.addEventListener("change", () => { state.lossDays = sel.value; render(); });
+    const box = el("div", {}, el("p", { class: "muted", text: t("loading") }));
+    page.append(heading("nav.loss"), el("div", { class: "form" }, field("loss-days", "ov.range", sel)), box);
+    let d;
+    try { d = await call("GET", "loss?days=" + sel.value); } catch (e) { box.replaceChildren(); showError(e); return; }
+    const money = (v, cur) => {
+      try { return new Intl.NumberFormat(state.lang, { style: "currency", currency: cur }).format(Number(v)); } catch (e) { return v + " " + cur; }
+    };
+    const kids = [];
+    if (!d.available) { kids.push(el("p", { class: "notice", text: t("loss.noStore") })); }
+    if (!d.rates) { kids.push(el("p", { class: "notice", id: "loss-no-rates", text: t("loss.noRates") })); }
+    if (d.truncated) { kids.push(el("p", { class: "notice", text: t("loss.truncated") })); }
+    const stat = (v, l, id) => el("div", { class: "stat" }, el("div", { class: "n", id, text: v }), el("div", { class: "l", text: t(l) }));
+    const totals = d.totals || [];
+    kids.push(el("div", { class: "stats", id: "loss-totals" }, totals.length ? totals.flatMap((x) => [
+      stat(money(x.prevented, x.currency), "loss.prevented", "loss-prevented-" + x.currency),
+      stat(d.rates ? money(x.incurred, x.currency) : "–", "loss.incurred", "loss-incurred-" + x.currency)]) :
+      [stat("0", "loss.prevented", "loss-prevented"), stat(d.rates ? "0" : "–", "loss.incurred", "loss-incurred")]));
+    kids.push(el("h2", { text: t("loss.perDay") }), table([
+      { h: "loss.day", f: (x) => new Intl.DateTimeFormat(state.lang, { dateStyle: "medium", timeZone: "UTC" }).format(new Date(x.day + "T00:00:00Z")) },
+      { h: "loss.prevented", num: true, f: (x) => money(x.prevented, x.currency) }, { h: "loss.refused", num: true, f: (x) => fmtNum(x.refused) },
+      { h: "loss.incurred", num: true, f: (x) => d.rates ? money(x.incurred, x.currency) : "–" }, { h: "loss.connected", num: true, f: (x) => d.rates ? fmtNum(x.connected) : "–" },
+    ], d.days || []), el("p", { class: "muted", text: t("loss.how") }));
+    box.replaceChildren(...kids);
   }
 
   // ---- wiring ----
