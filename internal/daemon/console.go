@@ -40,8 +40,8 @@ func (g *Guard) buildConsole(cfg *config.Config) error {
 
 // runConsole serves the console on ui.listen when set, and ends its live
 // streams when ctx is done so the listeners can shut down. It first fills
-// the overview's hourly cache in the background (one pass over 30 days of
-// events), so the first operator to open the console does not wait for it.
+// the overview's hourly cache in the background (from the store's per-hour
+// counts), so the first operator to open the console does not wait for it.
 func (g *Guard) runConsole(ctx context.Context) error {
 	go g.console.Warm(ctx)
 	listen := g.config().UI.Listen
