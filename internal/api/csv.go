@@ -45,27 +45,9 @@ func WriteEventsCSV(w io.Writer, recs []EventRecord) error {
 // /api/v1/events, answered as a CSV download.
 func (s *Server) mountExport(st EventStore) {
 	s.Mount("GET /api/v1/events.csv", func(w http.ResponseWriter, r *http.Request) {
-		f, err := s.eventFilter(r.URL.Query())
-		if err != nil {
-			WriteError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		unmask, ok := s.unmask(w, r, "events.csv")
+		out, _, ok := s.queryEvents(w, r, st, "events.csv")
 		if !ok {
 			return
-		}
-		recs, err := st.Query(r.Context(), f)
-		if err != nil {
-			s.log.Error("querying events", "err", err)
-			WriteError(w, http.StatusInternalServerError, "querying the event store failed (see the daemon's log)")
-			return
-		}
-		out := make([]EventRecord, 0, len(recs))
-		for i := range recs {
-			if !unmask {
-				recs[i].Mask()
-			}
-			out = append(out, eventRecord(&recs[i]))
 		}
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Content-Disposition", `attachment; filename="tollguard-events.csv"`)

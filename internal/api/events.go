@@ -99,29 +99,11 @@ const investigateLimit = 100000
 func (s *Server) MountEvents(st EventStore) {
 	s.mountExport(st)
 	s.Mount("GET /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
-		f, err := s.eventFilter(r.URL.Query())
-		if err != nil {
-			WriteError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		unmask, ok := s.unmask(w, r, "events")
+		recs, unmask, ok := s.queryEvents(w, r, st, "events")
 		if !ok {
 			return
 		}
-		recs, err := st.Query(r.Context(), f)
-		if err != nil {
-			s.log.Error("querying events", "err", err)
-			WriteError(w, http.StatusInternalServerError, "querying the event store failed (see the daemon's log)")
-			return
-		}
-		rep := EventsReply{Masked: !unmask, Records: make([]EventRecord, 0, len(recs))}
-		for i := range recs {
-			if !unmask {
-				recs[i].Mask()
-			}
-			rep.Records = append(rep.Records, eventRecord(&recs[i]))
-		}
-		WriteJSON(w, http.StatusOK, rep)
+		WriteJSON(w, http.StatusOK, EventsReply{Masked: !unmask, Records: recs})
 	})
 	s.Mount("GET /api/v1/investigate", func(w http.ResponseWriter, r *http.Request) {
 		since, err := s.parseWhen(r.URL.Query().Get("since"), 24*time.Hour)
@@ -317,4 +299,33 @@ func untilText(t time.Time) string {
 		return "never"
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// queryEvents answers the events filters of r (see MountEvents): the
+// matching records, masked unless unmask=true (audited as action), and
+// false when it has already answered with an error.
+func (s *Server) queryEvents(w http.ResponseWriter, r *http.Request, st EventStore, action string) ([]EventRecord, bool, bool) {
+	f, err := s.eventFilter(r.URL.Query())
+	if err != nil {
+		WriteError(w, http.StatusBadRequest, err.Error())
+		return nil, false, false
+	}
+	unmask, ok := s.unmask(w, r, action)
+	if !ok {
+		return nil, false, false
+	}
+	recs, err := st.Query(r.Context(), f)
+	if err != nil {
+		s.log.Error("querying events", "err", err)
+		WriteError(w, http.StatusInternalServerError, "querying the event store failed (see the daemon's log)")
+		return nil, false, false
+	}
+	out := make([]EventRecord, 0, len(recs))
+	for i := range recs {
+		if !unmask {
+			recs[i].Mask()
+		}
+		out = append(out, eventRecord(&recs[i]))
+	}
+	return out, unmask, true
 }
