@@ -36,23 +36,7 @@ func TestBansSurviveRestart(t *testing.T) {
 
 	start := func() (*Guard, netip.AddrPort, context.CancelFunc, chan error) {
 		t.Helper()
-		gctx, cancel := context.WithCancel(ctx)
-		g, err := New(gctx, cfg, Options{Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- g.Run(gctx) }()
-		select {
-		case <-g.Ready():
-		case err := <-done:
-			t.Fatal(err)
-		}
-		var a netip.AddrPort
-		for _, v := range g.SIPAddrs() {
-			a = v.(*net.UDPAddr).AddrPort()
-		}
-		return g, a, cancel, done
+		return runGuard(t, ctx, cfg)
 	}
 	g, addr, stop, done := start()
 	attacker := netip.MustParseAddr("127.0.0.77")
@@ -113,4 +97,30 @@ func TestOperatorBanRefusesAllowed(t *testing.T) {
 	if err != nil || d.Scope != decision.ScopeIP {
 		t.Fatalf("ban: %+v %v", d, err)
 	}
+}
+
+// runGuard starts a daemon on cfg under ctx and waits until it is ready.
+// It returns the daemon, its UDP listener's address, and what stops it and
+// reports how it ended, for tests that stop and start it again.
+func runGuard(t *testing.T, ctx context.Context, cfg *config.Config) (*Guard, netip.AddrPort, context.CancelFunc, chan error) {
+	t.Helper()
+	gctx, cancel := context.WithCancel(ctx)
+	g, err := New(gctx, cfg, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Run(gctx) }()
+	select {
+	case <-g.Ready():
+	case err := <-done:
+		cancel()
+		t.Fatal(err)
+	}
+	var a netip.AddrPort
+	for _, v := range g.SIPAddrs() {
+		a = v.(*net.UDPAddr).AddrPort()
+	}
+	return g, a, cancel, done
 }

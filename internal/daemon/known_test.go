@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"log/slog"
-	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -37,23 +36,7 @@ func TestKnownSurvivesRestart(t *testing.T) {
 	cfg.Distributed.NewSources = 0
 	start := func() (*Guard, netip.AddrPort, context.CancelFunc, chan error) {
 		t.Helper()
-		gctx, cancel := context.WithCancel(ctx)
-		g, err := New(gctx, cfg, Options{Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- g.Run(gctx) }()
-		select {
-		case <-g.Ready():
-		case err := <-done:
-			t.Fatal(err)
-		}
-		var a netip.AddrPort
-		for _, v := range g.SIPAddrs() {
-			a = v.(*net.UDPAddr).AddrPort()
-		}
-		return g, a, cancel, done
+		return runGuard(t, ctx, cfg)
 	}
 	phone := netip.MustParseAddr("127.0.0.21")
 	_, addr, stop, done := start()
