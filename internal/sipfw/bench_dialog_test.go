@@ -68,46 +68,17 @@ type engineChecker interface {
 }
 
 func benchInvite(b *testing.B, viaProxy bool, eng engineChecker) {
-	pbx, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.53:0")))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pbx.Close()
-	go func() {
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := pbx.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			msg, err := sip.ParseMessage(buf[:n])
-			req, ok := msg.(*sip.Request)
-			if err != nil || !ok {
-				continue
-			}
-			res := sip.NewResponseFromRequest(req, 200, "OK", nil)
-			res.To().Params.Add("tag", "pbx")
-			res.PrependHeader(sip.NewHeader("Record-Route", "<sip:127.0.0.53;lr>"))
-			res.AppendHeader(sip.NewHeader("Contact", "<sip:trunk@127.0.0.53:5080>"))
-			_, _ = pbx.WriteToUDPAddrPort([]byte(res.String()), from)
-		}
-	}()
-	target := pbx.LocalAddr().(*net.UDPAddr).AddrPort()
+	target := benchPBX(b, "127.0.0.53:0", func(res *sip.Response) {
+		res.To().Params.Add("tag", "pbx")
+		res.PrependHeader(sip.NewHeader("Record-Route", "<sip:127.0.0.53;lr>"))
+		res.AppendHeader(sip.NewHeader("Contact", "<sip:trunk@127.0.0.53:5080>"))
+	})
 	if viaProxy {
 		var chk engineChecker = engine.PassThrough{}
 		if eng != nil {
 			chk = eng
 		}
-		p, err := New(Options{Listen: []string{"udp://127.0.0.13:0"}, Upstream: "udp://" + target.String(),
-			Checker: chk, Gate: chk})
-		if err != nil {
-			b.Fatal(err)
-		}
-		ctx, cancel := contextWithCancel()
-		defer cancel()
-		go func() { _ = p.Run(ctx) }()
-		<-p.Ready()
-		target, _ = netip.ParseAddrPort(p.Addrs()["udp://127.0.0.13:0"].String())
+		target = runBenchProxy(b, "udp://127.0.0.13:0", target, chk)
 	}
 	ph, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.23:0")))
 	if err != nil {

@@ -89,40 +89,10 @@ func BenchmarkRoundTrip(b *testing.B) {
 func BenchmarkRoundTripDirect(b *testing.B) { benchRoundTrip(b, false) }
 
 func benchRoundTrip(b *testing.B, viaProxy bool) {
-	pbx, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.52:0")))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pbx.Close()
 	// The PBX answers every request with 200 by swapping the start line.
-	go func() {
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := pbx.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			msg, err := sip.ParseMessage(buf[:n])
-			req, ok := msg.(*sip.Request)
-			if err != nil || !ok {
-				continue
-			}
-			res := sip.NewResponseFromRequest(req, 200, "OK", nil)
-			_, _ = pbx.WriteToUDPAddrPort([]byte(res.String()), from)
-		}
-	}()
-	target := pbx.LocalAddr().(*net.UDPAddr).AddrPort()
+	target := benchPBX(b, "127.0.0.52:0", nil)
 	if viaProxy {
-		p, err := New(Options{Listen: []string{"udp://127.0.0.12:0"}, Upstream: "udp://" + target.String(),
-			Checker: engine.PassThrough{}, Gate: engine.PassThrough{}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		ctx, cancel := contextWithCancel()
-		defer cancel()
-		go func() { _ = p.Run(ctx) }()
-		<-p.Ready()
-		target, _ = netip.ParseAddrPort(p.Addrs()["udp://127.0.0.12:0"].String())
+		target = runBenchProxy(b, "udp://127.0.0.12:0", target, engine.PassThrough{})
 	}
 	ph, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.22:0")))
 	if err != nil {
@@ -145,4 +115,53 @@ func benchRoundTrip(b *testing.B, viaProxy bool) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// benchPBX starts a UDP PBX on addr that answers every request with 200 OK,
+// after decorate (when not nil) has added what the benchmark needs, and
+// returns its address. It stops when the benchmark ends.
+func benchPBX(b *testing.B, addr string, decorate func(*sip.Response)) netip.AddrPort {
+	b.Helper()
+	pbx, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addr)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = pbx.Close() })
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := pbx.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			msg, err := sip.ParseMessage(buf[:n])
+			req, ok := msg.(*sip.Request)
+			if err != nil || !ok {
+				continue
+			}
+			res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+			if decorate != nil {
+				decorate(res)
+			}
+			_, _ = pbx.WriteToUDPAddrPort([]byte(res.String()), from)
+		}
+	}()
+	return pbx.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// runBenchProxy runs a proxy listening on listen in front of upstream, checked
+// and gated by chk, and returns the address phones send to. It stops when
+// the benchmark ends.
+func runBenchProxy(b *testing.B, listen string, upstream netip.AddrPort, chk engineChecker) netip.AddrPort {
+	b.Helper()
+	p, err := New(Options{Listen: []string{listen}, Upstream: "udp://" + upstream.String(), Checker: chk, Gate: chk})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := contextWithCancel()
+	b.Cleanup(cancel)
+	go func() { _ = p.Run(ctx) }()
+	<-p.Ready()
+	target, _ := netip.ParseAddrPort(p.Addrs()[listen].String())
+	return target
 }
