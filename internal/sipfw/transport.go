@@ -211,22 +211,7 @@ func (p *Proxy) readStream(ctx context.Context, sc *streamConn) {
 	buf := make([]byte, 2048)
 	lastMsg, first := start, true
 	for {
-		var dl time.Time
-		reg := sc.up || sc.registered.Load()
-		switch {
-		case reg:
-			dl = time.Now().Add(p.o.RegisteredIdle)
-		case first:
-			dl = firstBy
-		default:
-			dl = lastMsg.Add(p.o.UnregisteredIdle)
-		}
-		_ = sc.c.SetReadDeadline(dl)
-		if !reg && sc.registered.Load() {
-			// Registered between the check and the deadline: setRegistered's
-			// extension may have been overwritten.
-			_ = sc.c.SetReadDeadline(time.Now().Add(p.o.RegisteredIdle))
-		}
+		p.setIdleDeadline(sc, sc.up, first, firstBy, lastMsg)
 		n, err := sc.c.Read(buf)
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -508,4 +493,27 @@ func (p *Proxy) write(msg sip.Message, f flow) error {
 		return errQueueFull
 	}
 	return nil
+}
+
+// setIdleDeadline sets sc's read deadline for its next message: a registered
+// connection (or, with always, the upstream's) has RegisteredIdle from now;
+// one that has sent nothing yet (first) must speak by firstBy; any other has
+// UnregisteredIdle from its last message.
+func (p *Proxy) setIdleDeadline(sc *streamConn, always, first bool, firstBy, lastMsg time.Time) {
+	var dl time.Time
+	reg := always || sc.registered.Load()
+	switch {
+	case reg:
+		dl = time.Now().Add(p.o.RegisteredIdle)
+	case first:
+		dl = firstBy
+	default:
+		dl = lastMsg.Add(p.o.UnregisteredIdle)
+	}
+	_ = sc.c.SetReadDeadline(dl)
+	if !reg && sc.registered.Load() {
+		// Registered between the check and the deadline: setRegistered's
+		// extension may have been overwritten.
+		_ = sc.c.SetReadDeadline(time.Now().Add(p.o.RegisteredIdle))
+	}
 }

@@ -35,20 +35,7 @@ func (p *Proxy) readWS(sc *streamConn, firstBy time.Time) {
 	r := newWSReader(bufio.NewReaderSize(sc.c, 2048), p.o.MaxMessageSize)
 	lastMsg, first := time.Now(), true
 	for {
-		var dl time.Time
-		reg := sc.registered.Load()
-		switch {
-		case reg:
-			dl = time.Now().Add(p.o.RegisteredIdle)
-		case first:
-			dl = firstBy
-		default:
-			dl = lastMsg.Add(p.o.UnregisteredIdle)
-		}
-		_ = sc.c.SetReadDeadline(dl)
-		if !reg && sc.registered.Load() {
-			_ = sc.c.SetReadDeadline(time.Now().Add(p.o.RegisteredIdle))
-		}
+		p.setIdleDeadline(sc, false, first, firstBy, lastMsg)
 		op, data, err := r.next()
 		if err != nil {
 			switch {
