@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,8 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/tollguard/tollguard/internal/api"
+	"github.com/tollguard/tollguard/internal/event"
 	"github.com/tollguard/tollguard/internal/testpeer"
 	consoleusers "github.com/tollguard/tollguard/internal/users"
 )
@@ -87,6 +90,29 @@ func watchBanRow(t *testing.T, ctx context.Context, ip netip.Addr) {
 	if !ok {
 		t.Fatalf("%s is in the ban list before the attack", ip)
 	}
+}
+
+// adminActions returns the audit trail as `tollguard events --kind admin
+// --json` prints it, newest first.
+func (g *guard) adminActions() []event.Admin {
+	g.t.Helper()
+	out, err := g.cli("events", "--kind", "admin", "--json")
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	var rep api.EventsReply
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		g.t.Fatalf("parsing `tollguard events --json`: %v\n%s", err, out)
+	}
+	acts := make([]event.Admin, 0, len(rep.Records))
+	for _, r := range rep.Records {
+		var a event.Admin
+		if err := json.Unmarshal(r.Event, &a); err != nil {
+			g.t.Fatalf("admin event %s: %v", r.Event, err)
+		}
+		acts = append(acts, a)
+	}
+	return acts
 }
 
 // injected counts the elements of the page an attacker's markup could have
@@ -278,6 +304,23 @@ func TestConsoleLiveBan(t *testing.T) {
 	}
 	if b := g.bansOf(attacker); len(b) != 0 {
 		t.Errorf("bans of %s after the unban from the page: %+v", attacker, b)
+	}
+	// The audit trail names the operator; the viewer's refused unban left
+	// no unban in it.
+	var unbans []string
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		unbans = unbans[:0]
+		for _, a := range g.adminActions() {
+			if a.Action == "unban" {
+				unbans = append(unbans, a.Actor+" "+a.Target)
+			}
+		}
+		if len(unbans) > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(unbans) != 1 || !strings.Contains(unbans[0], "olga") || !strings.Contains(unbans[0], attacker.String()) {
+		t.Errorf("unbans in the audit trail: %q; want olga's of %s alone", unbans, attacker)
 	}
 	testpeer.Step(t, vw, "the ban leaves the viewer's page", 5*time.Second,
 		chromedp.Poll[chromedp.Void]("!"+fmt.Sprintf(banCell, attacker.String())))
