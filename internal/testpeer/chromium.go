@@ -110,19 +110,6 @@ func Screenshot(t testing.TB, ctx context.Context, dir, name string) {
 	}
 }
 
-// ConsoleLogin fills and submits the login form of tollguard's console
-// (internal/web) in the tab of ctx, which must show it.
-func ConsoleLogin(t testing.TB, ctx context.Context, name, password, code string) {
-	t.Helper()
-	Step(t, ctx, "filling the login form", 10*time.Second,
-		chromedp.WaitVisible(chromedp.CSS("#login-form")),
-		chromedp.SetValue(chromedp.CSS("#login-name"), name),
-		chromedp.SetValue(chromedp.CSS("#login-password"), password),
-		chromedp.SetValue(chromedp.CSS("#login-code"), code),
-		chromedp.Click(chromedp.CSS("#login-submit")),
-	)
-}
-
 // Dialog is one JavaScript dialog (alert, confirm, prompt, beforeunload)
 // that a page opened.
 type Dialog struct {

@@ -163,7 +163,7 @@ func TestBrowserConsole(t *testing.T) {
 	// Every page, in English then in Chinese.
 	h.apiBan(t, "203.0.113.50", "scanner")
 	for _, lang := range []string{"en", "zh-CN"} {
-		testpeer.Eval[bool](t, ctx, fmt.Sprintf(`(s => { s.value = %q; s.dispatchEvent(new Event("change")); return true })(document.getElementById("app-lang"))`, lang))
+		testpeer.ConsoleSetLanguage(t, ctx, lang)
 		for _, p := range pageNames {
 			testpeer.Step(t, ctx, "page "+p, 10*time.Second, chromedp.Navigate(h.srv.URL+"/ui/#"+p), chromedp.WaitVisible(chromedp.CSS("#page h2")))
 			switch p {
@@ -213,7 +213,7 @@ func TestBrowserConsole(t *testing.T) {
 	if got := testpeer.Eval[string](t, ctx, `document.querySelector('.nav a[data-page="bans"]').textContent`); got != "封禁" {
 		t.Errorf("after a reload the language is lost: %q", got)
 	}
-	testpeer.Eval[bool](t, ctx, `(s => { s.value = "en"; s.dispatchEvent(new Event("change")); return true })(document.getElementById("app-lang"))`)
+	testpeer.ConsoleSetLanguage(t, ctx, "en")
 	// Everything the page loaded came from the console itself.
 	loaded := testpeer.Eval[[]string](t, ctx, `performance.getEntriesByType("resource").map(e => e.name)`)
 	if len(loaded) < 4 {
@@ -234,7 +234,7 @@ func TestBrowserConsole(t *testing.T) {
 	if n := testpeer.Eval[int](t, ctx, `document.querySelectorAll("button.unban, #ban-form").length`); n != 0 {
 		t.Errorf("viewer sees %d ban/unban controls", n)
 	}
-	st := testpeer.Eval[int](t, ctx, `fetch("session").then(r => r.json()).then(s => fetch("api/v1/bans/203.0.113.50", {method: "DELETE", headers: {"X-CSRF-Token": s.csrf}})).then(r => r.status)`)
+	st := testpeer.ConsoleCall(t, ctx, "DELETE", "api/v1/bans/203.0.113.50", "")
 	if st != http.StatusForbidden || len(h.bans.set.List(time.Now())) != 1 {
 		t.Errorf("viewer unban through the API: %d, %d bans left; want 403 and 1", st, len(h.bans.set.List(time.Now())))
 	}
@@ -245,7 +245,7 @@ func TestBrowserConsole(t *testing.T) {
 	if n := testpeer.Eval[int](t, ctx, `document.querySelectorAll("button.hangup, #calls-unmask").length`); n != 0 {
 		t.Errorf("viewer sees %d hangup/unmask controls", n)
 	}
-	st = testpeer.Eval[int](t, ctx, `fetch("session").then(r => r.json()).then(s => fetch("api/v1/calls/c2@pbx/hangup", {method: "POST", headers: {"X-CSRF-Token": s.csrf}})).then(r => r.status)`)
+	st = testpeer.ConsoleCall(t, ctx, "POST", "api/v1/calls/c2@pbx/hangup", "")
 	if st != http.StatusForbidden || len(h.calls.Calls()) != 1 {
 		t.Errorf("viewer hangup through the API: %d, %d calls left; want 403 and 1", st, len(h.calls.Calls()))
 	}
@@ -254,7 +254,7 @@ func TestBrowserConsole(t *testing.T) {
 	if n := testpeer.Eval[int](t, ctx, `document.querySelectorAll("#lockdown-toggle, #lockdown-hangup").length`); n != 0 {
 		t.Errorf("viewer sees %d lockdown controls", n)
 	}
-	st = testpeer.Eval[int](t, ctx, `fetch("session").then(r => r.json()).then(s => fetch("api/v1/lockdown", {method: "PUT", headers: {"X-CSRF-Token": s.csrf, "Content-Type": "application/json"}, body: '{"on":true}'})).then(r => r.status)`)
+	st = testpeer.ConsoleCall(t, ctx, "PUT", "api/v1/lockdown", `{"on":true}`)
 	if st != http.StatusForbidden || h.pol.isOn() {
 		t.Errorf("viewer lockdown through the API: %d, on=%v; want 403 and off", st, h.pol.isOn())
 	}

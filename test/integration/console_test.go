@@ -231,9 +231,6 @@ func TestConsoleLiveBan(t *testing.T) {
 
 	// Screenshots of the live bans in both languages. A language switch
 	// redraws the page, which fetches the recent failures again.
-	setLang := func(ctx context.Context, lang string) {
-		testpeer.Eval[bool](t, ctx, fmt.Sprintf(`(s => { s.value = %q; s.dispatchEvent(new Event("change")); return true })(document.getElementById("app-lang"))`, lang))
-	}
 	// Both attackers' failures listed: the last table of the page has six
 	// rows.
 	failuresListed := `(() => { const ts = document.querySelectorAll("#page table"); return ts.length >= 3 && ts[ts.length - 1].querySelectorAll("tbody tr").length >= 6; })()`
@@ -248,7 +245,7 @@ func TestConsoleLiveBan(t *testing.T) {
 			t.Errorf("bans page (%s): %d elements injected", lang, n)
 		}
 	}
-	setLang(op, "zh-CN")
+	testpeer.ConsoleSetLanguage(t, op, "zh-CN")
 	testpeer.Step(t, op, "bans page in Chinese", 5*time.Second, chromedp.WaitVisible(chromedp.CSS(unbanButton)),
 		chromedp.Poll[chromedp.Void](`document.getElementById("page").textContent.includes("最近的认证失败")`),
 		chromedp.Poll[chromedp.Void](failuresListed), chromedp.Poll[chromedp.Void](fmt.Sprintf(banCell, sprayer.String())))
@@ -258,7 +255,7 @@ func TestConsoleLiveBan(t *testing.T) {
 	checkFailures("zh-CN")
 	time.Sleep(300 * time.Millisecond) // tables settle before the picture
 	testpeer.Screenshot(t, op, shots, "bans-live-ban-zh-CN")
-	setLang(op, "en")
+	testpeer.ConsoleSetLanguage(t, op, "en")
 	testpeer.Step(t, op, "bans page in English", 5*time.Second, chromedp.WaitVisible(chromedp.CSS(unbanButton)),
 		chromedp.Poll[chromedp.Void](`document.getElementById("page").textContent.includes("Recent authentication failures")`),
 		chromedp.Poll[chromedp.Void](failuresListed))
@@ -274,7 +271,7 @@ func TestConsoleLiveBan(t *testing.T) {
 	if !testpeer.Eval[bool](t, vw, `document.getElementById("bans-readonly") !== null`) {
 		t.Error("viewer's bans page is not marked read-only")
 	}
-	st := testpeer.Eval[int](t, vw, fmt.Sprintf(`fetch("session").then(r => r.json()).then(s => fetch("api/v1/bans/%s", {method: "DELETE", headers: {"X-CSRF-Token": s.csrf}})).then(r => r.status)`, attacker))
+	st := testpeer.ConsoleCall(t, vw, "DELETE", "api/v1/bans/"+attacker.String(), "")
 	if st != http.StatusForbidden {
 		t.Errorf("viewer's unban through the API: %d, want 403", st)
 	}
