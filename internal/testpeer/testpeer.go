@@ -1,7 +1,7 @@
 // Package testpeer starts real SIP peers from Go tests: a Kamailio
 // registrar/PBX with digest auth, sipp phones and trunks, and the SIPVicious
-// attack tools, each on its own 127.0.x.y loopback address. It is imported
-// by tests only.
+// attack tools, each on its own 127.0.x.y loopback address; and headless
+// Chromium for the console's browser tests. It is imported by tests only.
 //
 // A helper whose external program is missing fails the test when the CI
 // environment variable is set and skips it otherwise, so a developer

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,109 +16,9 @@ import (
 	"github.com/tollguard/tollguard/internal/config"
 	"github.com/tollguard/tollguard/internal/event"
 	"github.com/tollguard/tollguard/internal/teardown"
+	"github.com/tollguard/tollguard/internal/testpeer"
 	"github.com/tollguard/tollguard/internal/users"
 )
-
-// chromiumPath is Debian's chromium (scripts/install-test-deps.sh).
-const chromiumPath = "/usr/bin/chromium"
-
-// browser starts headless Chromium with a fresh profile and no outside
-// traffic, and returns a context for one tab. Without Chromium the test
-// is skipped, except under CI, where it fails.
-func browser(t *testing.T, width, height int) context.Context {
-	t.Helper()
-	if _, err := exec.LookPath(chromiumPath); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("chromium is required under CI (scripts/install-test-deps.sh): %v", err)
-		}
-		t.Skipf("chromium not installed: %v", err)
-	}
-	actx, acancel := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-default-apps", true),
-		chromedp.Flag("lang", "en-US"),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(width, height),
-	)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); acancel() })
-	// The first run starts the browser; it must not carry a timeout.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	return ctx
-}
-
-// step runs actions with a bound, failing the test with what it did.
-func step(t *testing.T, ctx context.Context, what string, d time.Duration, actions ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	sctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	if err := chromedp.Do(sctx, actions...); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-}
-
-// eval evaluates JavaScript (awaiting a promise) and returns its value.
-func eval[T any](t *testing.T, ctx context.Context, js string) T {
-	t.Helper()
-	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(sctx, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
-	if err != nil {
-		t.Fatalf("evaluating %q: %v", js, err)
-	}
-	return v
-}
-
-// screenshotDir is where the run writes screenshots: TOLLGUARD_SCREENSHOTS
-// when set (CI keeps it as an artifact), else a temporary directory.
-func screenshotDir(t *testing.T) string {
-	if d := os.Getenv("TOLLGUARD_SCREENSHOTS"); d != "" {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
-	d, err := os.MkdirTemp("", "tollguard-screenshots-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-func shoot(t *testing.T, ctx context.Context, dir, name string) {
-	t.Helper()
-	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot %s: %v", name, err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// loginUI fills the login form.
-func loginUI(t *testing.T, ctx context.Context, name, code string) {
-	t.Helper()
-	step(t, ctx, "filling the login form", 10*time.Second,
-		chromedp.WaitVisible(chromedp.CSS("#login-form")),
-		chromedp.SetValue(chromedp.CSS("#login-name"), name),
-		chromedp.SetValue(chromedp.CSS("#login-password"), testPassword),
-		chromedp.SetValue(chromedp.CSS("#login-code"), code),
-		chromedp.Click(chromedp.CSS("#login-submit")),
-	)
-}
 
 // apiBan places a ban through the admin API with the bearer token, as a
 // script would.
@@ -155,51 +54,51 @@ func TestBrowserConsole(t *testing.T) {
 		Account: "1001", Code: 403})
 	recordAttack(h, now)
 	h.st.Flush(context.Background())
-	shots := screenshotDir(t)
+	shots := testpeer.ScreenshotDir(t)
 	t.Logf("screenshots in %s", shots)
 
-	ctx := browser(t, 1280, 900)
-	step(t, ctx, "opening the console", 15*time.Second, chromedp.Navigate(h.srv.URL+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
-	shoot(t, ctx, shots, "login-en")
+	ctx := testpeer.Chromium(t, 1280, 900)
+	testpeer.Step(t, ctx, "opening the console", 15*time.Second, chromedp.Navigate(h.srv.URL+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
+	testpeer.Screenshot(t, ctx, shots, "login-en")
 
 	// A wrong TOTP code is refused.
 	good := h.code(op, false)
 	wrong := string(rune('0'+(good[0]-'0'+1)%10)) + good[1:]
-	loginUI(t, ctx, "olga", wrong)
-	step(t, ctx, "wrong code refused", 10*time.Second, chromedp.Poll[chromedp.Void](`document.getElementById("login-error").textContent.includes("Wrong")`))
+	testpeer.ConsoleLogin(t, ctx, "olga", testPassword, wrong)
+	testpeer.Step(t, ctx, "wrong code refused", 10*time.Second, chromedp.Poll[chromedp.Void](`document.getElementById("login-error").textContent.includes("Wrong")`))
 	// The right one logs in.
-	loginUI(t, ctx, "olga", good)
-	step(t, ctx, "logged in", 10*time.Second, chromedp.WaitVisible(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#ov-days")))
+	testpeer.ConsoleLogin(t, ctx, "olga", testPassword, good)
+	testpeer.Step(t, ctx, "logged in", 10*time.Second, chromedp.WaitVisible(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#ov-days")))
 	// Seven days are charted per day, with the day's counts summed.
-	eval[bool](t, ctx, `(s => { s.value = "7"; s.dispatchEvent(new Event("change")); return true })(document.getElementById("ov-days"))`)
-	step(t, ctx, "overview per day", 10*time.Second,
+	testpeer.Eval[bool](t, ctx, `(s => { s.value = "7"; s.dispatchEvent(new Event("change")); return true })(document.getElementById("ov-days"))`)
+	testpeer.Step(t, ctx, "overview per day", 10*time.Second,
 		chromedp.Poll[chromedp.Void](`document.getElementById("page").textContent.includes("Attacks stopped per day") && document.querySelector("#chart-rules .u-over") !== null`),
 		chromedp.Poll[chromedp.Void](`document.getElementById("stat-stopped").textContent === "40"`))
-	shoot(t, ctx, shots, "overview-week-en")
-	eval[bool](t, ctx, `(s => { s.value = "1"; s.dispatchEvent(new Event("change")); return true })(document.getElementById("ov-days"))`)
+	testpeer.Screenshot(t, ctx, shots, "overview-week-en")
+	testpeer.Eval[bool](t, ctx, `(s => { s.value = "1"; s.dispatchEvent(new Event("change")); return true })(document.getElementById("ov-days"))`)
 	// The same code replayed from the page is refused.
-	replay := eval[int](t, ctx, fmt.Sprintf(`fetch("login",{method:"POST",headers:{"Content-Type":"application/json"},body:JSON.stringify({name:"olga",password:%q,code:%q})}).then(r=>r.status)`, testPassword, good))
+	replay := testpeer.Eval[int](t, ctx, fmt.Sprintf(`fetch("login",{method:"POST",headers:{"Content-Type":"application/json"},body:JSON.stringify({name:"olga",password:%q,code:%q})}).then(r=>r.status)`, testPassword, good))
 	if replay != http.StatusUnauthorized {
 		t.Errorf("replayed TOTP from the browser: %d, want 401", replay)
 	}
 	// A change without the CSRF token is refused.
-	if st := eval[int](t, ctx, `fetch("api/v1/bans",{method:"POST",headers:{"Content-Type":"application/json"},body:'{"ip":"192.0.2.99"}'}).then(r=>r.status)`); st != http.StatusForbidden {
+	if st := testpeer.Eval[int](t, ctx, `fetch("api/v1/bans",{method:"POST",headers:{"Content-Type":"application/json"},body:'{"ip":"192.0.2.99"}'}).then(r=>r.status)`); st != http.StatusForbidden {
 		t.Errorf("POST without the CSRF token: %d, want 403", st)
 	}
 
 	// A ban placed through the API appears on the Bans page without a reload.
-	step(t, ctx, "bans page", 10*time.Second, chromedp.Navigate(h.srv.URL+"/ui/#bans"), chromedp.WaitVisible(chromedp.CSS("#ban-form")))
-	eval[bool](t, ctx, `window.__marker = true`)
+	testpeer.Step(t, ctx, "bans page", 10*time.Second, chromedp.Navigate(h.srv.URL+"/ui/#bans"), chromedp.WaitVisible(chromedp.CSS("#ban-form")))
+	testpeer.Eval[bool](t, ctx, `window.__marker = true`)
 	h.apiBan(t, "198.51.100.23", xss)
-	step(t, ctx, "the ban appears live within 2 s", 2*time.Second, chromedp.WaitVisible(chromedp.CSS(`button.unban[data-ip="198.51.100.23"]`)))
-	if !eval[bool](t, ctx, `window.__marker === true`) {
+	testpeer.Step(t, ctx, "the ban appears live within 2 s", 2*time.Second, chromedp.WaitVisible(chromedp.CSS(`button.unban[data-ip="198.51.100.23"]`)))
+	if !testpeer.Eval[bool](t, ctx, `window.__marker === true`) {
 		t.Error("the page reloaded")
 	}
-	if !eval[bool](t, ctx, fmt.Sprintf(`document.getElementById("ban-list").textContent.includes(%q)`, xss)) {
+	if !testpeer.Eval[bool](t, ctx, fmt.Sprintf(`document.getElementById("ban-list").textContent.includes(%q)`, xss)) {
 		t.Error("the attacker's reason is not shown as text")
 	}
 	// Every control has an accessible name.
-	unnamed := eval[[]string](t, ctx, `Array.from(document.querySelectorAll("button, input, select")).filter(e => {
+	unnamed := testpeer.Eval[[]string](t, ctx, `Array.from(document.querySelectorAll("button, input, select")).filter(e => {
 		if (e.getAttribute("aria-label")) return false;
 		if (e.id && document.querySelector('label[for="' + e.id + '"]')) return false;
 		return !(e.tagName === "BUTTON" && e.textContent.trim());
@@ -207,10 +106,10 @@ func TestBrowserConsole(t *testing.T) {
 	if len(unnamed) > 0 {
 		t.Errorf("controls without an accessible name: %q", unnamed)
 	}
-	shoot(t, ctx, shots, "bans-en")
+	testpeer.Screenshot(t, ctx, shots, "bans-en")
 	// Unban from the page: the row goes and the ban is lifted.
-	eval[bool](t, ctx, `window.confirm = () => true; true`)
-	step(t, ctx, "unban from the page", 5*time.Second,
+	testpeer.Eval[bool](t, ctx, `window.confirm = () => true; true`)
+	testpeer.Step(t, ctx, "unban from the page", 5*time.Second,
 		chromedp.Click(chromedp.CSS(`button.unban[data-ip="198.51.100.23"]`)),
 		chromedp.WaitNotPresent(chromedp.CSS(`button.unban[data-ip="198.51.100.23"]`)))
 	if n := len(h.bans.set.List(time.Now())); n != 0 {
@@ -226,13 +125,13 @@ func TestBrowserConsole(t *testing.T) {
 			Direction: "outbound", Start: now.Add(-time.Minute), Answer: now.Add(-50 * time.Second)},
 	}
 	h.calls.mu.Unlock()
-	step(t, ctx, "calls page", 10*time.Second, chromedp.Navigate(h.srv.URL+"/ui/#calls"),
+	testpeer.Step(t, ctx, "calls page", 10*time.Second, chromedp.Navigate(h.srv.URL+"/ui/#calls"),
 		chromedp.WaitVisible(chromedp.CSS(`button.hangup[data-id="c1@pbx"]`)))
-	if txt := eval[string](t, ctx, `document.getElementById("calls-list").textContent`); strings.Contains(txt, "+88216123456") || !strings.Contains(txt, "c1@pbx") {
+	if txt := testpeer.Eval[string](t, ctx, `document.getElementById("calls-list").textContent`); strings.Contains(txt, "+88216123456") || !strings.Contains(txt, "c1@pbx") {
 		t.Errorf("calls page (masked): %q", txt)
 	}
-	eval[bool](t, ctx, `window.confirm = () => true; true`)
-	step(t, ctx, "hang up from the page", 5*time.Second,
+	testpeer.Eval[bool](t, ctx, `window.confirm = () => true; true`)
+	testpeer.Step(t, ctx, "hang up from the page", 5*time.Second,
 		chromedp.Click(chromedp.CSS(`button.hangup[data-id="c1@pbx"]`)),
 		chromedp.WaitNotPresent(chromedp.CSS(`button.hangup[data-id="c1@pbx"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`button.hangup[data-id="c2@pbx"]`)))
@@ -240,51 +139,51 @@ func TestBrowserConsole(t *testing.T) {
 		t.Errorf("hung up from the page: %q", got)
 	}
 	// Lockdown: on and off from the page, the status following.
-	step(t, ctx, "lockdown page", 10*time.Second, chromedp.Navigate(h.srv.URL+"/ui/#lockdown"),
+	testpeer.Step(t, ctx, "lockdown page", 10*time.Second, chromedp.Navigate(h.srv.URL+"/ui/#lockdown"),
 		chromedp.WaitVisible(chromedp.CSS("#lockdown-status.off")), chromedp.WaitVisible(chromedp.CSS("#lockdown-hangup")))
-	eval[bool](t, ctx, `window.confirm = () => true; true`)
-	step(t, ctx, "lockdown on from the page", 5*time.Second, chromedp.Click(chromedp.CSS("#lockdown-toggle")),
+	testpeer.Eval[bool](t, ctx, `window.confirm = () => true; true`)
+	testpeer.Step(t, ctx, "lockdown on from the page", 5*time.Second, chromedp.Click(chromedp.CSS("#lockdown-toggle")),
 		chromedp.WaitVisible(chromedp.CSS("#lockdown-status.on")))
 	if !h.pol.isOn() {
 		t.Error("the page says lockdown is on; the switch is off")
 	}
-	shoot(t, ctx, shots, "lockdown-on-en")
-	step(t, ctx, "lockdown off from the page", 5*time.Second, chromedp.Click(chromedp.CSS("#lockdown-toggle")),
+	testpeer.Screenshot(t, ctx, shots, "lockdown-on-en")
+	testpeer.Step(t, ctx, "lockdown off from the page", 5*time.Second, chromedp.Click(chromedp.CSS("#lockdown-toggle")),
 		chromedp.WaitVisible(chromedp.CSS("#lockdown-status.off")))
 	if h.pol.isOn() {
 		t.Error("the page says lockdown is off; the switch is on")
 	}
 	// Loss: the numbers of the seeded verdicts and connected calls.
 	seedLoss(t, h.st, now.UTC())
-	step(t, ctx, "loss page", 10*time.Second, chromedp.Navigate(h.srv.URL+"/ui/#loss"), chromedp.WaitVisible(chromedp.CSS("#loss-prevented-USD")))
-	if got := eval[string](t, ctx, `document.getElementById("loss-prevented-USD").textContent + " / " + document.getElementById("loss-incurred-USD").textContent`); got != "$44.50 / $5.00" {
+	testpeer.Step(t, ctx, "loss page", 10*time.Second, chromedp.Navigate(h.srv.URL+"/ui/#loss"), chromedp.WaitVisible(chromedp.CSS("#loss-prevented-USD")))
+	if got := testpeer.Eval[string](t, ctx, `document.getElementById("loss-prevented-USD").textContent + " / " + document.getElementById("loss-incurred-USD").textContent`); got != "$44.50 / $5.00" {
 		t.Errorf("loss totals on the page: %q, want $44.50 / $5.00", got)
 	}
 
 	// Every page, in English then in Chinese.
 	h.apiBan(t, "203.0.113.50", "scanner")
 	for _, lang := range []string{"en", "zh-CN"} {
-		eval[bool](t, ctx, fmt.Sprintf(`(s => { s.value = %q; s.dispatchEvent(new Event("change")); return true })(document.getElementById("app-lang"))`, lang))
+		testpeer.ConsoleSetLanguage(t, ctx, lang)
 		for _, p := range pageNames {
-			step(t, ctx, "page "+p, 10*time.Second, chromedp.Navigate(h.srv.URL+"/ui/#"+p), chromedp.WaitVisible(chromedp.CSS("#page h2")))
+			testpeer.Step(t, ctx, "page "+p, 10*time.Second, chromedp.Navigate(h.srv.URL+"/ui/#"+p), chromedp.WaitVisible(chromedp.CSS("#page h2")))
 			switch p {
 			case "calls":
-				step(t, ctx, "calls table", 5*time.Second, chromedp.WaitVisible(chromedp.CSS(`button.hangup[data-id="c2@pbx"]`)))
+				testpeer.Step(t, ctx, "calls table", 5*time.Second, chromedp.WaitVisible(chromedp.CSS(`button.hangup[data-id="c2@pbx"]`)))
 			case "lockdown":
-				step(t, ctx, "lockdown status", 5*time.Second, chromedp.WaitVisible(chromedp.CSS("#lockdown-status")))
+				testpeer.Step(t, ctx, "lockdown status", 5*time.Second, chromedp.WaitVisible(chromedp.CSS("#lockdown-status")))
 			case "loss":
-				step(t, ctx, "loss totals", 5*time.Second, chromedp.WaitVisible(chromedp.CSS("#loss-prevented-USD")))
+				testpeer.Step(t, ctx, "loss totals", 5*time.Second, chromedp.WaitVisible(chromedp.CSS("#loss-prevented-USD")))
 			case "events":
-				step(t, ctx, "events table", 5*time.Second, chromedp.WaitVisible(chromedp.CSS("#page table")))
+				testpeer.Step(t, ctx, "events table", 5*time.Second, chromedp.WaitVisible(chromedp.CSS("#page table")))
 			}
 			time.Sleep(300 * time.Millisecond) // charts and tables settle before the picture
-			shoot(t, ctx, shots, p+"-"+lang)
+			testpeer.Screenshot(t, ctx, shots, p+"-"+lang)
 		}
 	}
-	if eval[string](t, ctx, `document.documentElement.lang`) != "zh-CN" {
+	if testpeer.Eval[string](t, ctx, `document.documentElement.lang`) != "zh-CN" {
 		t.Error("html lang not switched to zh-CN")
 	}
-	nav := eval[string](t, ctx, `document.getElementById("nav").textContent`)
+	nav := testpeer.Eval[string](t, ctx, `document.getElementById("nav").textContent`)
 	for _, want := range []string{"总览", "攻击来源", "封禁", "事件", "审计记录"} {
 		if !strings.Contains(nav, want) {
 			t.Errorf("zh-CN navigation lacks %q: %q", want, nav)
@@ -295,28 +194,28 @@ func TestBrowserConsole(t *testing.T) {
 			t.Errorf("zh-CN navigation lacks %q: %q", want, nav)
 		}
 	}
-	if got := eval[string](t, ctx, `document.querySelector("#loss-totals").textContent`); !strings.Contains(got, "已避免损失") || !strings.Contains(got, "44.50") {
+	if got := testpeer.Eval[string](t, ctx, `document.querySelector("#loss-totals").textContent`); !strings.Contains(got, "已避免损失") || !strings.Contains(got, "44.50") {
 		t.Errorf("zh-CN loss page: %q", got)
 	}
-	if got := eval[string](t, ctx, `document.getElementById("logout").textContent`); got != "退出登录" {
+	if got := testpeer.Eval[string](t, ctx, `document.getElementById("logout").textContent`); got != "退出登录" {
 		t.Errorf("logout button in zh-CN: %q", got)
 	}
 	// The attacker's markup never ran.
-	step(t, ctx, "events page", 10*time.Second, chromedp.Navigate(h.srv.URL+"/ui/#events"), chromedp.WaitVisible(chromedp.CSS("#page table")))
-	if !eval[bool](t, ctx, fmt.Sprintf(`document.getElementById("page").textContent.includes(%q)`, xss)) {
+	testpeer.Step(t, ctx, "events page", 10*time.Second, chromedp.Navigate(h.srv.URL+"/ui/#events"), chromedp.WaitVisible(chromedp.CSS("#page table")))
+	if !testpeer.Eval[bool](t, ctx, fmt.Sprintf(`document.getElementById("page").textContent.includes(%q)`, xss)) {
 		t.Error("the attacker's user agent is not shown as text")
 	}
-	if eval[bool](t, ctx, `window.__xss !== undefined`) {
+	if testpeer.Eval[bool](t, ctx, `window.__xss !== undefined`) {
 		t.Fatal("attacker-supplied markup ran in the console")
 	}
 	// The choice survives a reload.
-	step(t, ctx, "reload", 10*time.Second, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#logout")))
-	if got := eval[string](t, ctx, `document.querySelector('.nav a[data-page="bans"]').textContent`); got != "封禁" {
+	testpeer.Step(t, ctx, "reload", 10*time.Second, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#logout")))
+	if got := testpeer.Eval[string](t, ctx, `document.querySelector('.nav a[data-page="bans"]').textContent`); got != "封禁" {
 		t.Errorf("after a reload the language is lost: %q", got)
 	}
-	eval[bool](t, ctx, `(s => { s.value = "en"; s.dispatchEvent(new Event("change")); return true })(document.getElementById("app-lang"))`)
+	testpeer.ConsoleSetLanguage(t, ctx, "en")
 	// Everything the page loaded came from the console itself.
-	loaded := eval[[]string](t, ctx, `performance.getEntriesByType("resource").map(e => e.name)`)
+	loaded := testpeer.Eval[[]string](t, ctx, `performance.getEntriesByType("resource").map(e => e.name)`)
 	if len(loaded) < 4 {
 		t.Errorf("only %d resources recorded: %q", len(loaded), loaded)
 	}
@@ -327,39 +226,39 @@ func TestBrowserConsole(t *testing.T) {
 	}
 
 	// A viewer: no unban button, and the API refuses the unban.
-	step(t, ctx, "log out", 10*time.Second, chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-form")))
-	loginUI(t, ctx, "victor", h.code(vw, false))
-	step(t, ctx, "viewer bans page", 10*time.Second, chromedp.WaitVisible(chromedp.CSS("#logout")),
+	testpeer.Step(t, ctx, "log out", 10*time.Second, chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-form")))
+	testpeer.ConsoleLogin(t, ctx, "victor", testPassword, h.code(vw, false))
+	testpeer.Step(t, ctx, "viewer bans page", 10*time.Second, chromedp.WaitVisible(chromedp.CSS("#logout")),
 		chromedp.Navigate(h.srv.URL+"/ui/#bans"), chromedp.WaitVisible(chromedp.CSS("#bans-readonly")),
 		chromedp.Poll[chromedp.Void](`document.getElementById("ban-list").textContent.includes("203.0.113.50")`))
-	if n := eval[int](t, ctx, `document.querySelectorAll("button.unban, #ban-form").length`); n != 0 {
+	if n := testpeer.Eval[int](t, ctx, `document.querySelectorAll("button.unban, #ban-form").length`); n != 0 {
 		t.Errorf("viewer sees %d ban/unban controls", n)
 	}
-	st := eval[int](t, ctx, `fetch("session").then(r => r.json()).then(s => fetch("api/v1/bans/203.0.113.50", {method: "DELETE", headers: {"X-CSRF-Token": s.csrf}})).then(r => r.status)`)
+	st := testpeer.ConsoleCall(t, ctx, "DELETE", "api/v1/bans/203.0.113.50", "")
 	if st != http.StatusForbidden || len(h.bans.set.List(time.Now())) != 1 {
 		t.Errorf("viewer unban through the API: %d, %d bans left; want 403 and 1", st, len(h.bans.set.List(time.Now())))
 	}
-	shoot(t, ctx, shots, "bans-viewer-en")
+	testpeer.Screenshot(t, ctx, shots, "bans-viewer-en")
 	// Nor may the viewer hang up or turn the lockdown switch.
-	step(t, ctx, "viewer calls page", 10*time.Second, chromedp.Navigate(h.srv.URL+"/ui/#calls"),
+	testpeer.Step(t, ctx, "viewer calls page", 10*time.Second, chromedp.Navigate(h.srv.URL+"/ui/#calls"),
 		chromedp.Poll[chromedp.Void](`document.getElementById("calls-list").textContent.includes("c2@pbx")`))
-	if n := eval[int](t, ctx, `document.querySelectorAll("button.hangup, #calls-unmask").length`); n != 0 {
+	if n := testpeer.Eval[int](t, ctx, `document.querySelectorAll("button.hangup, #calls-unmask").length`); n != 0 {
 		t.Errorf("viewer sees %d hangup/unmask controls", n)
 	}
-	st = eval[int](t, ctx, `fetch("session").then(r => r.json()).then(s => fetch("api/v1/calls/c2@pbx/hangup", {method: "POST", headers: {"X-CSRF-Token": s.csrf}})).then(r => r.status)`)
+	st = testpeer.ConsoleCall(t, ctx, "POST", "api/v1/calls/c2@pbx/hangup", "")
 	if st != http.StatusForbidden || len(h.calls.Calls()) != 1 {
 		t.Errorf("viewer hangup through the API: %d, %d calls left; want 403 and 1", st, len(h.calls.Calls()))
 	}
-	step(t, ctx, "viewer lockdown page", 10*time.Second, chromedp.Navigate(h.srv.URL+"/ui/#lockdown"),
+	testpeer.Step(t, ctx, "viewer lockdown page", 10*time.Second, chromedp.Navigate(h.srv.URL+"/ui/#lockdown"),
 		chromedp.WaitVisible(chromedp.CSS("#lockdown-readonly")), chromedp.WaitVisible(chromedp.CSS("#lockdown-status")))
-	if n := eval[int](t, ctx, `document.querySelectorAll("#lockdown-toggle, #lockdown-hangup").length`); n != 0 {
+	if n := testpeer.Eval[int](t, ctx, `document.querySelectorAll("#lockdown-toggle, #lockdown-hangup").length`); n != 0 {
 		t.Errorf("viewer sees %d lockdown controls", n)
 	}
-	st = eval[int](t, ctx, `fetch("session").then(r => r.json()).then(s => fetch("api/v1/lockdown", {method: "PUT", headers: {"X-CSRF-Token": s.csrf, "Content-Type": "application/json"}, body: '{"on":true}'})).then(r => r.status)`)
+	st = testpeer.ConsoleCall(t, ctx, "PUT", "api/v1/lockdown", `{"on":true}`)
 	if st != http.StatusForbidden || h.pol.isOn() {
 		t.Errorf("viewer lockdown through the API: %d, on=%v; want 403 and off", st, h.pol.isOn())
 	}
-	shoot(t, ctx, shots, "lockdown-viewer-en")
+	testpeer.Screenshot(t, ctx, shots, "lockdown-viewer-en")
 }
 
 // TestBrowserPhone renders the overview on a phone-sized screen: the menu
@@ -372,21 +271,21 @@ func TestBrowserPhone(t *testing.T) {
 	u := h.addUser("olga", users.Operator)
 	recordAttack(h, time.Now())
 	h.st.Flush(context.Background())
-	ctx := browser(t, 1280, 900)
-	shots := screenshotDir(t)
+	ctx := testpeer.Chromium(t, 1280, 900)
+	shots := testpeer.ScreenshotDir(t)
 	// Headless windows are at least 500 px wide: emulate the phone's screen.
-	step(t, ctx, "open", 15*time.Second, chromedp.EmulateViewport(390, 844), chromedp.Navigate(h.srv.URL+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
-	loginUI(t, ctx, "olga", h.code(u, false))
-	step(t, ctx, "overview", 10*time.Second, chromedp.WaitVisible(chromedp.CSS("#menu-toggle")), chromedp.WaitVisible(chromedp.CSS("#ov-days")))
-	if eval[bool](t, ctx, `getComputedStyle(document.getElementById("nav")).display !== "none"`) {
+	testpeer.Step(t, ctx, "open", 15*time.Second, chromedp.EmulateViewport(390, 844), chromedp.Navigate(h.srv.URL+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
+	testpeer.ConsoleLogin(t, ctx, "olga", testPassword, h.code(u, false))
+	testpeer.Step(t, ctx, "overview", 10*time.Second, chromedp.WaitVisible(chromedp.CSS("#menu-toggle")), chromedp.WaitVisible(chromedp.CSS("#ov-days")))
+	if testpeer.Eval[bool](t, ctx, `getComputedStyle(document.getElementById("nav")).display !== "none"`) {
 		t.Error("the navigation is not collapsed on a phone")
 	}
-	step(t, ctx, "open the menu", 5*time.Second, chromedp.Click(chromedp.CSS("#menu-toggle")), chromedp.WaitVisible(chromedp.CSS(`.nav a[data-page="bans"]`)))
-	if w := eval[int](t, ctx, `document.documentElement.scrollWidth`); w > 400 {
-		wide := eval[[]string](t, ctx, `Array.from(document.querySelectorAll("body *")).filter(e => e.getBoundingClientRect().right > 400).map(e => e.tagName + "#" + e.id + "." + e.className).slice(0, 10)`)
+	testpeer.Step(t, ctx, "open the menu", 5*time.Second, chromedp.Click(chromedp.CSS("#menu-toggle")), chromedp.WaitVisible(chromedp.CSS(`.nav a[data-page="bans"]`)))
+	if w := testpeer.Eval[int](t, ctx, `document.documentElement.scrollWidth`); w > 400 {
+		wide := testpeer.Eval[[]string](t, ctx, `Array.from(document.querySelectorAll("body *")).filter(e => e.getBoundingClientRect().right > 400).map(e => e.tagName + "#" + e.id + "." + e.className).slice(0, 10)`)
 		t.Errorf("page is %d px wide on a 390 px screen; too wide: %q", w, wide)
 	}
-	shoot(t, ctx, shots, "overview-phone-en")
+	testpeer.Screenshot(t, ctx, shots, "overview-phone-en")
 }
 
 // recordAttack stores a morning's worth of attack for the pages and their

@@ -209,6 +209,8 @@ type ban struct {
 	Account string `json:"account"`
 	Rule    string `json:"rule"`
 	Origin  string `json:"origin"`
+	// At is when the ban was decided.
+	At time.Time `json:"at"`
 }
 
 // bans returns the active bans as `tollguard bans --json` prints them.
