@@ -41,6 +41,10 @@ func (p *Proxy) handleRequest(req *sip.Request, in *inbound) {
 		p.malformed(nil, in.from.remote, errMissingHeaders)
 		return
 	}
+	if !in.up && !validAddresses(req) {
+		p.malformed(nil, in.from.remote, errBadAddress)
+		return
+	}
 	var meta event.Meta
 	var tap event.SIP
 	initial := req.Method == sip.INVITE && !hasToTag(req)

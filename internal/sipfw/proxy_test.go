@@ -385,6 +385,41 @@ func TestMalformedCounted(t *testing.T) {
 	r.pbx.empty()
 }
 
+// TestBadAddressDropped: a Request-URI, From or To that a lenient parser
+// reads but no SIP address can be (markup in the user part, a host with
+// angle brackets or spaces) is counted as malformed and never reaches the
+// PBX, while a phone's '#' and an escaped user pass.
+func TestBadAddressDropped(t *testing.T) {
+	r := startRig(t, nil)
+	att := newPeer(t, "127.0.0.31")
+	for _, bad := range []string{
+		"To: <sip:<svg onload=alert(2)>@pbx.example>",
+		"To: <sip:10 01@pbx.example>",
+		"To: <sip:1001@pbx example>",
+		"From: <sip:<img src=x>@pbx.example>;tag=1",
+	} {
+		msg := "REGISTER sip:pbx.example SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.31:5060;branch=z9hG4bK-bad\nMax-Forwards: 70\n" +
+			"From: <sip:1001@pbx.example>;tag=1\nTo: <sip:1001@pbx.example>\nCall-ID: bad\nCSeq: 1 REGISTER\nContent-Length: 0\n\n"
+		if strings.HasPrefix(bad, "To:") {
+			msg = strings.Replace(msg, "To: <sip:1001@pbx.example>", bad, 1)
+		} else {
+			msg = strings.Replace(msg, "From: <sip:1001@pbx.example>;tag=1", bad, 1)
+		}
+		att.send(r.addr("udp"), msg)
+	}
+	waitCounter(t, r.p.m.drops[dropMalformed], 4)
+	r.pbx.empty()
+	ph := newPeer(t, "127.0.0.32")
+	ph.send(r.addr("udp"), "OPTIONS sip:*97%231@pbx.example SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.32:5060;branch=z9hG4bK-ok\nMax-Forwards: 70\n"+
+		"From: <sip:1001@pbx.example>;tag=1\nTo: <sip:*97#@pbx.example>\nCall-ID: ok\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n")
+	if got := r.pbx.recvReq(); got.Method != sip.OPTIONS {
+		t.Fatalf("PBX got %s, want the phone's OPTIONS", got.Method)
+	}
+	if got := testMalformed(r); got != 4 {
+		t.Errorf("malformed = %v, want 4: the phone's request was counted", got)
+	}
+}
+
 func testMalformed(r *rig) float64 {
 	return testutilValue(r.p.m.drops[dropMalformed])
 }
