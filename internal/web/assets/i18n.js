@@ -3,6 +3,18 @@
 "use strict";
 window.TG_I18N = {
   "en": {
+    "nav.security": "Security", "keys.title": "Security keys and passkeys",
+    "keys.intro": "After your password, a security key or passkey registered here can take the place of the authenticator code. The code keeps working.",
+    "keys.unavailable": "Security keys cannot be used at this address. Open the console at http://localhost:PORT, or ask an administrator to set ui.rp_id and ui.origins.",
+    "keys.unsupported": "This browser does not support security keys.", "keys.name": "Name of the new key", "keys.add": "Add a security key",
+    "keys.added": "Security key added.", "keys.remove": "Remove", "keys.removed": "Security key removed.", "keys.current": "(this session)",
+    "keys.never": "never", "keys.confirmTitle": "Confirm with a fresh second factor to remove", "keys.confirmCode": "Authenticator code",
+    "keys.confirmWithCode": "Remove with this code", "keys.confirmWithKey": "Confirm with a security key", "keys.cancel": "Cancel",
+    "keys.wrongFactor": "Wrong code or security key.", "keys.locked": "Too many wrong codes or keys. Try again later.",
+    "keys.failed": "The security key did not answer, or the request was cancelled.", "keys.nameNeeded": "Give the key a name.",
+    "col.name": "Name", "col.added": "Added", "col.lastUsed": "Last used",
+    "login.useKey": "Use a security key instead of the code", "login.needPassword": "Enter your user name and password first.",
+    "login.keyRefused": "Wrong user name, password or security key.",
     "calls.refresh": "Refresh", "calls.direction": "Direction", "calls.started": "Started", "calls.connected": "Connected for", "calls.id": "Call-ID",
     "calls.outbound": "outbound", "calls.inbound": "inbound", "calls.hangup": "Hang up",
     "calls.confirm": "Hang up this call? Both sides get a BYE.", "calls.done": "Call ended.",
@@ -60,6 +72,18 @@ window.TG_I18N = {
     "dur.never": "never", "dur.expired": "expired"
   },
   "zh-CN": {
+    "nav.security": "安全", "keys.title": "安全密钥和通行密钥",
+    "keys.intro": "输入密码后，可以用在此登记的安全密钥或通行密钥代替动态验证码。动态验证码仍然有效。",
+    "keys.unavailable": "当前地址无法使用安全密钥。请通过 http://localhost:端口 打开控制台，或请管理员设置 ui.rp_id 和 ui.origins。",
+    "keys.unsupported": "此浏览器不支持安全密钥。", "keys.name": "新密钥的名称", "keys.add": "添加安全密钥",
+    "keys.added": "已添加安全密钥。", "keys.remove": "移除", "keys.removed": "已移除安全密钥。", "keys.current": "（本次登录所用）",
+    "keys.never": "从未", "keys.confirmTitle": "请再次验证第二因素以移除", "keys.confirmCode": "动态验证码",
+    "keys.confirmWithCode": "用此验证码确认移除", "keys.confirmWithKey": "用安全密钥确认", "keys.cancel": "取消",
+    "keys.wrongFactor": "验证码或安全密钥错误。", "keys.locked": "错误次数过多，请稍后再试。",
+    "keys.failed": "安全密钥没有响应，或请求已取消。", "keys.nameNeeded": "请为密钥命名。",
+    "col.name": "名称", "col.added": "添加时间", "col.lastUsed": "上次使用",
+    "login.useKey": "用安全密钥代替验证码", "login.needPassword": "请先输入用户名和密码。",
+    "login.keyRefused": "用户名、密码或安全密钥错误。",
     "calls.refresh": "刷新", "calls.direction": "方向", "calls.started": "开始时间", "calls.connected": "已通话", "calls.id": "Call-ID",
     "calls.outbound": "呼出", "calls.inbound": "呼入", "calls.hangup": "挂断",
     "calls.confirm": "挂断这通电话？双方都会收到 BYE。", "calls.done": "通话已挂断。",
