@@ -55,6 +55,11 @@ func relyingParty(rp RP) (*webauthn.WebAuthn, error) {
 			ResidentKey: protocol.ResidentKeyRequirementRequired, RequireResidentKey: protocol.ResidentKeyRequired(),
 			UserVerification: protocol.VerificationPreferred,
 		},
+		// What the browser is told; CeremonyTTL is enforced here.
+		Timeouts: webauthn.TimeoutsConfig{
+			Login:        webauthn.TimeoutConfig{Timeout: CeremonyTTL, TimeoutUVD: CeremonyTTL},
+			Registration: webauthn.TimeoutConfig{Timeout: CeremonyTTL, TimeoutUVD: CeremonyTTL},
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("webauthn relying party %q: %w", rp.ID, err)

@@ -23,6 +23,7 @@
   }
   function setLang(lang, save) {
     state.lang = I18N[lang] ? lang : "en";
+    flash(""); // a message shown in the other language
     if (save) { try { localStorage.setItem("tg-lang", state.lang); } catch (e) { /* private mode */ } }
     applyStatic();
     if (state.user) { render(); }

@@ -130,6 +130,7 @@ window.TG_KEYS = function (c) {
     };
     const form = el("form", { class: "form card", id: "key-confirm-form", "aria-label": t("keys.confirmTitle") + " " + k.name },
       el("p", { text: t("keys.confirmTitle") + " " + k.name }),
+      k.current ? el("p", { class: "muted", text: t("keys.endsSession") }) : null,
       field("key-confirm-code", "keys.confirmCode", code),
       el("button", { type: "submit", id: "key-confirm-submit", class: "danger", text: t("keys.confirmWithCode") }),
       keysHere && supported() ? el("button", { type: "button", id: "key-confirm-key", class: "secondary", onclick: withKey, text: t("keys.confirmWithKey") }) : null,
