@@ -26,6 +26,11 @@ const CeremonyTTL = 2 * time.Minute
 // swept, and if none has expired a new ceremony is refused (ErrBusy).
 const maxCeremonies = 10000
 
+// maxPerBind bounds the challenges pending for one source address or
+// session: a new one replaces the oldest, so one address cannot fill the
+// table and a user who retries is never refused.
+const maxPerBind = 8
+
 // ErrBusy is returned when too many WebAuthn ceremonies are pending.
 var ErrBusy = errors.New("too many security-key requests pending; try again in a minute")
 
@@ -82,6 +87,18 @@ func (cs *ceremonies) put(c *ceremony) (string, error) {
 	c.data.Expires = time.Time{}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
+	n, oldest := 0, ""
+	for k, v := range cs.m {
+		if v.bind == c.bind {
+			n++
+			if oldest == "" || v.expires.Before(cs.m[oldest].expires) {
+				oldest = k
+			}
+		}
+	}
+	if n >= maxPerBind {
+		delete(cs.m, oldest)
+	}
 	if len(cs.m) >= maxCeremonies {
 		for k, v := range cs.m {
 			if !now.Before(v.expires) {

@@ -18,7 +18,7 @@ import (
 // challenges the way a browser hands them to the server (the
 // PublicKeyCredential JSON), with the origin and RP ID it is told.
 type softKey struct {
-	t      *testing.T
+	t      testing.TB
 	priv   *ecdsa.PrivateKey
 	id     []byte
 	handle []byte // the user handle it stored at registration
@@ -34,7 +34,7 @@ const (
 
 var b64u = base64.RawURLEncoding
 
-func newSoftKey(t *testing.T) *softKey {
+func newSoftKey(t testing.TB) *softKey {
 	t.Helper()
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -30,14 +30,14 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 10, 0, time.UTC)
 
 const pw = "correct horse battery"
 
-func newFile(t *testing.T) (*File, *clock) {
+func newFile(t testing.TB) (*File, *clock) {
 	t.Helper()
 	f := Open(t.TempDir())
 	f.cost = bcrypt.MinCost // the hashes are not what these tests measure
 	return f, &clock{t: t0}
 }
 
-func addUser(t *testing.T, f *File, name string, role Role) User {
+func addUser(t testing.TB, f *File, name string, role Role) User {
 	t.Helper()
 	u, err := f.Add(name, role, pw, t0)
 	if err != nil {

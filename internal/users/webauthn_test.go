@@ -3,6 +3,7 @@ package users
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"strings"
@@ -25,7 +26,7 @@ type keyAuth struct {
 
 const bindAlice = "session-of-alice"
 
-func newKeyAuth(t *testing.T, lim Limits) *keyAuth {
+func newKeyAuth(t testing.TB, lim Limits) *keyAuth {
 	t.Helper()
 	f, c := newFile(t)
 	u := addUser(t, f, "alice", Operator)
@@ -36,7 +37,7 @@ func newKeyAuth(t *testing.T, lim Limits) *keyAuth {
 }
 
 // enrol registers a new software key to alice.
-func (ka *keyAuth) enrol(t *testing.T, name string) *softKey {
+func (ka *keyAuth) enrol(t testing.TB, name string) *softKey {
 	t.Helper()
 	k := newSoftKey(t)
 	id, opts, err := ka.a.BeginAddKey(ka.sess, bindAlice, testRP)
@@ -416,16 +417,55 @@ func TestResetMFAClearsKeysAndFormats(t *testing.T) {
 func TestCeremoniesBounded(t *testing.T) {
 	c := &clock{t: t0}
 	cs := newCeremonies(c.Now)
-	for range maxCeremonies {
-		if _, err := cs.put(&ceremony{kind: kindLogin}); err != nil {
+	// One address asking again and again keeps only its newest few.
+	var ids []string
+	for range 3 * maxPerBind {
+		id, err := cs.put(&ceremony{kind: kindLogin, bind: "login\x00203.0.113.9"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+		c.Add(time.Millisecond)
+	}
+	if cs.len() != maxPerBind {
+		t.Errorf("one address holds %d ceremonies, want %d", cs.len(), maxPerBind)
+	}
+	if _, err := cs.take(ids[len(ids)-1], kindLogin, "login\x00203.0.113.9", RP{}); err != nil {
+		t.Errorf("the newest was evicted: %v", err)
+	}
+	if _, err := cs.take(ids[0], kindLogin, "login\x00203.0.113.9", RP{}); err == nil {
+		t.Error("the oldest was kept")
+	}
+	// Many addresses: the table is bounded, then refuses until some expire.
+	for i := range maxCeremonies - cs.len() {
+		if _, err := cs.put(&ceremony{kind: kindLogin, bind: fmt.Sprint(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := cs.put(&ceremony{kind: kindLogin}); !errors.Is(err, ErrBusy) {
+	if _, err := cs.put(&ceremony{kind: kindLogin, bind: "one more"}); !errors.Is(err, ErrBusy) {
 		t.Errorf("past the bound: %v", err)
 	}
 	c.Add(CeremonyTTL)
-	if _, err := cs.put(&ceremony{kind: kindLogin}); err != nil || cs.len() != 1 {
+	if _, err := cs.put(&ceremony{kind: kindLogin, bind: "later"}); err != nil || cs.len() != 1 {
 		t.Errorf("after expiry: %v, %d held", err, cs.len())
 	}
+}
+
+// FuzzKeyLoginAnswer feeds arbitrary bytes as the browser's answer to a
+// key login: never a panic, never a login.
+func FuzzKeyLoginAnswer(f *testing.F) {
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"id":"AAAA","rawId":"AAAA","type":"public-key","response":{"clientDataJSON":"e30","authenticatorData":"","signature":"","userHandle":"AA"}}`))
+	f.Add([]byte(`{"id":"AAAA","rawId":"AAAA","type":"public-key","response":{"clientDataJSON":"eyJ0eXBlIjoid2ViYXV0aG4uZ2V0In0","authenticatorData":"SZYN5YgOjGh0NBcPZHZgW4_krrmihjLHmVzzuoMdl2MFAAAAAQ","signature":"MEUCIQ","userHandle":"AA"}}`))
+	f.Add([]byte("\x00\xff"))
+	ka := newKeyAuth(f, Limits{Attempts: 1 << 30, SourceAttempts: 1 << 30, CodeAttempts: 1 << 30})
+	f.Fuzz(func(t *testing.T, answer []byte) {
+		id, _, err := ka.a.BeginKeyLogin(testRP, home)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := ka.a.LoginKey("alice", pw, id, testRP, answer, home); !errors.Is(err, ErrLogin) {
+			t.Fatalf("LoginKey(%q) = %v, want ErrLogin", answer, err)
+		}
+	})
 }
