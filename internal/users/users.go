@@ -240,7 +240,15 @@ func (f *File) Update(fn func(users []User) ([]User, error)) error {
 	if err := f.refresh(); err != nil {
 		return err
 	}
-	users, err := fn(slices.Clone(f.users))
+	// fn gets its own copies of the key lists: it may change them in place
+	// (a counter, a deletion) and then fail, and the cache must not keep
+	// a change that was never written.
+	users := make([]User, len(f.users))
+	for i, u := range f.users {
+		u.Keys, u.Handle = slices.Clone(u.Keys), slices.Clone(u.Handle)
+		users[i] = u
+	}
+	users, err = fn(users)
 	if err != nil {
 		return err
 	}
