@@ -19,6 +19,9 @@ type Key struct {
 	ID []byte `json:"id"`
 	// Name is what the user called the key ("YubiKey on the keyring").
 	Name string `json:"name"`
+	// RPID is the relying party ID the key was registered to: it works
+	// only where the console is served under that name.
+	RPID string `json:"rp_id"`
 	// PublicKey is the credential's COSE public key.
 	PublicKey []byte `json:"public_key"`
 	// AttestationType and AttestationFormat are what the registration

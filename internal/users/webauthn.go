@@ -261,7 +261,7 @@ func (a *Authenticator) FinishAddKey(s Session, bind, id string, rp RP, keyName 
 		return Key{}, fmt.Errorf("verifying the new key: %w", err)
 	}
 	k := Key{
-		ID: cred.ID, Name: keyName, PublicKey: cred.PublicKey, AttestationType: cred.AttestationType,
+		ID: cred.ID, Name: keyName, RPID: rp.ID, PublicKey: cred.PublicKey, AttestationType: cred.AttestationType,
 		AttestationFormat: cred.AttestationFormat, AAGUID: cred.Authenticator.AAGUID,
 		Flags: uint8(parsed.Response.AttestationObject.AuthData.Flags), SignCount: cred.Authenticator.SignCount,
 		Created: a.now().UTC(),

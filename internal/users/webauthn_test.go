@@ -99,7 +99,7 @@ func TestKeyRegisterAndLogin(t *testing.T) {
 		t.Errorf("mode %o", fi.Mode().Perm())
 	}
 	got, _ := ka.f.Get("alice")
-	if len(got.Keys) != 1 || got.Keys[0].SignCount != 1 || len(got.Handle) != handleSize {
+	if len(got.Keys) != 1 || got.Keys[0].SignCount != 1 || got.Keys[0].RPID != "localhost" || len(got.Handle) != handleSize {
 		t.Errorf("stored user: %+v", got)
 	}
 	// The user handle is random, not the name.

@@ -216,8 +216,10 @@ func (c *Console) keyLogin(w http.ResponseWriter, r *http.Request) {
 // KeyInfo is one key on the Security page.
 type KeyInfo struct {
 	// ID is the credential ID, base64url: DELETE /ui/keys/{id}.
-	ID       string    `json:"id"`
-	Name     string    `json:"name"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// RPID is the name the key works at (ui.rp_id, or localhost).
+	RPID     string    `json:"rp_id"`
 	Created  time.Time `json:"created"`
 	LastUsed time.Time `json:"last_used,omitzero"`
 	// Current is true for the key this session logged in with.
@@ -243,7 +245,7 @@ func (c *Console) listKeys(w http.ResponseWriter, r *http.Request, s users.Sessi
 	out := KeysReply{Keys: []KeyInfo{}, Max: users.MaxKeys}
 	for _, k := range u.Keys {
 		id := base64.RawURLEncoding.EncodeToString(k.ID)
-		out.Keys = append(out.Keys, KeyInfo{ID: id, Name: k.Name, Created: k.Created, LastUsed: k.LastUsed,
+		out.Keys = append(out.Keys, KeyInfo{ID: id, Name: k.Name, RPID: k.RPID, Created: k.Created, LastUsed: k.LastUsed,
 			Current: len(s.Key) > 0 && id == base64.RawURLEncoding.EncodeToString(s.Key)})
 	}
 	if _, err := c.relyingParty(r); err != nil {
@@ -298,7 +300,7 @@ func (c *Console) addKey(w http.ResponseWriter, r *http.Request, s users.Session
 		return
 	}
 	c.audit(r, s.User, "key_add", keyDetail(k))
-	writeJSON(w, http.StatusCreated, KeyInfo{ID: base64.RawURLEncoding.EncodeToString(k.ID), Name: k.Name, Created: k.Created})
+	writeJSON(w, http.StatusCreated, KeyInfo{ID: base64.RawURLEncoding.EncodeToString(k.ID), Name: k.Name, RPID: k.RPID, Created: k.Created})
 }
 
 // keyDetail names a key in the audit trail: its name (the user's text,

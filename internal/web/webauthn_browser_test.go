@@ -143,8 +143,8 @@ func TestBrowserSecurityKeys(t *testing.T) {
 		!bytes.Equal(creds.Credentials[0].CredentialID, stored.Keys[0].ID) || creds.Credentials[0].RpID != "localhost" {
 		t.Fatalf("virtual authenticator after registration: %+v %v", creds, err)
 	}
-	if !eval[bool](t, ctx, `document.getElementById("keys-list").textContent.includes("laptop <b>key</b>")`) {
-		t.Error("the key's name is not shown as text")
+	if got := eval[string](t, ctx, `document.querySelector("#keys-list tbody tr").textContent`); !strings.Contains(got, "laptop <b>key</b>") || !strings.Contains(got, "localhost") {
+		t.Errorf("the key's row (name as text, RP ID): %q", got)
 	}
 	unnamed := eval[[]string](t, ctx, `Array.from(document.querySelectorAll("#page button, #page input")).filter(e => {
 		if (e.getAttribute("aria-label")) return false;

@@ -80,7 +80,8 @@ window.TG_KEYS = function (c) {
     if (!supported()) { kids.push(el("p", { class: "notice", id: "keys-unsupported", text: t("keys.unsupported") })); }
     if (!d.available) { kids.push(el("p", { class: "notice", id: "keys-unavailable", text: t("keys.unavailable") })); }
     kids.push(el("div", { id: "keys-list" }, table([
-      { h: "col.name", f: (k) => k.name + (k.current ? " " + t("keys.current") : "") }, { h: "col.added", f: (k) => fmtTime(k.created) },
+      { h: "col.name", f: (k) => k.name + (k.current ? " " + t("keys.current") : "") }, { h: "col.rpid", f: (k) => k.rp_id },
+      { h: "col.added", f: (k) => fmtTime(k.created) },
       { h: "col.lastUsed", f: (k) => k.last_used ? fmtTime(k.last_used) : t("keys.never") },
       { h: "col.actions", f: (k) => el("button", { class: "danger key-remove", type: "button", "data-id": k.id, "data-name": k.name,
         "aria-label": t("keys.remove") + " " + k.name, onclick: () => confirmRemove(k, d.available), text: t("keys.remove") }) },
