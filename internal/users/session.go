@@ -61,16 +61,11 @@ func randomToken() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// Create starts a session for u and returns its cookie token. Every login
-// gets a new token (no session fixation: a token planted before login is
+// Create starts a session for u, who logged in with the security key key
+// (its credential ID; nil after a TOTP code), and returns its cookie
+// token. Removing that key ends the session. Every login gets a new token (no session fixation: a token planted before login is
 // never promoted).
-func (s *Sessions) Create(u User) (token string, sess Session, err error) {
-	return s.CreateWithKey(u, nil)
-}
-
-// CreateWithKey is Create for a login with the security key key (its
-// credential ID): the session ends when that key is removed.
-func (s *Sessions) CreateWithKey(u User, key []byte) (token string, sess Session, err error) {
+func (s *Sessions) Create(u User, key []byte) (token string, sess Session, err error) {
 	token, err = randomToken()
 	if err != nil {
 		return "", Session{}, err

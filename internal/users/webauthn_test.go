@@ -330,7 +330,7 @@ func TestRemoveKeyNeedsFreshSecondFactor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, _, err := ss.CreateWithKey(ka.u, k.ID)
+	tok, _, err := ss.Create(ka.u, k.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -125,7 +125,7 @@ func (c *Console) startSession(w http.ResponseWriter, r *http.Request, u users.U
 	if old, err := r.Cookie(CookieName); err == nil {
 		c.sessions.Revoke(old.Value)
 	}
-	tok, sess, err := c.sessions.CreateWithKey(u, key)
+	tok, sess, err := c.sessions.Create(u, key)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal error (see the tollguard log)")
 		return

@@ -1,7 +1,8 @@
 // Package web is tollguard's operator console: a small single-page
 // application embedded in the binary (no CDN, no outside request), its
-// login with password and TOTP or a security key (WebAuthn), browser sessions with CSRF protection, a
-// live feed of bans (server-sent events) and the overview's hourly counts.
+// login with password and TOTP or a security key (WebAuthn), browser
+// sessions with CSRF protection, a live feed of bans (server-sent events)
+// and the overview's hourly counts.
 // Everything else the pages show comes from the admin API's own routes,
 // which the console calls on behalf of the logged-in user.
 package web
