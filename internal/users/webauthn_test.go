@@ -57,7 +57,7 @@ func (ka *keyAuth) enrol(t testing.TB, name string) *softKey {
 }
 
 // begin starts a key login from src.
-func (ka *keyAuth) begin(t *testing.T, src netip.Addr) (string, string) {
+func (ka *keyAuth) begin(t testing.TB, src netip.Addr) (string, string) {
 	t.Helper()
 	id, opts, err := ka.a.BeginKeyLogin(testRP, src)
 	if err != nil {
@@ -70,7 +70,7 @@ func (ka *keyAuth) begin(t *testing.T, src netip.Addr) (string, string) {
 }
 
 // login runs a whole key login of alice from src with key.
-func (ka *keyAuth) login(t *testing.T, key *softKey, src netip.Addr) (User, Key, error) {
+func (ka *keyAuth) login(t testing.TB, key *softKey, src netip.Addr) (User, Key, error) {
 	t.Helper()
 	id, ch := ka.begin(t, src)
 	key.count++
@@ -468,4 +468,17 @@ func FuzzKeyLoginAnswer(f *testing.F) {
 			t.Fatalf("LoginKey(%q) = %v, want ErrLogin", answer, err)
 		}
 	})
+}
+
+// BenchmarkKeyLogin is one whole key login after the password: challenge,
+// assertion verified (ECDSA P-256), counter written to the file (fsync).
+// bcrypt runs at its minimum cost here; in production it dominates.
+func BenchmarkKeyLogin(b *testing.B) {
+	ka := newKeyAuth(b, Limits{})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := ka.login(b, ka.key, home); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
