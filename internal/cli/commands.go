@@ -20,7 +20,7 @@ func builtin() []Command {
 		{Name: "anomaly", Args: "evaluate --train FILE --test FILE [--json] [--threshold S] [--warn S] [--block S] [--window D] [--country CC] [--seed N] [--save-model FILE] [--show N]", Summary: "train the anomaly detector on one event file, score another; with fraud labels, precision, recall and calls until detection", Run: runAnomaly},
 		{Name: "simulate", Args: "--scenario standard|short [--json] [--unprotected] [--target T] | --target udp://127.0.0.1:5060 [--phones N] [--typos N] [--attackers scanner,cracker,enumerator,flooder] [--duration D]", Summary: "the protection report (every scenario against an embedded guard), or phones and attackers at a loopback target", Run: runSimulate},
 		{Name: "alert", Args: "test CHANNEL [-c FILE]", Summary: "send a test message to an alert channel from the config, without the daemon", Run: runAlert},
-		{Name: "user", Args: "add NAME --role viewer|operator|admin [--password-stdin] | list [--json] | del NAME | reset-mfa NAME [-c FILE]", Summary: "console accounts (password + TOTP) in <data_dir>/users.json; the running daemon sees changes at once", Run: runUser},
+		{Name: "user", Args: "add NAME --role viewer|operator|admin [--password-stdin] | list [--json] | del NAME | reset-mfa NAME [-c FILE]", Summary: "console accounts (password + TOTP or security key) in <data_dir>/users.json; the running daemon sees changes at once", Run: runUser},
 		{Name: "version", Args: "[--json]", Summary: "print the version", Run: runVersion},
 	}
 }

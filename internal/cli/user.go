@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,7 +17,8 @@ import (
 	"github.com/tollguard/tollguard/internal/users"
 )
 
-// runUser is `tollguard user add|list|del|reset-mfa`. It edits
+// runUser is `tollguard user add|list|del|reset-mfa` (reset-mfa also
+// removes the user's security keys; list counts them). It edits
 // <data_dir>/users.json directly, under the file's lock, like the daemon
 // does: the running daemon notices the change at the next login or page
 // request (a deleted user's or a reset user's sessions end there). The
@@ -82,18 +84,19 @@ func runUser(ctx context.Context, e *Env, args []string) error {
 		type row struct {
 			Name    string     `json:"name"`
 			Role    users.Role `json:"role"`
+			Keys    int        `json:"keys"` // security keys and passkeys
 			Created time.Time  `json:"created"`
 		}
 		rows := make([]row, 0, len(list))
 		for _, u := range list {
-			rows = append(rows, row{u.Name, u.Role, u.Created})
+			rows = append(rows, row{u.Name, u.Role, len(u.Keys), u.Created})
 		}
 		if *asJSON {
 			return writeJSON(e.Stdout, rows)
 		}
-		t := newTable(e.Stdout, "NAME", "ROLE", "CREATED")
+		t := newTable(e.Stdout, "NAME", "ROLE", "KEYS", "CREATED")
 		for _, r := range rows {
-			t.Row(r.Name, string(r.Role), fmtTime(r.Created, e.Loc))
+			t.Row(r.Name, string(r.Role), strconv.Itoa(r.Keys), fmtTime(r.Created, e.Loc))
 		}
 		return t.Flush()
 	case "del":
@@ -111,11 +114,15 @@ func runUser(ctx context.Context, e *Env, args []string) error {
 		if err != nil {
 			return err
 		}
+		old, err := f.Get(n)
+		if err != nil {
+			return err
+		}
 		u, err := f.ResetMFA(n, now())
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.Stdout, "new TOTP secret for %s; the old authenticator entry no longer works and their sessions end\n", u.Name)
+		fmt.Fprintf(e.Stdout, "new TOTP secret for %s, %d security key(s) removed; the old authenticator entry and keys no longer work and their sessions end\n", u.Name, len(old.Keys))
 		return printEnrolment(e, u)
 	}
 	return usagef("unknown user subcommand %q (add, list, del or reset-mfa)", capString(pos[0], 40))

@@ -78,22 +78,42 @@ func TestUserCommands(t *testing.T) {
 		})
 	}
 
+	// A security key (as the console registers it), for list and reset-mfa.
+	if err := users.Open(data).Update(func(us []users.User) ([]users.User, error) {
+		us[0].Keys = append(us[0].Keys, users.Key{ID: []byte{1, 2, 3}, Name: "laptop", PublicKey: []byte{4}})
+		us[0].Handle = []byte("0123456789abcdef0123456789abcdef")
+		return us, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	e3, out3, _ := userEnv(t, "")
 	e3.DefaultConfig = e.DefaultConfig
 	if code := run(context.Background(), e3, []string{"user", "list", "--json"}, nil); code != 0 {
 		t.Fatalf("user list: %d", code)
 	}
-	var rows []struct{ Name, Role string }
-	if err := json.Unmarshal([]byte(out3.String()), &rows); err != nil || len(rows) != 1 || rows[0].Name != "alice" || rows[0].Role != "operator" {
+	var rows []struct {
+		Name, Role string
+		Keys       int
+	}
+	if err := json.Unmarshal([]byte(out3.String()), &rows); err != nil || len(rows) != 1 || rows[0].Name != "alice" || rows[0].Role != "operator" || rows[0].Keys != 1 {
 		t.Errorf("user list --json = %s (%v)", out3, err)
+	}
+	e6, out6, _ := userEnv(t, "")
+	e6.DefaultConfig = e.DefaultConfig
+	if code := run(context.Background(), e6, []string{"user", "list"}, nil); code != 0 || !regexp.MustCompile(`(?m)^KEYS|\bKEYS\b`).MatchString(out6.String()) ||
+		!regexp.MustCompile(`(?m)^alice\s+operator\s+1\s`).MatchString(out6.String()) {
+		t.Errorf("user list = %d %q", code, out6)
 	}
 	e4, out4, _ := userEnv(t, "")
 	e4.DefaultConfig = e.DefaultConfig
 	if code := run(context.Background(), e4, []string{"user", "reset-mfa", "alice"}, nil); code != 0 || !strings.Contains(out4.String(), "otpauth://") {
 		t.Fatalf("reset-mfa: %d %s", code, out4)
 	}
-	if u2, _ := users.Open(data).Get("alice"); u2.TOTP == u.TOTP {
-		t.Error("reset-mfa kept the secret")
+	if u2, _ := users.Open(data).Get("alice"); u2.TOTP == u.TOTP || len(u2.Keys) != 0 || len(u2.Handle) != 0 {
+		t.Errorf("reset-mfa kept the secret or keys: %+v", u2)
+	}
+	if !strings.Contains(out4.String(), "1 security key(s) removed") {
+		t.Errorf("reset-mfa output: %s", out4)
 	}
 	e5, _, _ := userEnv(t, "")
 	e5.DefaultConfig = e.DefaultConfig

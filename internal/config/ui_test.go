@@ -20,6 +20,20 @@ func TestUIValidate(t *testing.T) {
 		{"no attempts", func(u *UI) { u.LoginAttempts = 0 }, "ui.login_attempts"},
 		{"source below user", func(u *UI) { u.SourceAttempts = 2 }, "ui.login_attempts"},
 		{"no lockout", func(u *UI) { u.Lockout = 0 }, "ui.lockout"},
+		{"rp id", func(u *UI) { u.RPID = "console.example.com" }, ""},
+		{"rp id and origins", func(u *UI) {
+			u.RPID, u.Origins = "example.com", []string{"https://console.example.com:8443", "https://example.com", "http://localhost:9061"}
+		}, "ui.origins[2]"},
+		{"localhost origin", func(u *UI) { u.RPID, u.Origins = "localhost", []string{"http://localhost:9061"} }, ""},
+		{"rp id is an address", func(u *UI) { u.RPID = "127.0.0.1" }, "ui.rp_id"},
+		{"rp id with port", func(u *UI) { u.RPID = "console.example.com:443" }, "ui.rp_id"},
+		{"rp id with scheme", func(u *UI) { u.RPID = "https://console.example.com" }, "ui.rp_id"},
+		{"rp id upper case", func(u *UI) { u.RPID = "Console.example.com" }, "ui.rp_id"},
+		{"origins without rp id", func(u *UI) { u.Origins = []string{"https://console.example.com"} }, "ui.origins"},
+		{"origin on another name", func(u *UI) { u.RPID, u.Origins = "example.com", []string{"https://example.com.evil.net"} }, "ui.origins[0]"},
+		{"origin suffix trick", func(u *UI) { u.RPID, u.Origins = "example.com", []string{"https://badexample.com"} }, "ui.origins[0]"},
+		{"plain http origin", func(u *UI) { u.RPID, u.Origins = "example.com", []string{"http://example.com"} }, "ui.origins[0]"},
+		{"origin with path", func(u *UI) { u.RPID, u.Origins = "example.com", []string{"https://example.com/ui/"} }, "ui.origins[0]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()

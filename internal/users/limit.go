@@ -15,9 +15,11 @@ type Limits struct {
 	// within Window, whatever the names, before it is locked out.
 	// Default 20.
 	SourceAttempts int
-	// CodeAttempts is how many wrong TOTP codes, after a right password,
-	// one user may get within Window from all sources together before
-	// TOTP is refused for that user for Lockout. Default 10.
+	// CodeAttempts is how many wrong TOTP codes or failed security-key
+	// assertions, after a right password (or in a logged-in user's
+	// confirmation of a change), one user may get within Window from all
+	// sources together before both are refused for that user for Lockout.
+	// Default 10.
 	CodeAttempts int
 	// Window is the counting window. Default 15m.
 	Window time.Duration

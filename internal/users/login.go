@@ -19,7 +19,9 @@ type Authenticator struct {
 	now   func() time.Time
 	pair  *limiter // name+source
 	src   *limiter // source
-	codes *limiter // name, wrong TOTP after a right password
+	codes *limiter // name, wrong TOTP or key after a right password
+	// ceremonies are the pending WebAuthn challenges (webauthn.go).
+	ceremonies *ceremonies
 }
 
 // NewAuthenticator returns an Authenticator over f; now nil means time.Now.
@@ -34,6 +36,8 @@ func NewAuthenticator(f *File, lim Limits, now func() time.Time) *Authenticator 
 		pair:  newLimiter(lim.Attempts, lim.Window, lim.Lockout),
 		src:   newLimiter(lim.SourceAttempts, lim.Window, lim.Lockout),
 		codes: newLimiter(lim.CodeAttempts, lim.Window, lim.Lockout),
+
+		ceremonies: newCeremonies(now),
 	}
 }
 

@@ -15,6 +15,9 @@ type Session struct {
 	User       string
 	Role       Role
 	Generation int64
+	// Key is the credential ID of the security key the user logged in
+	// with (none after a TOTP login): removing that key ends the session.
+	Key []byte
 	// CSRF is the token the browser must send in X-CSRF-Token with every
 	// change.
 	CSRF     string
@@ -58,10 +61,11 @@ func randomToken() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// Create starts a session for u and returns its cookie token. Every login
-// gets a new token (no session fixation: a token planted before login is
+// Create starts a session for u, who logged in with the security key key
+// (its credential ID; nil after a TOTP code), and returns its cookie
+// token. Removing that key ends the session. Every login gets a new token (no session fixation: a token planted before login is
 // never promoted).
-func (s *Sessions) Create(u User) (token string, sess Session, err error) {
+func (s *Sessions) Create(u User, key []byte) (token string, sess Session, err error) {
 	token, err = randomToken()
 	if err != nil {
 		return "", Session{}, err
@@ -71,7 +75,7 @@ func (s *Sessions) Create(u User) (token string, sess Session, err error) {
 		return "", Session{}, err
 	}
 	now := s.now()
-	ns := &Session{User: u.Name, Role: u.Role, Generation: u.Generation, CSRF: csrf, Created: now, LastSeen: now}
+	ns := &Session{User: u.Name, Role: u.Role, Generation: u.Generation, Key: key, CSRF: csrf, Created: now, LastSeen: now}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.byToken) >= maxSessions {
@@ -106,8 +110,9 @@ func (s *Sessions) expired(v *Session, now time.Time) bool {
 
 // Get returns the session of token. touch marks it used (a page's own
 // request), false leaves the idle clock alone (a live stream). The user is
-// re-read from the users file: a deleted user, a changed role or a reset
-// password or TOTP ends or updates the session.
+// re-read from the users file: a deleted user, a changed role, a reset
+// password or TOTP, or the removal of the key the user logged in with ends
+// or updates the session.
 func (s *Sessions) Get(token string, touch bool) (Session, error) {
 	if token == "" {
 		return Session{}, ErrNoSession
@@ -129,7 +134,7 @@ func (s *Sessions) Get(token string, touch bool) (Session, error) {
 		return Session{}, ErrNoSession
 	}
 	u, err := s.file.Get(out.User)
-	if err != nil || u.Generation != out.Generation {
+	if err != nil || u.Generation != out.Generation || len(out.Key) > 0 && !u.HasKey(out.Key) {
 		s.Revoke(token)
 		return Session{}, ErrNoSession
 	}

@@ -81,7 +81,18 @@ type User struct {
 	// sessions of an older generation end.
 	Generation int64     `json:"generation"`
 	Created    time.Time `json:"created"`
+	// Handle is the user's WebAuthn user handle: 32 random bytes, made at
+	// the first key registration, new after reset-mfa (format 2).
+	Handle []byte `json:"handle,omitempty"`
+	// Keys are the user's security keys and passkeys (format 2).
+	Keys []Key `json:"keys,omitempty"`
 }
+
+// fileVersion is the users file format written. 1: accounts with
+// password and TOTP; 2: also security keys (User.Handle, User.Keys). A
+// format-1 file loads as is (no keys); a file of a later format is
+// refused rather than rewritten without what this version cannot read.
+const fileVersion = 2
 
 // file is the JSON document.
 type file struct {
@@ -174,6 +185,9 @@ func (f *File) refresh() error {
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return fmt.Errorf("users file %s is not valid: %w", f.path, err)
 	}
+	if doc.Version > fileVersion {
+		return fmt.Errorf("users file %s has format %d; this tollguard reads up to %d: upgrade it", f.path, doc.Version, fileVersion)
+	}
 	f.users, f.loaded, f.size, f.mtime = doc.Users, true, fi.Size(), fi.ModTime()
 	return nil
 }
@@ -226,11 +240,19 @@ func (f *File) Update(fn func(users []User) ([]User, error)) error {
 	if err := f.refresh(); err != nil {
 		return err
 	}
-	users, err := fn(slices.Clone(f.users))
+	// fn gets its own copies of the key lists: it may change them in place
+	// (a counter, a deletion) and then fail, and the cache must not keep
+	// a change that was never written.
+	users := make([]User, len(f.users))
+	for i, u := range f.users {
+		u.Keys, u.Handle = slices.Clone(u.Keys), slices.Clone(u.Handle)
+		users[i] = u
+	}
+	users, err = fn(users)
 	if err != nil {
 		return err
 	}
-	data, err := json.MarshalIndent(file{Version: 1, Users: users}, "", "  ")
+	data, err := json.MarshalIndent(file{Version: fileVersion, Users: users}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding users file: %w", err)
 	}
@@ -293,8 +315,9 @@ func (f *File) Delete(name string) error {
 	})
 }
 
-// ResetMFA gives a user a new TOTP secret and returns the user; the old
-// authenticator stops working and the user's sessions end.
+// ResetMFA gives a user a new TOTP secret, removes their security keys
+// and user handle, and returns the user; the old authenticator app entry
+// and keys stop working and the user's sessions end.
 func (f *File) ResetMFA(name string, now time.Time) (User, error) {
 	secret, err := NewSecret()
 	if err != nil {
@@ -307,6 +330,7 @@ func (f *File) ResetMFA(name string, now time.Time) (User, error) {
 			return nil, fmt.Errorf("%w: %s", ErrNoUser, name)
 		}
 		users[i].TOTP, users[i].LastStep, users[i].Generation = secret, 0, now.UnixNano()
+		users[i].Keys, users[i].Handle = nil, nil
 		out = users[i]
 		return users, nil
 	})

@@ -30,14 +30,14 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 10, 0, time.UTC)
 
 const pw = "correct horse battery"
 
-func newFile(t *testing.T) (*File, *clock) {
+func newFile(t testing.TB) (*File, *clock) {
 	t.Helper()
 	f := Open(t.TempDir())
 	f.cost = bcrypt.MinCost // the hashes are not what these tests measure
 	return f, &clock{t: t0}
 }
 
-func addUser(t *testing.T, f *File, name string, role Role) User {
+func addUser(t testing.TB, f *File, name string, role Role) User {
 	t.Helper()
 	u, err := f.Add(name, role, pw, t0)
 	if err != nil {
@@ -238,11 +238,11 @@ func TestSessions(t *testing.T) {
 	f, c := newFile(t)
 	u := addUser(t, f, "alice", Viewer)
 	s := NewSessions(f, 10*time.Minute, time.Hour, c.Now)
-	tok, sess, err := s.Create(u)
+	tok, sess, err := s.Create(u, nil)
 	if err != nil || len(tok) != 64 || len(sess.CSRF) != 64 || sess.CSRF == tok {
 		t.Fatalf("Create = %q %+v %v", tok, sess, err)
 	}
-	tok2, _, _ := s.Create(u)
+	tok2, _, _ := s.Create(u, nil)
 	if tok2 == tok {
 		t.Fatal("two logins got the same token")
 	}
@@ -263,7 +263,7 @@ func TestSessions(t *testing.T) {
 		t.Errorf("idle 11 min: %v, want ErrNoSession", err)
 	}
 	// Role changes apply; a TOTP reset ends the session.
-	tok3, _, _ := s.Create(u)
+	tok3, _, _ := s.Create(u, nil)
 	if err := f.Update(func(us []User) ([]User, error) { us[0].Role = Operator; return us, nil }); err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +278,7 @@ func TestSessions(t *testing.T) {
 	}
 	// Absolute age.
 	u2, _ := f.Get("alice")
-	tok4, _, _ := s.Create(u2)
+	tok4, _, _ := s.Create(u2, nil)
 	for range 7 {
 		c.Add(9 * time.Minute)
 		s.Get(tok4, true)

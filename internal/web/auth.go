@@ -79,18 +79,16 @@ type SessionReply struct {
 	// Lang is the language the browser prefers among the console's
 	// (from Accept-Language): "en" or "zh-CN".
 	Lang string `json:"lang"`
+	// Keys is true when security keys can be used at this address (see
+	// relyingParty): the login page offers "Use a security key".
+	Keys bool `json:"keys"`
 }
 
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
-	if !c.originOK(r) {
-		writeError(w, http.StatusForbidden, "cross-origin request refused")
+	if c.loginRefused(w, r) {
 		return
 	}
 	src := remoteAddr(r)
-	if !c.secure(r) && !src.IsLoopback() {
-		writeError(w, http.StatusForbidden, "log in over HTTPS: plain HTTP is accepted only from this host (see ui.secure_cookies)")
-		return
-	}
 	var b LoginBody
 	if err := api.DecodeJSON(r, &b); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -115,12 +113,19 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "internal error (see the tollguard log)")
 		return
 	}
+	c.startSession(w, r, u, nil, string(u.Role))
+}
+
+// startSession logs u in after a successful login (with the security key
+// key, or TOTP when nil): a new session and cookie, an audit record with
+// detail, and the session reply.
+func (c *Console) startSession(w http.ResponseWriter, r *http.Request, u users.User, key []byte, detail string) {
 	// A session cookie the browser already had is dropped: the new token
 	// is fresh (no session fixation).
 	if old, err := r.Cookie(CookieName); err == nil {
 		c.sessions.Revoke(old.Value)
 	}
-	tok, sess, err := c.sessions.Create(u)
+	tok, sess, err := c.sessions.Create(u, key)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal error (see the tollguard log)")
 		return
@@ -128,8 +133,14 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{
 		Name: CookieName, Value: tok, Path: Prefix, HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteStrictMode,
 	})
-	c.audit(r, u.Name, "login", string(u.Role))
-	writeJSON(w, http.StatusOK, SessionReply{User: sess.User, Role: sess.Role, CSRF: sess.CSRF, Lang: preferredLang(r)})
+	c.audit(r, u.Name, "login", detail)
+	writeJSON(w, http.StatusOK, c.sessionReply(r, sess))
+}
+
+// sessionReply describes sess (zero: nobody) to the page.
+func (c *Console) sessionReply(r *http.Request, sess users.Session) SessionReply {
+	_, err := c.relyingParty(r)
+	return SessionReply{User: sess.User, Role: sess.Role, CSRF: sess.CSRF, Lang: preferredLang(r), Keys: err == nil}
 }
 
 func (c *Console) logout(w http.ResponseWriter, r *http.Request, s users.Session) {
@@ -138,7 +149,7 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request, s users.Session
 	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: Prefix, MaxAge: -1, HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteStrictMode})
 	c.audit(r, s.User, "logout", "")
-	writeJSON(w, http.StatusOK, SessionReply{Lang: preferredLang(r)})
+	writeJSON(w, http.StatusOK, c.sessionReply(r, users.Session{}))
 }
 
 // session answers who is logged in, or 401 with the preferred language
@@ -150,10 +161,10 @@ func (c *Console) session(w http.ResponseWriter, r *http.Request) {
 		s, err = c.sessions.Get(ck.Value, true)
 	}
 	if err != nil {
-		writeJSON(w, http.StatusUnauthorized, SessionReply{Lang: preferredLang(r)})
+		writeJSON(w, http.StatusUnauthorized, c.sessionReply(r, users.Session{}))
 		return
 	}
-	writeJSON(w, http.StatusOK, SessionReply{User: s.User, Role: s.Role, CSRF: s.CSRF, Lang: preferredLang(r)})
+	writeJSON(w, http.StatusOK, c.sessionReply(r, s))
 }
 
 // withSession requires a valid session, and on every method but GET and

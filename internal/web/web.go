@@ -1,7 +1,8 @@
 // Package web is tollguard's operator console: a small single-page
 // application embedded in the binary (no CDN, no outside request), its
-// login with password and TOTP, browser sessions with CSRF protection, a
-// live feed of bans (server-sent events) and the overview's hourly counts.
+// login with password and TOTP or a security key (WebAuthn), browser
+// sessions with CSRF protection, a live feed of bans (server-sent events)
+// and the overview's hourly counts.
 // Everything else the pages show comes from the admin API's own routes,
 // which the console calls on behalf of the logged-in user.
 package web
@@ -131,6 +132,7 @@ func (c *Console) routes() {
 	c.mux.HandleFunc("GET /ui/live", c.withSession(c.live))
 	c.mux.HandleFunc("GET /ui/overview", c.withSession(c.overview))
 	c.mux.HandleFunc("GET /ui/loss", c.withSession(c.loss))
+	c.keyRoutes()
 	c.mux.HandleFunc("/ui/api/", c.withSession(c.forward))
 	c.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such page")

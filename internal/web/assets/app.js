@@ -23,6 +23,7 @@
   }
   function setLang(lang, save) {
     state.lang = I18N[lang] ? lang : "en";
+    flash(""); // a message shown in the other language
     if (save) { try { localStorage.setItem("tg-lang", state.lang); } catch (e) { /* private mode */ } }
     applyStatic();
     if (state.user) { render(); }
@@ -96,6 +97,7 @@
     const res = await fetch("session", { credentials: "same-origin" });
     const s = await res.json().catch(() => ({}));
     setLang(saved || s.lang || (navigator.language && navigator.language.startsWith("zh") ? "zh-CN" : "en"), false);
+    keys.showLoginButton(!!s.keys);
     if (res.ok) { loggedIn(s); } else { loggedOut(""); }
   }
   function loggedIn(s) {
@@ -169,11 +171,14 @@
     try { await call("DELETE", "api/v1/bans/" + encodeURIComponent(banIP(d)) + q); flash(t("bans.lifted")); } catch (e) { showError(e); }
   }
 
+  // ---- security keys (keys.js) ----
+  const keys = window.TG_KEYS({ t, el, call, flash, field, table, fmtTime, showError, loggedIn, render, $ });
+
   // ---- pages ----
   const pages = {
     overview: pageOverview, attackers: pageAttackers, affected: pageAffected, bans: pageBans, events: pageEvents,
     report: pageReport, audit: pageAudit,
-    calls: pageCalls, lockdown: pageLockdown, loss: pageLoss,
+    calls: pageCalls, lockdown: pageLockdown, loss: pageLoss, security: keys.page,
   };
   function route() {
     const name = (location.hash || "#overview").slice(1);
@@ -498,6 +503,7 @@
   // ---- wiring ----
   document.addEventListener("DOMContentLoaded", () => {
     $("login-form").addEventListener("submit", login);
+    $("login-key").addEventListener("click", keys.login);
     $("logout").addEventListener("click", logout);
     document.querySelectorAll(".lang-select").forEach((s) => s.addEventListener("change", () => setLang(s.value, true)));
     $("menu-toggle").addEventListener("click", () => {
