@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"crypto/ed25519"
+	"errors"
 	"fmt"
+	"io/fs"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -37,6 +40,13 @@ func Open(ctx context.Context, cfg config.Store, dataDir string, opts Options) (
 	cfg.Checkpoint = cmpOr(cfg.Checkpoint, def.Checkpoint)
 	cfg.FlushInterval = cmpOr(cfg.FlushInterval, def.FlushInterval)
 
+	if err := CheckNode(opts.Node); err != nil {
+		return nil, fmt.Errorf("opening store: %w", err)
+	}
+	pinned, err := pinnedKeys(cfg.NodeKeys)
+	if err != nil {
+		return nil, fmt.Errorf("opening store: %w", err)
+	}
 	if err := checkDataDir(dataDir); err != nil {
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
@@ -50,8 +60,17 @@ func Open(ctx context.Context, cfg config.Store, dataDir string, opts Options) (
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
 	key, err := loadKey(dataDir, !opts.ReadOnly)
+	if opts.ReadOnly && cfg.Driver == "postgres" && errors.Is(err, fs.ErrNotExist) {
+		// A host that only verifies a shared database needs no key of its
+		// own: the chains are checked with pinned or stored keys.
+		key, err = nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening store: %w", err)
+	}
+	if p := pinned[opts.Node]; p != nil && !opts.ReadOnly && !p.Equal(key.Public()) {
+		return nil, fmt.Errorf("opening store: store.node_keys pins key %s for node %q, and %s in %s is %s",
+			keyText(p), opts.Node, KeyFile, dataDir, keyText(key.Public().(ed25519.PublicKey)))
 	}
 	var d *db
 	var commit func(context.Context, *batch) error
@@ -67,29 +86,31 @@ func Open(ctx context.Context, cfg config.Store, dataDir string, opts Options) (
 	if err != nil {
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
-	s := &sqlStore{db: d, log: opts.Logger.With("component", "store"), now: opts.Now, key: key, cfg: cfg, opts: opts,
-		backupDir: BackupDir(cfg, dataDir), dbPath: dbPath}
+	s := &sqlStore{db: d, log: opts.Logger.With("component", "store", "node", opts.Node), now: opts.Now, key: key, pinned: pinned,
+		cfg: cfg, opts: opts, backupDir: BackupDir(cfg, dataDir), dbPath: dbPath}
 	s.m = newMetrics(opts.Registry, func() float64 { return float64(len(s.queue)) })
-	if opts.ReadOnly {
-		return s, nil
-	}
 	fail := func(err error) (Store, error) {
 		d.sql.Close()
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
-	dialect := "sqlite"
-	if d.pg {
-		dialect = "postgres"
+	if opts.ReadOnly {
+		// Read-only does not migrate: a database of an older schema
+		// (no nodes yet) is upgraded by the daemon's next start.
+		v, err := schemaVersion(ctx, d.sql)
+		if err != nil {
+			return fail(err)
+		}
+		if want := latestVersion(dialectOf(d)); v < want {
+			return fail(fmt.Errorf("the database is at schema version %d and this tollguard reads %d: restart the daemon (it migrates at start), then retry", v, want))
+		}
+		return s, nil
 	}
-	if _, err := migrate(ctx, d.sql, dialect, d.rebind); err != nil {
+	if _, err := migrate(ctx, d.sql, dialectOf(d), d.rebind); err != nil {
 		return fail(err)
 	}
 	s.rollup = true
-	if s.seq, s.prev, err = d.lastRow(ctx); err != nil {
-		return fail(err)
-	}
 	if d.pg {
-		commit, closeConn, err = postgresCommitter(ctx, d)
+		commit, closeConn, err = postgresCommitter(ctx, d, opts.Node)
 	} else {
 		commit, closeConn, err = sqliteCommitter(ctx, d)
 	}
@@ -98,7 +119,11 @@ func Open(ctx context.Context, cfg config.Store, dataDir string, opts Options) (
 	}
 	d.commit = commit
 	s.closeConn = closeConn
-	if s.cpSeq, _, err = d.lastCheckpointAnchor(ctx); err != nil {
+	if s.seq, s.prev, err = d.claimChain(ctx, opts.Node, key.Public().(ed25519.PublicKey), opts.Now().UnixMicro()); err != nil {
+		closeConn()
+		return fail(err)
+	}
+	if s.cpSeq, _, err = d.lastCheckpointAnchor(ctx, d.sql, opts.Node); err != nil {
 		closeConn()
 		return fail(err)
 	}
@@ -112,6 +137,14 @@ func Open(ctx context.Context, cfg config.Store, dataDir string, opts Options) (
 	s.cancel = cancel
 	s.bg.Go(func() { s.retain(bgCtx) })
 	return s, nil
+}
+
+// dialectOf names d's migrations directory.
+func dialectOf(d *db) string {
+	if d.pg {
+		return "postgres"
+	}
+	return "sqlite"
 }
 
 // cmpOr returns v, or def when v is zero or negative.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -23,15 +24,26 @@ func openPostgres(ctx context.Context, dsn string) (*db, error) {
 	return &db{sql: sdb, pg: true}, nil
 }
 
-var copyColumns = []string{"seq", "time_us", "kind", "ip", "port", "account", "call_id", "code", "rule", "data", "hash"}
+var copyColumns = []string{"node", "seq", "time_us", "kind", "ip", "port", "account", "call_id", "code", "rule", "data", "hash"}
 
 // postgresCommitter returns the batch commit on a connection of its own:
 // the events go in with COPY, bans and the checkpoint in the same
-// transaction.
-func postgresCommitter(ctx context.Context, d *db) (func(context.Context, *batch) error, func() error, error) {
+// transaction. The connection holds node's chain lock (a session advisory
+// lock) for its life: a second process with the same node name is
+// refused with ErrNodeInUse instead of forking the chain.
+func postgresCommitter(ctx context.Context, d *db, node string) (func(context.Context, *batch) error, func() error, error) {
 	conn, err := d.sql.Conn(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening the writer connection: %w", err)
+	}
+	var locked bool
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, chainLockKey(node)).Scan(&locked); err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("taking the chain lock of node %q: %w", node, err)
+	}
+	if !locked {
+		conn.Close()
+		return nil, nil, fmt.Errorf("node %q: %w (set a cluster.node of its own on each guard sharing this database)", node, ErrNodeInUse)
 	}
 	commit := func(ctx context.Context, b *batch) error {
 		return conn.Raw(func(dc any) error {
@@ -41,10 +53,13 @@ func postgresCommitter(ctx context.Context, d *db) (func(context.Context, *batch
 				return err
 			}
 			defer tx.Rollback(ctx)
+			if err := d.advanceHead(ctx, pgxExec{tx}, b); err != nil {
+				return err
+			}
 			if len(b.rows) > 0 {
 				src := pgx.CopyFromSlice(len(b.rows), func(i int) ([]any, error) {
 					r := &b.rows[i]
-					return []any{r.Seq, r.TimeUS, r.Kind, r.IP, int64(r.Port), r.Account, r.CallID, int64(r.Code), r.Rule, string(r.Data), r.Hash}, nil
+					return []any{r.Node, r.Seq, r.TimeUS, r.Kind, r.IP, int64(r.Port), r.Account, r.CallID, int64(r.Code), r.Rule, string(r.Data), r.Hash}, nil
 				})
 				if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, copyColumns, src); err != nil {
 					return err
@@ -71,4 +86,12 @@ type pgxExec struct{ tx pgx.Tx }
 func (p pgxExec) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	_, err := p.tx.Exec(ctx, q, args...)
 	return nil, err
+}
+
+func (p pgxExec) scanRow(ctx context.Context, q string, args []any, dest ...any) error {
+	err := p.tx.QueryRow(ctx, q, args...).Scan(dest...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return sql.ErrNoRows
+	}
+	return err
 }

@@ -19,8 +19,10 @@ type sqlStore struct {
 	db   *db
 	log  *slog.Logger
 	now  func() time.Time
-	key  ed25519.PrivateKey
+	key  ed25519.PrivateKey // nil when read-only without a key file
 	m    *metrics
+	// pinned are the public keys of store.node_keys, by node.
+	pinned map[string]ed25519.PublicKey
 	cfg  config.Store
 	opts Options
 	// backupDir is where Backup writes (BackupDir); dbPath the SQLite
@@ -268,15 +270,15 @@ func (s *sqlStore) flush(evs []event.Event, ops []banOp, final bool) error {
 			r.TimeUS = s.now().UnixMicro()
 		}
 		seq++
-		r.Seq = seq
+		r.Node, r.Seq = s.opts.Node, seq
 		r.Hash, s.buf = r.chainHash(prev, s.buf)
 		prev = r.Hash
 		s.rows = append(s.rows, r)
 	}
-	b := &batch{rows: s.rows, bans: ops}
+	b := &batch{rows: s.rows, bans: ops, node: s.opts.Node, fromSeq: s.seq, fromHash: s.prev, toSeq: seq, toHash: prev}
 	now := s.now()
 	if seq != s.cpSeq && (final || now.Sub(s.lastCP) >= s.cfg.Checkpoint.D()) {
-		b.cp = &checkpoint{Seq: seq, Hash: prev, TimeUS: now.UnixMicro()}
+		b.cp = &checkpoint{Node: s.opts.Node, Seq: seq, Hash: prev, TimeUS: now.UnixMicro()}
 		b.cp.sign(s.key)
 	}
 	if len(b.rows) == 0 && len(b.bans) == 0 && b.cp == nil {
