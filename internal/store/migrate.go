@@ -30,7 +30,7 @@ type conner interface {
 // applied it first.
 func migrate(ctx context.Context, sdb *sql.DB, dialect string, rebind func(string) string) (int, error) {
 	if dialect != "postgres" {
-		return migrateOn(ctx, sdb, dialect, rebind)
+		return migrateOn(ctx, sdb, dialect, rebind, 0)
 	}
 	conn, err := sdb.Conn(ctx)
 	if err != nil {
@@ -41,7 +41,7 @@ func migrate(ctx context.Context, sdb *sql.DB, dialect string, rebind func(strin
 		return 0, fmt.Errorf("migrating: taking the migration lock: %w", err)
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLockKey)
-	return migrateOn(ctx, conn, dialect, rebind)
+	return migrateOn(ctx, conn, dialect, rebind, 0)
 }
 
 // latestVersion is the number of dialect's newest migration.
@@ -57,7 +57,8 @@ func latestVersion(dialect string) int {
 	return v
 }
 
-func migrateOn(ctx context.Context, db conner, dialect string, rebind func(string) string) (int, error) {
+// migrateOn applies the migrations on db up to version upTo (0: all).
+func migrateOn(ctx context.Context, db conner, dialect string, rebind func(string) string, upTo int) (int, error) {
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
 		return 0, fmt.Errorf("creating schema_version: %w", err)
 	}
@@ -77,7 +78,7 @@ func migrateOn(ctx context.Context, db conner, dialect string, rebind func(strin
 		if err != nil {
 			return cur, fmt.Errorf("migration %s: name must start with a number: %w", name, err)
 		}
-		if v <= cur {
+		if v <= cur || (upTo > 0 && v > upTo) {
 			continue
 		}
 		body, err := migrations.ReadFile(f)

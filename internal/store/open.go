@@ -5,8 +5,8 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"io/fs"
 	"io"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"time"
@@ -35,6 +35,7 @@ func Open(ctx context.Context, cfg config.Store, dataDir string, opts Options) (
 	opts.QueueSize = cmpOr(opts.QueueSize, defaultQueueSize)
 	opts.BatchSize = cmpOr(opts.BatchSize, defaultBatchSize)
 	opts.PurgeEvery = cmpOr(opts.PurgeEvery, defaultPurgeEvery)
+	opts.NodeLockWait = cmpOr(opts.NodeLockWait, defaultLockWait)
 	def := config.Default().Store
 	cfg.Retention = cmpOr(cfg.Retention, def.Retention)
 	cfg.Checkpoint = cmpOr(cfg.Checkpoint, def.Checkpoint)
@@ -60,15 +61,16 @@ func Open(ctx context.Context, cfg config.Store, dataDir string, opts Options) (
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
 	key, err := loadKey(dataDir, !opts.ReadOnly)
-	if opts.ReadOnly && cfg.Driver == "postgres" && errors.Is(err, fs.ErrNotExist) {
-		// A host that only verifies a shared database needs no key of its
-		// own: the chains are checked with pinned or stored keys.
+	if opts.ReadOnly && errors.Is(err, fs.ErrNotExist) {
+		// A host that only verifies (a shared database, a copy) needs no
+		// key of its own: the chains are checked with pinned or stored
+		// keys.
 		key, err = nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
-	if p := pinned[opts.Node]; p != nil && !opts.ReadOnly && !p.Equal(key.Public()) {
+	if p := pinned[opts.Node]; p != nil && key != nil && !p.Equal(key.Public()) {
 		return nil, fmt.Errorf("opening store: store.node_keys pins key %s for node %q, and %s in %s is %s",
 			keyText(p), opts.Node, KeyFile, dataDir, keyText(key.Public().(ed25519.PublicKey)))
 	}
@@ -110,7 +112,7 @@ func Open(ctx context.Context, cfg config.Store, dataDir string, opts Options) (
 	}
 	s.rollup = true
 	if d.pg {
-		commit, closeConn, err = postgresCommitter(ctx, d, opts.Node)
+		commit, closeConn, err = postgresCommitter(ctx, d, opts.Node, opts.NodeLockWait)
 	} else {
 		commit, closeConn, err = sqliteCommitter(ctx, d)
 	}

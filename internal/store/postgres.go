@@ -1,10 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -31,19 +33,14 @@ var copyColumns = []string{"node", "seq", "time_us", "kind", "ip", "port", "acco
 // transaction. The connection holds node's chain lock (a session advisory
 // lock) for its life: a second process with the same node name is
 // refused with ErrNodeInUse instead of forking the chain.
-func postgresCommitter(ctx context.Context, d *db, node string) (func(context.Context, *batch) error, func() error, error) {
+func postgresCommitter(ctx context.Context, d *db, node string, wait time.Duration) (func(context.Context, *batch) error, func() error, error) {
 	conn, err := d.sql.Conn(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening the writer connection: %w", err)
 	}
-	var locked bool
-	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, chainLockKey(node)).Scan(&locked); err != nil {
+	if err := lockChain(ctx, conn, node, wait); err != nil {
 		conn.Close()
-		return nil, nil, fmt.Errorf("taking the chain lock of node %q: %w", node, err)
-	}
-	if !locked {
-		conn.Close()
-		return nil, nil, fmt.Errorf("node %q: %w (set a cluster.node of its own on each guard sharing this database)", node, ErrNodeInUse)
+		return nil, nil, err
 	}
 	commit := func(ctx context.Context, b *batch) error {
 		return conn.Raw(func(dc any) error {
@@ -78,6 +75,43 @@ func postgresCommitter(ctx context.Context, d *db, node string) (func(context.Co
 		})
 	}
 	return commit, conn.Close, nil
+}
+
+// lockChain takes node's chain lock on conn, retrying for up to wait (the
+// server may not have noticed yet that a crashed writer's session is
+// gone). When another session keeps it, the error names that session's
+// client address and start.
+func lockChain(ctx context.Context, conn *sql.Conn, node string, wait time.Duration) error {
+	key := chainLockKey(node)
+	deadline := time.Now().Add(wait)
+	for {
+		var locked bool
+		if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&locked); err != nil {
+			return fmt.Errorf("taking the chain lock of node %q: %w", node, err)
+		}
+		if locked {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	holder := "another session"
+	var addr sql.NullString
+	var since sql.NullTime
+	// A bigint advisory lock shows as classid (high 32 bits), objid (low).
+	err := conn.QueryRowContext(ctx, `SELECT host(a.client_addr), a.backend_start FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.classid::bigint = $1 AND l.objid::bigint = $2 LIMIT 1`,
+		int64(uint64(key)>>32), int64(uint64(key)&0xffffffff)).Scan(&addr, &since)
+	if err == nil {
+		holder = fmt.Sprintf("a session from %s since %s", cmp.Or(addr.String, "a local socket"), since.Time.UTC().Format(time.RFC3339))
+	}
+	return fmt.Errorf("node %q: %w: %s holds its chain lock (give each guard sharing this database its own cluster.node)", node, ErrNodeInUse, holder)
 }
 
 // pgxExec adapts a pgx.Tx to execer.

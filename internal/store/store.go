@@ -110,6 +110,11 @@ type Options struct {
 	// with different names; a second process with a name already writing
 	// is refused (ErrNodeInUse). 0-63 letters, digits, '.', '_', '-'.
 	Node string
+	// NodeLockWait is how long Open waits for the chain lock of Node on
+	// PostgreSQL before it refuses with ErrNodeInUse: a guard restarted
+	// right after it died waits for the server to drop the old session.
+	// Default 10s.
+	NodeLockWait time.Duration
 	// OnCommit, when set, is called by the writer after each batch commit
 	// with its error (nil: written), so the daemon can tell the people on
 	// duty when the store stops or starts writing again. It must not block.
@@ -219,4 +224,5 @@ const (
 	defaultLimit      = 1000
 	maxLimit          = 100000
 	defaultPurgeEvery = time.Hour
+	defaultLockWait   = 10 * time.Second
 )

@@ -16,15 +16,15 @@ import (
 
 // sqlStore implements Store on either driver.
 type sqlStore struct {
-	db   *db
-	log  *slog.Logger
-	now  func() time.Time
-	key  ed25519.PrivateKey // nil when read-only without a key file
-	m    *metrics
+	db  *db
+	log *slog.Logger
+	now func() time.Time
+	key ed25519.PrivateKey // nil when read-only without a key file
+	m   *metrics
 	// pinned are the public keys of store.node_keys, by node.
 	pinned map[string]ed25519.PublicKey
-	cfg  config.Store
-	opts Options
+	cfg    config.Store
+	opts   Options
 	// backupDir is where Backup writes (BackupDir); dbPath the SQLite
 	// database file, empty for PostgreSQL.
 	backupDir, dbPath string
