@@ -64,7 +64,7 @@ func runLog(ctx context.Context, e *Env, args []string) error {
 		var broken []string
 		for _, c := range rep.Chains {
 			if !c.OK {
-				broken = append(broken, fmt.Sprintf("%sat record %d", nodeLabel(c.Node, " "), c.BrokenSeq))
+				broken = append(broken, fmt.Sprintf("%sat record %d", strings.Replace(nodeLabel(c.Node, " "), "node", "for node", 1), c.BrokenSeq))
 			}
 		}
 		return fmt.Errorf("%w %s", ErrChainBroken, strings.Join(broken, ", "))
@@ -84,8 +84,13 @@ func nodeLabel(node, sep string) string {
 // printChain writes one chain's report line (two when broken).
 func printChain(e *Env, c store.ChainReport) {
 	key := ""
-	if c.Key != "" {
-		key = fmt.Sprintf(", key %s (%s)", c.PublicKey, c.Key)
+	switch c.Key {
+	case store.KeyPinned:
+		key = fmt.Sprintf(", key %s (pinned)", c.PublicKey)
+	case store.KeyLocal:
+		key = fmt.Sprintf(", key %s (this host's)", c.PublicKey)
+	case store.KeyDatabase:
+		key = fmt.Sprintf(", key %s (as the node stored it, not pinned)", c.PublicKey)
 	}
 	if c.OK {
 		span := ""

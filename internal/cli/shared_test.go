@@ -68,7 +68,7 @@ func TestSharedPostgresStore(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("log verify: exit %d\n%s%s", code, out, errb)
 	}
-	for _, want := range []string{"node a: ok: 300 records (seq 1 to 300", "(local)", "node b: ok: 300 records", "node c: ok: 300 records", "(database)"} {
+	for _, want := range []string{"node a: ok: 300 records (seq 1 to 300", "(this host's)", "node b: ok: 300 records", "node c: ok: 300 records", "(as the node stored it, not pinned)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log verify output lacks %q:\n%s", want, out)
 		}
@@ -92,7 +92,7 @@ func TestSharedPostgresStore(t *testing.T) {
 	}
 	code, out, errb = d.cli(t, "log", "verify", "-c", cfg)
 	if code != ExitError || !strings.Contains(out, "node b: BROKEN at record 7") || !strings.Contains(out, "node a: ok") ||
-		!strings.Contains(out, "node c: ok") || !strings.Contains(errb, "node b at record 7") {
+		!strings.Contains(out, "node c: ok") || !strings.Contains(errb, "failed verification for node b at record 7") {
 		t.Fatalf("log verify with b's record 7 changed: exit %d\n%s%s", code, out, errb)
 	}
 
