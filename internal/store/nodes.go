@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -74,10 +75,41 @@ ON CONFLICT (node) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`), nod
 			"another host uses this node name (give it its own cluster.node), or the key file was replaced",
 			node, ErrNodeInUse, keyText(stored), KeyFile, keyText(pub))
 	}
+	if node != "" {
+		if err := d.adoptAloneChain(ctx, tx, pub, nowUS); err != nil {
+			return 0, nil, err
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return 0, nil, fmt.Errorf("claiming the chain of node %q: %w", node, err)
 	}
 	return seq, h, nil
+}
+
+// adoptAloneChain stores pub as the key of the chain of node "" when that
+// chain has no key yet and its newest checkpoint verifies with pub: a
+// guard that ran alone and now has a node name (same data_dir, same key)
+// leaves its old chain checkable from any host.
+func (d *db) adoptAloneChain(ctx context.Context, tx *sql.Tx, pub ed25519.PublicKey, nowUS int64) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM node_keys WHERE node = ''`).Scan(&n); err != nil || n > 0 {
+		return err
+	}
+	c := checkpoint{}
+	err := tx.QueryRowContext(ctx, `SELECT seq, hash, time_us, sig FROM checkpoints WHERE node = '' ORDER BY seq DESC LIMIT 1`).Scan(&c.Seq, &c.Hash, &c.TimeUS, &c.Sig)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading the checkpoints of node \"\": %w", err)
+	}
+	if !c.valid(pub) {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, d.rebind(`INSERT INTO node_keys (node, pub, time_us) VALUES ('', ?, ?) ON CONFLICT (node) DO NOTHING`), []byte(pub), nowUS); err != nil {
+		return fmt.Errorf("storing the key of node \"\": %w", err)
+	}
+	return nil
 }
 
 // keyText is a public key as store.node_keys takes it.
@@ -159,10 +191,16 @@ func (s *sqlStore) chainKey(node string, stored map[string][]byte) (pub ed25519.
 	}
 	db := stored[node]
 	if pub == nil {
-		if db != nil {
-			return ed25519.PublicKey(db), KeyDatabase, ""
+		if db == nil {
+			return nil, "", ""
 		}
-		return nil, "", ""
+		if len(s.pinned) > 0 {
+			// With pins, every node of the operator's is pinned: a chain
+			// that is not may have been put there by whoever can write the
+			// database, key included.
+			problem = "this node's key is not pinned in store.node_keys (pin it, or the chain is not one of your guards')"
+		}
+		return ed25519.PublicKey(db), KeyDatabase, problem
 	}
 	if db != nil && !bytes.Equal(db, pub) {
 		problem = fmt.Sprintf("the key stored in the database for this node (%s) is not the %s one: it was replaced", keyText(db), src)

@@ -439,3 +439,92 @@ func TestPurgeSeveralNodes(t *testing.T) {
 		checkRollup(t, stores["b"])
 	})
 }
+
+// TestForgedChain: whoever can write the database adds a chain for a node
+// that never ran. Without a key it is reported; with a key and signed
+// checkpoints of the attacker's it passes trust on first use, and is
+// reported as soon as the operator pins the keys of their guards.
+func TestForgedChain(t *testing.T) {
+	ctx := context.Background()
+	eachBackend(t, func(t *testing.T, b backend) {
+		if b.name == "sqlite" {
+			b.cfg.DSN = filepath.Join(b.dir, "tollguard.db")
+		}
+		s, _ := openNode(t, b, "a", Options{})
+		for _, ev := range authFailures(5) {
+			s.Record(ev)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		d, rb := raw(t, b)
+		var prev []byte
+		for i, ev := range authFailures(3) {
+			r, _ := newRow(ev)
+			r.Node, r.Seq = "z", int64(i+1)
+			r.Hash, _ = r.chainHash(prev, nil)
+			prev = r.Hash
+			mustExec(t, d, rb(`INSERT INTO events (`+rowColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+				r.Node, r.Seq, r.TimeUS, r.Kind, r.IP, r.Port, r.Account, r.CallID, r.Code, r.Rule, string(r.Data), r.Hash)
+		}
+		verify := func(pins ...config.NodeKey) VerifyReport {
+			t.Helper()
+			c := b.cfg
+			c.NodeKeys = pins
+			rs, err := Open(ctx, c, t.TempDir(), Options{ReadOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rs.Close()
+			rep, err := rs.Verify(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rep
+		}
+		rep := verify()
+		if z := rep.Chain("z"); rep.OK || z.OK || !strings.Contains(z.Reason, "no key") || !rep.Chain("a").OK {
+			t.Fatalf("keyless forged chain: %+v", rep)
+		}
+		_, evil, _ := ed25519.GenerateKey(rand.Reader)
+		cp := checkpoint{Node: "z", Seq: 3, Hash: prev, TimeUS: t0.UnixMicro()}
+		cp.sign(evil)
+		mustExec(t, d, rb(`INSERT INTO checkpoints (node, seq, hash, time_us, sig) VALUES (?, ?, ?, ?, ?)`), cp.Node, cp.Seq, cp.Hash, cp.TimeUS, cp.Sig)
+		mustExec(t, d, rb(`INSERT INTO node_keys (node, pub, time_us) VALUES (?, ?, ?)`), "z", []byte(evil.Public().(ed25519.PublicKey)), t0.UnixMicro())
+		if rep := verify(); !rep.OK || rep.Chain("z").Key != KeyDatabase {
+			t.Fatalf("a forged chain with its own key passes trust on first use: %+v", rep)
+		}
+		rep = verify(config.NodeKey{Node: "a", PublicKey: keyText(s.key.Public().(ed25519.PublicKey))})
+		if z := rep.Chain("z"); rep.OK || z.OK || !strings.Contains(z.Reason, "not pinned") || !rep.Chain("a").OK || rep.Chain("a").Key != KeyPinned {
+			t.Fatalf("forged chain with pins set: %+v", rep)
+		}
+	})
+}
+
+// TestAloneThenNamed: a guard that ran alone (node "") and is then given
+// a node name starts a new chain, and leaves its key for the old one, so
+// a host without the key file verifies both.
+func TestAloneThenNamed(t *testing.T) {
+	ctx := context.Background()
+	eachBackend(t, func(t *testing.T, b backend) {
+		clk := &clock{t: t0}
+		if b.name == "sqlite" {
+			b.cfg.DSN = filepath.Join(b.dir, "tollguard.db")
+		}
+		legacyDatabase(t, b, 2, authFailures(10)) // its key is b.dir's
+		s := b.open(t, Options{Now: clk.Now, Node: "a"})
+		s.Record(authFailures(1)[0])
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		rs, err := Open(ctx, b.cfg, t.TempDir(), Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rs.Close()
+		rep, err := rs.Verify(ctx)
+		if err != nil || !rep.OK || len(rep.Chains) != 2 || rep.Chain("").Records != 10 || rep.Chain("").Key != KeyDatabase || rep.Chain("a").Records != 1 {
+			t.Fatalf("old chain and new: %+v, %v", rep, err)
+		}
+	})
+}

@@ -124,6 +124,9 @@ func (s *sqlStore) verifyChain(ctx context.Context, node string, stored map[stri
 	if problem != "" {
 		return broken(rep, 0, problem), nil
 	}
+	if pub == nil && rep.Records > 0 {
+		return broken(rep, rep.FirstSeq, "no key checks this chain: no guard stored one for this node (records written by something other than a guard?)"), nil
+	}
 	if rep.Records == 0 && len(cps) == 0 && src == KeyPinned && stored[node] == nil {
 		return broken(rep, 0, "a pinned node has no records, no checkpoints and no key in the database (its chain was deleted, or it never started)"), nil
 	}
