@@ -33,7 +33,7 @@ func chained(t *testing.T, b backend, clk *clock) {
 
 // raw opens the backend's database directly, as an attacker with file or
 // database access would.
-func raw(t *testing.T, b backend) (*sql.DB, func(string) string) {
+func raw(t testing.TB, b backend) (*sql.DB, func(string) string) {
 	t.Helper()
 	var d *sql.DB
 	var err error
@@ -49,7 +49,7 @@ func raw(t *testing.T, b backend) (*sql.DB, func(string) string) {
 	return d, (&db{pg: b.name == "postgres"}).rebind
 }
 
-func mustExec(t *testing.T, d *sql.DB, q string, args ...any) {
+func mustExec(t testing.TB, d *sql.DB, q string, args ...any) {
 	t.Helper()
 	if _, err := d.Exec(q, args...); err != nil {
 		t.Fatalf("%s: %v", q, err)
