@@ -119,6 +119,16 @@ func (d *db) advanceHead(ctx context.Context, tx txer, b *batch) error {
 	return nil
 }
 
+// head reads node's chain head as the last commit left it.
+func (d *db) head(ctx context.Context, node string) (int64, []byte, error) {
+	var seq int64
+	var h []byte
+	if err := d.sql.QueryRowContext(ctx, d.rebind(`SELECT seq, hash FROM chain_heads WHERE node = ?`), node).Scan(&seq, &h); err != nil {
+		return 0, nil, fmt.Errorf("reading the chain head of node %q: %w", node, err)
+	}
+	return seq, h, nil
+}
+
 // nonNil makes a nil hash an empty one (the head of an empty chain), for
 // NOT NULL columns.
 func nonNil(b []byte) []byte {

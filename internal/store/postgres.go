@@ -32,8 +32,13 @@ var copyColumns = []string{"node", "seq", "time_us", "kind", "ip", "port", "acco
 // the events go in with COPY, bans and the checkpoint in the same
 // transaction. The connection holds node's chain lock (a session advisory
 // lock) for its life: a second process with the same node name is
-// refused with ErrNodeInUse instead of forking the chain.
+// refused with ErrNodeInUse instead of forking the chain. When the server
+// drops the session (restart, failover), the failed batch is reported and
+// the next commit opens a new connection and takes the lock again without
+// waiting: if another writer of the node got it meanwhile, commits fail
+// with ErrNodeInUse, and the head check keeps the chain whole either way.
 func postgresCommitter(ctx context.Context, d *db, node string, wait time.Duration) (func(context.Context, *batch) error, func() error, error) {
+	w := &pgWriter{d: d, node: node}
 	conn, err := d.sql.Conn(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening the writer connection: %w", err)
@@ -42,39 +47,83 @@ func postgresCommitter(ctx context.Context, d *db, node string, wait time.Durati
 		conn.Close()
 		return nil, nil, err
 	}
-	commit := func(ctx context.Context, b *batch) error {
-		return conn.Raw(func(dc any) error {
-			pc := dc.(*stdlib.Conn).Conn()
-			tx, err := pc.Begin(ctx)
-			if err != nil {
-				return err
-			}
-			defer tx.Rollback(ctx)
-			if err := d.advanceHead(ctx, pgxExec{tx}, b); err != nil {
-				return err
-			}
-			if len(b.rows) > 0 {
-				src := pgx.CopyFromSlice(len(b.rows), func(i int) ([]any, error) {
-					r := &b.rows[i]
-					return []any{r.Node, r.Seq, r.TimeUS, r.Kind, r.IP, int64(r.Port), r.Account, r.CallID, int64(r.Code), r.Rule, string(r.Data), r.Hash}, nil
-				})
-				if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, copyColumns, src); err != nil {
-					return err
-				}
-				if err := d.addHours(ctx, pgxExec{tx}, b.rows); err != nil {
-					return err
-				}
-			}
-			if err := d.applyBans(ctx, pgxExec{tx}, b.bans); err != nil {
-				return err
-			}
-			if err := d.insertCheckpoint(ctx, pgxExec{tx}, b.cp); err != nil {
-				return err
-			}
-			return tx.Commit(ctx)
-		})
+	w.conn = conn
+	return w.commit, w.close, nil
+}
+
+// pgWriter is the writer's connection; used by the writer goroutine only.
+type pgWriter struct {
+	d    *db
+	node string
+	conn *sql.Conn // nil after the session was lost
+}
+
+func (w *pgWriter) commit(ctx context.Context, b *batch) error {
+	if w.conn == nil {
+		conn, err := w.d.sql.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("reconnecting the writer: %w", err)
+		}
+		if err := lockChain(ctx, conn, w.node, 0); err != nil {
+			conn.Close()
+			return err
+		}
+		w.conn = conn
 	}
-	return commit, conn.Close, nil
+	err := w.conn.Raw(func(dc any) error { return w.d.pgCommit(ctx, dc.(*stdlib.Conn).Conn(), b) })
+	if err != nil && w.lost() {
+		w.conn.Close()
+		w.conn = nil
+	}
+	return err
+}
+
+// lost reports whether the writer's session is gone.
+func (w *pgWriter) lost() bool {
+	dead := true
+	w.conn.Raw(func(dc any) error {
+		dead = dc.(*stdlib.Conn).Conn().IsClosed()
+		return nil
+	})
+	return dead
+}
+
+func (w *pgWriter) close() error {
+	if w.conn == nil {
+		return nil
+	}
+	return w.conn.Close()
+}
+
+// pgCommit writes b in one transaction on pc.
+func (d *db) pgCommit(ctx context.Context, pc *pgx.Conn, b *batch) error {
+	tx, err := pc.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	if err := d.advanceHead(ctx, pgxExec{tx}, b); err != nil {
+		return err
+	}
+	if len(b.rows) > 0 {
+		src := pgx.CopyFromSlice(len(b.rows), func(i int) ([]any, error) {
+			r := &b.rows[i]
+			return []any{r.Node, r.Seq, r.TimeUS, r.Kind, r.IP, int64(r.Port), r.Account, r.CallID, int64(r.Code), r.Rule, string(r.Data), r.Hash}, nil
+		})
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, copyColumns, src); err != nil {
+			return err
+		}
+		if err := d.addHours(ctx, pgxExec{tx}, b.rows); err != nil {
+			return err
+		}
+	}
+	if err := d.applyBans(ctx, pgxExec{tx}, b.bans); err != nil {
+		return err
+	}
+	if err := d.insertCheckpoint(ctx, pgxExec{tx}, b.cp); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
 }
 
 // lockChain takes node's chain lock on conn, retrying for up to wait (the

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -50,8 +51,17 @@ type sqlStore struct {
 	prev   []byte
 	cpSeq  int64
 	lastCP time.Time
-	rows   []row
-	buf    []byte
+	// lost is the head a failed batch would have left: when a commit's
+	// reply is lost with the session, the batch may have been written.
+	lost *chainHead
+	rows []row
+	buf  []byte
+}
+
+// chainHead is a chain's last seq and hash.
+type chainHead struct {
+	seq  int64
+	hash []byte
 }
 
 // syncReq is a write-through request: evs and ops committed together.
@@ -287,6 +297,22 @@ func (s *sqlStore) flush(evs []event.Event, ops []banOp, final bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := s.db.commit(ctx, b)
+	if errors.Is(err, ErrChainMoved) && s.lost != nil {
+		lost := *s.lost
+		s.lost = nil
+		if seq, h, herr := s.db.head(ctx, s.opts.Node); herr == nil && seq == lost.seq && bytes.Equal(h, lost.hash) {
+			// The batch reported failed had been committed: its reply was
+			// lost with the session. The chain is whole; go on from it.
+			s.log.Warn("a batch reported as failed had been committed; continuing the chain from it", "seq", seq)
+			s.seq, s.prev = seq, h
+			return s.flush(evs, ops, final)
+		}
+	}
+	if err != nil && len(b.rows) > 0 {
+		s.lost = &chainHead{b.toSeq, b.toHash}
+	} else if err == nil {
+		s.lost = nil
+	}
 	if s.opts.OnCommit != nil {
 		s.opts.OnCommit(err)
 	}
