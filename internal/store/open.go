@@ -17,9 +17,12 @@ import (
 )
 
 // Open opens (creating and migrating if needed) the store cfg describes,
-// loads or creates the checkpoint signing key <dataDir>/store.key, and
-// starts the batch writer and the retention purge. With opts.ReadOnly it
-// only opens the database and reads the key.
+// loads or creates the checkpoint signing key <dataDir>/store.key, claims
+// the chain of opts.Node (refusing with ErrNodeInUse when another process
+// writes it, or when the node's stored key is not this one), and starts
+// the batch writer and the retention purge. With opts.ReadOnly it only
+// opens the database, checks its schema is current (an older one is
+// migrated by the daemon's next start) and reads the key if there is one.
 //
 // The key, the SQLite database and its -wal and -shm files are created
 // with mode 0600, and dataDir with 0700. Open refuses to start when one
