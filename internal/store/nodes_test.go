@@ -526,5 +526,19 @@ func TestAloneThenNamed(t *testing.T) {
 		if err != nil || !rep.OK || len(rep.Chains) != 2 || rep.Chain("").Records != 10 || rep.Chain("").Key != KeyDatabase || rep.Chain("a").Records != 1 {
 			t.Fatalf("old chain and new: %+v, %v", rep, err)
 		}
+		// Its retention purges the old chain too (checkpoints at 5 and 10,
+		// at t0+1m and t0+2m), and its own (a checkpoint at t0).
+		s = b.open(t, Options{Now: clk.Now, Node: "a"})
+		if n, err := s.Purge(ctx, t0.Add(90*time.Second)); err != nil || n != 6 {
+			t.Fatalf("purge of both chains: %d, %v; want 5 + 1", n, err)
+		}
+		rep, err = rs.Verify(ctx)
+		if err != nil || !rep.OK || rep.Chain("").FirstSeq != 6 || rep.Chain("a").FirstSeq != 2 {
+			t.Fatalf("after the purge: %+v, %v", rep, err)
+		}
+		recs, err := rs.Query(ctx, Filter{Node: "a", Kinds: []event.Kind{event.KindAdmin}})
+		if err != nil || len(recs) != 1 || !strings.Contains(recs[0].Event.(*event.Admin).Detail, `deleted 1 records through seq 1, 5 records of node "" (this guard's before it had a name) through seq 5`) {
+			t.Fatalf("purge record: %+v, %v", recs, err)
+		}
 	})
 }

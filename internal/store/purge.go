@@ -1,44 +1,84 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tollguard/tollguard/internal/event"
 )
 
-// Purge implements Store.
+// Purge implements Store. It purges this node's chain and, for a guard
+// that ran alone before it had a node name, its old chain "" too (the one
+// whose stored key is this guard's: no other writer can append to it).
 func (s *sqlStore) Purge(ctx context.Context, before time.Time) (int64, error) {
 	if s.opts.ReadOnly {
 		return 0, ErrReadOnly
 	}
-	seqs, err := s.db.anchorsBefore(ctx, s.opts.Node, before)
+	chains, err := s.purgeChains(ctx)
 	if err != nil {
 		return 0, err
 	}
 	var total int64
-	for _, anchor := range seqs {
-		n, err := s.db.purgeThrough(ctx, s.opts.Node, anchor)
-		total += n
-		s.m.purged.Add(float64(n))
+	var detail []string
+	for _, node := range chains {
+		seqs, err := s.db.anchorsBefore(ctx, node, before)
 		if err != nil {
 			return total, err
+		}
+		var n int64
+		for _, anchor := range seqs {
+			k, err := s.db.purgeThrough(ctx, node, anchor)
+			n += k
+			s.m.purged.Add(float64(k))
+			if err != nil {
+				return total + n, err
+			}
+		}
+		total += n
+		if n > 0 {
+			of := ""
+			if node != s.opts.Node {
+				of = fmt.Sprintf(" of node %q (this guard's before it had a name)", node)
+			}
+			detail = append(detail, fmt.Sprintf("%d records%s through seq %d", n, of, seqs[len(seqs)-1]))
 		}
 	}
 	if total > 0 {
 		ev := &event.Admin{
 			Meta:  event.Meta{Time: s.now()},
 			Actor: "retention", Action: "purge",
-			Detail: fmt.Sprintf("deleted %d records through seq %d (older than %s)", total, seqs[len(seqs)-1], before.UTC().Format(time.RFC3339)),
+			Detail: fmt.Sprintf("deleted %s (older than %s)", strings.Join(detail, ", "), before.UTC().Format(time.RFC3339)),
 		}
 		if err := s.writeThrough(ctx, syncReq{evs: []event.Event{ev}}); err != nil {
 			return total, fmt.Errorf("recording the purge: %w", err)
 		}
 	}
 	return total, nil
+}
+
+// purgeChains are the chains this writer purges: its own, and chain ""
+// when this named node holds its key.
+func (s *sqlStore) purgeChains(ctx context.Context) ([]string, error) {
+	chains := []string{s.opts.Node}
+	if s.opts.Node == "" {
+		return chains, nil
+	}
+	var k []byte
+	err := s.db.sql.QueryRowContext(ctx, `SELECT pub FROM node_keys WHERE node = ''`).Scan(&k)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return nil, fmt.Errorf("purge: reading the key of node \"\": %w", err)
+	case bytes.Equal(k, s.key.Public().(ed25519.PublicKey)):
+		chains = append(chains, "")
+	}
+	return chains, nil
 }
 
 // anchorsBefore lists, in order, node's checkpoints written before t that
