@@ -265,6 +265,9 @@ func TestThreeNodesOnePostgres(t *testing.T) {
 	if one, err := rd.Verify(ctx, "c"); err != nil || !one.OK || len(one.Chains) != 1 || one.Chains[0].Node != "c" {
 		t.Errorf("Verify(c): %+v, %v", one, err)
 	}
+	if none, err := rd.Verify(ctx, "typo"); err != nil || none.OK || !strings.Contains(none.Chain("typo").Reason, "no records") {
+		t.Errorf("Verify(typo), a node never seen: %+v, %v", none, err)
+	}
 }
 
 // TestSameNodeTwice: a second process opening a node already writing to

@@ -127,8 +127,10 @@ func (s *sqlStore) verifyChain(ctx context.Context, node string, stored map[stri
 	if pub == nil && rep.Records > 0 {
 		return broken(rep, rep.FirstSeq, "no key checks this chain: no guard stored one for this node (records written by something other than a guard?)"), nil
 	}
-	if rep.Records == 0 && len(cps) == 0 && src == KeyPinned && stored[node] == nil {
-		return broken(rep, 0, "a pinned node has no records, no checkpoints and no key in the database (its chain was deleted, or it never started)"), nil
+	if rep.Records == 0 && len(cps) == 0 && stored[node] == nil {
+		// Asked for by name, or pinned: a node that ever started has at
+		// least its key here.
+		return broken(rep, 0, "no records, no checkpoints and no key of this node in the store (its chain was deleted, or it never started)"), nil
 	}
 	rep.OK = true
 	return rep, nil
