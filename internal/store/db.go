@@ -20,6 +20,10 @@ import (
 type db struct {
 	sql *sql.DB
 	pg  bool
+	// legacy is set on a read-only store of a database an older version
+	// left (schema before nodes): every record is node "" and there are
+	// no heads or stored keys. Reads only.
+	legacy bool
 	// commit writes one batch in one transaction on the writer's
 	// connection.
 	commit func(ctx context.Context, b *batch) error
@@ -45,6 +49,26 @@ type batch struct {
 type banOp struct {
 	del bool
 	d   decision.Decision
+}
+
+// cols is rowColumns as this database can answer them.
+func (d *db) cols() string {
+	if d.legacy {
+		return `'' AS ` + rowColumns
+	}
+	return rowColumns
+}
+
+// nodeTerm is the WHERE term (followed by AND) and argument selecting
+// node's rows.
+func (d *db) nodeTerm(node string) (string, []any) {
+	switch {
+	case !d.legacy:
+		return `node = ? AND `, []any{node}
+	case node == "":
+		return ``, nil
+	}
+	return `1 = 0 AND `, nil
 }
 
 // rebind turns ? placeholders into $1, $2 … for PostgreSQL.

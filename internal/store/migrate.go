@@ -44,19 +44,6 @@ func migrate(ctx context.Context, sdb *sql.DB, dialect string, rebind func(strin
 	return migrateOn(ctx, conn, dialect, rebind, 0)
 }
 
-// latestVersion is the number of dialect's newest migration.
-func latestVersion(dialect string) int {
-	files, _ := fs.Glob(migrations, "migrations/"+dialect+"/*.sql")
-	v := 0
-	for _, f := range files {
-		n, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(f, "migrations/"+dialect+"/"), "_", 2)[0])
-		if err == nil && n > v {
-			v = n
-		}
-	}
-	return v
-}
-
 // migrateOn applies the migrations on db up to version upTo (0: all).
 func migrateOn(ctx context.Context, db conner, dialect string, rebind func(string) string, upTo int) (int, error) {
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {

@@ -117,6 +117,9 @@ func keyText(k []byte) string { return base64.StdEncoding.EncodeToString(k) }
 
 // nodeKeys returns the checkpoint keys the nodes stored, by node.
 func (d *db) nodeKeys(ctx context.Context) (map[string][]byte, error) {
+	if d.legacy {
+		return map[string][]byte{}, nil
+	}
 	rows, err := d.sql.QueryContext(ctx, `SELECT node, pub FROM node_keys`)
 	if err != nil {
 		return nil, fmt.Errorf("reading node keys: %w", err)
@@ -140,6 +143,9 @@ func (d *db) nodeKeys(ctx context.Context) (map[string][]byte, error) {
 // chainNodes lists, sorted, every node with records, checkpoints, a head
 // or a key in the database.
 func (d *db) chainNodes(ctx context.Context) ([]string, error) {
+	if d.legacy {
+		return []string{""}, nil
+	}
 	rows, err := d.sql.QueryContext(ctx, `SELECT node FROM chain_heads UNION SELECT node FROM node_keys
 UNION SELECT node FROM checkpoints UNION SELECT DISTINCT node FROM events`)
 	if err != nil {

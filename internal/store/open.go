@@ -21,8 +21,8 @@ import (
 // the chain of opts.Node (refusing with ErrNodeInUse when another process
 // writes it, or when the node's stored key is not this one), and starts
 // the batch writer and the retention purge. With opts.ReadOnly it only
-// opens the database, checks its schema is current (an older one is
-// migrated by the daemon's next start) and reads the key if there is one.
+// opens the database (one an older version left is read as it is: one
+// chain, node "") and reads the key if there is one.
 //
 // The key, the SQLite database and its -wal and -shm files are created
 // with mode 0600, and dataDir with 0700. Open refuses to start when one
@@ -99,15 +99,14 @@ func Open(ctx context.Context, cfg config.Store, dataDir string, opts Options) (
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
 	if opts.ReadOnly {
-		// Read-only does not migrate: a database of an older schema
-		// (no nodes yet) is upgraded by the daemon's next start.
+		// Read-only does not migrate: a database an older version left
+		// (an old daemon still running, an old backup) is read as it is,
+		// one chain of node "".
 		v, err := schemaVersion(ctx, d.sql)
 		if err != nil {
 			return fail(err)
 		}
-		if want := latestVersion(dialectOf(d)); v < want {
-			return fail(fmt.Errorf("the database is at schema version %d and this tollguard reads %d: restart the daemon (it migrates at start), then retry", v, want))
-		}
+		d.legacy = v < nodesVersion
 		return s, nil
 	}
 	if _, err := migrate(ctx, d.sql, dialectOf(d), d.rebind); err != nil {
@@ -143,6 +142,9 @@ func Open(ctx context.Context, cfg config.Store, dataDir string, opts Options) (
 	s.bg.Go(func() { s.retain(bgCtx) })
 	return s, nil
 }
+
+// nodesVersion is the migration that added nodes (0003_nodes).
+const nodesVersion = 3
 
 // dialectOf names d's migrations directory.
 func dialectOf(d *db) string {

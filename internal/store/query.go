@@ -20,6 +20,9 @@ func (d *db) query(ctx context.Context, f Filter) ([]Record, error) {
 		args = append(args, v)
 	}
 	if f.Node != "" {
+		if d.legacy {
+			return nil, nil // every record is node ""
+		}
 		add(`node = ? AND node <> ''`, f.Node)
 	}
 	if f.IP.IsValid() {
@@ -50,7 +53,7 @@ func (d *db) query(ctx context.Context, f Filter) ([]Record, error) {
 		limit = defaultLimit
 	}
 	limit = min(limit, maxLimit)
-	q := `SELECT ` + rowColumns + ` FROM events`
+	q := `SELECT ` + d.cols() + ` FROM events`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, ` AND `)
 	}
@@ -124,7 +127,8 @@ func nodePrefix(node string) string {
 func (d *db) scanChain(ctx context.Context, node string, after int64, fn func(r *row) error) error {
 	const page = 5000
 	for {
-		rows, err := d.sql.QueryContext(ctx, d.rebind(`SELECT `+rowColumns+` FROM events WHERE node = ? AND seq > ? ORDER BY seq LIMIT ?`), node, after, page)
+		term, args := d.nodeTerm(node)
+		rows, err := d.sql.QueryContext(ctx, d.rebind(`SELECT `+d.cols()+` FROM events WHERE `+term+`seq > ? ORDER BY seq LIMIT ?`), append(args, after, page)...)
 		if err != nil {
 			return fmt.Errorf("reading the chain after %d: %w", after, err)
 		}

@@ -143,7 +143,8 @@ func broken(rep ChainReport, seq int64, reason string) ChainReport {
 
 // checkpoints returns every checkpoint of node's chain in seq order.
 func (d *db) checkpoints(ctx context.Context, node string) ([]checkpoint, error) {
-	rows, err := d.sql.QueryContext(ctx, d.rebind(`SELECT seq, hash, time_us, sig FROM checkpoints WHERE node = ? ORDER BY seq`), node)
+	term, args := d.nodeTerm(node)
+	rows, err := d.sql.QueryContext(ctx, d.rebind(`SELECT seq, hash, time_us, sig FROM checkpoints WHERE `+term+`1 = 1 ORDER BY seq`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading checkpoints: %w", err)
 	}
