@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 )
@@ -46,4 +47,37 @@ func TestPostgresSessionLost(t *testing.T) {
 	if err != nil || !rep.OK || rep.Chain("a").Records < 6 {
 		t.Fatalf("after the reconnect: %+v, %v", rep, err)
 	}
+}
+
+// TestCommitReplyLost: a batch is committed but its reply is lost (the
+// session dropped after COMMIT reached the server), so the writer counts
+// it as failed. The next batch finds the head where the lost one left it,
+// continues the chain from there, and the chain verifies with both.
+func TestCommitReplyLost(t *testing.T) {
+	ctx := context.Background()
+	eachBackend(t, func(t *testing.T, b backend) {
+		s := b.open(t, Options{})
+		orig, calls := s.db.commit, 0
+		s.db.commit = func(ctx context.Context, bt *batch) error {
+			err := orig(ctx, bt)
+			if calls++; calls == 1 && err == nil {
+				return errors.New("connection reset after COMMIT")
+			}
+			return err
+		}
+		evs := authFailures(3)
+		s.Record(evs[0])
+		if err := s.Flush(ctx); err == nil {
+			t.Fatal("the first batch's lost reply was not reported")
+		}
+		s.Record(evs[1])
+		s.Record(evs[2])
+		if err := s.Flush(ctx); err != nil {
+			t.Fatalf("the batch after a lost reply: %v", err)
+		}
+		rep, err := soleChain(ctx, s)
+		if err != nil || !rep.OK || rep.Records != 3 {
+			t.Fatalf("chain after a lost reply: %+v, %v", rep, err)
+		}
+	})
 }
