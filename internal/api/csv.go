@@ -12,7 +12,7 @@ import (
 
 // EventsCSVHeader is the column order of the events CSV export (the
 // command line's `events --csv` and the console's download).
-var EventsCSVHeader = []string{"seq", "time", "kind", "source", "transport", "account", "from", "to", "ruri", "user_agent", "call_id", "code", "rule", "detail", "hash"}
+var EventsCSVHeader = []string{"seq", "time", "kind", "source", "transport", "account", "from", "to", "ruri", "user_agent", "call_id", "code", "rule", "detail", "hash", "node"}
 
 // WriteEventsCSV writes records as CSV. Every cell goes through
 // safetext.CSVCell: control and bidi characters are escaped, and cells a
@@ -28,7 +28,7 @@ func WriteEventsCSV(w io.Writer, recs []EventRecord) error {
 			code = strconv.Itoa(r.Code)
 		}
 		row := []string{strconv.FormatInt(r.Seq, 10), r.Time.UTC().Format("2006-01-02T15:04:05.000000Z"), r.Kind, r.Source, r.Transport,
-			r.Account, r.From, r.To, r.RURI, r.UserAgent, r.CallID, code, r.Rule, r.Summary, r.Hash}
+			r.Account, r.From, r.To, r.RURI, r.UserAgent, r.CallID, code, r.Rule, r.Summary, r.Hash, r.Node}
 		for i, c := range row {
 			row[i] = safetext.CSVCell(c)
 		}

@@ -29,6 +29,9 @@ type EventStore interface {
 // EventRecord is one stored event as GET /api/v1/events returns it: the
 // columns a table shows, and the whole event under "event".
 type EventRecord struct {
+	// Node is the guard that recorded it ("" for a guard alone); Seq is
+	// its place in that node's chain.
+	Node      string    `json:"node"`
 	Seq       int64     `json:"seq"`
 	Time      time.Time `json:"time"`
 	Kind      string    `json:"kind"`
@@ -89,10 +92,10 @@ const backupRefused = "backup refused: name must be a new file name in the backu
 // investigateLimit bounds the events one report reads.
 const investigateLimit = 100000
 
-// MountEvents adds the event-store routes: GET /api/v1/events (filters ip,
-// account, call_id, kind (comma list), since, until (a duration back from
-// now, or RFC 3339), limit, unmask), GET /api/v1/investigate (since,
-// unmask) and POST /api/v1/backup. Phone numbers are masked unless
+// MountEvents adds the event-store routes: GET /api/v1/events (filters
+// node, ip, account, call_id, kind (comma list), since, until (a duration
+// back from now, or RFC 3339), limit, unmask), GET /api/v1/investigate
+// (since, node, unmask) and POST /api/v1/backup. Phone numbers are masked unless
 // unmask=true, which is itself recorded as an admin action through
 // Options.Audit (and refused when there is no Audit). GET
 // /api/v1/events.csv answers the same filters as a CSV download.
@@ -111,11 +114,16 @@ func (s *Server) MountEvents(st EventStore) {
 			WriteError(w, http.StatusBadRequest, "since: "+err.Error())
 			return
 		}
+		node := r.URL.Query().Get("node")
+		if err := store.CheckNode(node); err != nil {
+			WriteError(w, http.StatusBadRequest, "node: "+err.Error())
+			return
+		}
 		unmask, ok := s.unmask(w, r, "investigate")
 		if !ok {
 			return
 		}
-		recs, err := st.Query(r.Context(), store.Filter{Since: since, Limit: investigateLimit})
+		recs, err := st.Query(r.Context(), store.Filter{Node: node, Since: since, Limit: investigateLimit})
 		if err != nil {
 			s.log.Error("querying events", "err", err)
 			WriteError(w, http.StatusInternalServerError, "querying the event store failed (see the daemon's log)")
@@ -182,6 +190,10 @@ func (s *Server) unmask(w http.ResponseWriter, r *http.Request, what string) (un
 // eventFilter parses the query of GET /api/v1/events.
 func (s *Server) eventFilter(q url.Values) (store.Filter, error) {
 	var f store.Filter
+	f.Node = q.Get("node")
+	if err := store.CheckNode(f.Node); err != nil {
+		return f, fmt.Errorf("node: %s is not a node name", quoteCap(f.Node, 70))
+	}
 	if v := q.Get("ip"); v != "" {
 		a, err := netip.ParseAddr(v)
 		if err != nil {
@@ -233,7 +245,7 @@ func (s *Server) parseWhen(v string, def time.Duration) (time.Time, error) {
 
 // eventRecord flattens r for the API.
 func eventRecord(r *store.Record) EventRecord {
-	out := EventRecord{Seq: r.Seq, Time: r.Time, Kind: r.Kind.String(), Account: r.Account, CallID: r.CallID,
+	out := EventRecord{Node: r.Node, Seq: r.Seq, Time: r.Time, Kind: r.Kind.String(), Account: r.Account, CallID: r.CallID,
 		Code: r.Code, Rule: r.Rule, Hash: fmt.Sprintf("%x", r.Hash)}
 	m := r.Event.Base()
 	if m.Source.IsValid() {

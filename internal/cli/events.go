@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"github.com/tollguard/tollguard/internal/api"
@@ -16,6 +17,7 @@ func runEvents(ctx context.Context, e *Env, args []string) error {
 	cf := addClientFlags(fs)
 	q := url.Values{}
 	for _, f := range []struct{ name, param, usage string }{
+		{"node", "node", "only events recorded by this guard `NODE` (cluster.node); default every node's"},
 		{"ip", "ip", "only events from (or bans of) this `IP`"},
 		{"account", "account", "only events of this `ACCOUNT`"},
 		{"call-id", "call_id", "only events of this `CALL-ID`"},
@@ -60,9 +62,19 @@ func runEvents(ctx context.Context, e *Env, args []string) error {
 	case *asCSV:
 		return writeEventsCSV(e, rep.Records)
 	}
-	t := newTable(e.Stdout, "TIME", "KIND", "SOURCE", "ACCOUNT", "FROM", "TO", "CODE", "RULE", "USER-AGENT", "DETAIL")
+	// The NODE column appears when a record names one (a shared store).
+	nodes := slices.ContainsFunc(rep.Records, func(r api.EventRecord) bool { return r.Node != "" })
+	cols := []string{"TIME", "KIND", "SOURCE", "ACCOUNT", "FROM", "TO", "CODE", "RULE", "USER-AGENT", "DETAIL"}
+	if nodes {
+		cols = append([]string{"NODE"}, cols...)
+	}
+	t := newTable(e.Stdout, cols...)
 	for _, r := range rep.Records {
-		t.Row(fmtTime(r.Time, e.Loc), r.Kind, r.Source, r.Account, r.From, r.To, codeText(r.Code), r.Rule, r.UserAgent, r.Summary)
+		row := []string{fmtTime(r.Time, e.Loc), r.Kind, r.Source, r.Account, r.From, r.To, codeText(r.Code), r.Rule, r.UserAgent, r.Summary}
+		if nodes {
+			row = append([]string{r.Node}, row...)
+		}
+		t.Row(row...)
 	}
 	if err := t.Flush(); err != nil {
 		return err

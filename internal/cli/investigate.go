@@ -9,11 +9,13 @@ import (
 	"github.com/tollguard/tollguard/internal/api"
 )
 
-// runInvestigate is `tollguard investigate [--since D] [--unmask] [--json]`.
+// runInvestigate is `tollguard investigate [--since D] [--node NODE]
+// [--unmask] [--json]`: every node's events unless --node.
 func runInvestigate(ctx context.Context, e *Env, args []string) error {
 	fs := flag.NewFlagSet("investigate", flag.ContinueOnError)
 	cf := addClientFlags(fs)
 	since := fs.String("since", "24h", "look back `D` (24h, 7d) or from an RFC 3339 time")
+	node := fs.String("node", "", "only events recorded by this guard `NODE` (cluster.node); default every node's")
 	unmask := fs.Bool("unmask", false, "show phone numbers in full (recorded as an admin action)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := e.Parse(fs, args)
@@ -24,6 +26,9 @@ func runInvestigate(ctx context.Context, e *Env, args []string) error {
 		return usagef("unexpected argument %q", capString(pos[0], 40))
 	}
 	q := url.Values{"since": {*since}}
+	if *node != "" {
+		q.Set("node", *node)
+	}
 	if *unmask {
 		q.Set("unmask", "true")
 	}

@@ -191,6 +191,18 @@ type Store struct {
 	// BackupDir is the only directory backups are written to; the default
 	// (empty) is <data_dir>/backups.
 	BackupDir string `yaml:"backup_dir"`
+	// NodeKeys pins the checkpoint public key of each node writing to a
+	// shared store, so `tollguard log verify` does not have to trust the
+	// keys the nodes stored in the database (trust on first use). Default
+	// none.
+	NodeKeys []NodeKey `yaml:"node_keys"`
+}
+
+// NodeKey is one pinned checkpoint key: the node's name (cluster.node)
+// and its ed25519 public key, base64, as `tollguard log verify` prints it.
+type NodeKey struct {
+	Node      string `yaml:"node"`
+	PublicKey string `yaml:"public_key"`
 }
 
 // JailRule is one register_failure entry. Its UnmarshalYAML also accepts

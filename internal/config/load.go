@@ -84,6 +84,7 @@ func Default() *Config {
 			Retention:     Duration(180 * 24 * time.Hour),
 			Checkpoint:    Duration(time.Minute),
 			FlushInterval: Duration(100 * time.Millisecond),
+			NodeKeys:      []NodeKey{},
 		},
 		Jail: Jail{
 			RegisterFailure: []JailRule{

@@ -114,6 +114,9 @@ func (c *Config) Validate() error {
 	if c.Store.Checkpoint <= 0 || c.Store.FlushInterval <= 0 {
 		return bad("store", "checkpoint and flush_interval must be positive", "defaults: 1m and 100ms")
 	}
+	if err := c.validateNodes(); err != nil {
+		return err
+	}
 	if len(c.Jail.RegisterFailure) == 0 {
 		return bad("jail.register_failure", "needs at least one entry", "the default is {findtime: 60s, maxretry: 3, banmode: ip_account, bantime: 180s}")
 	}

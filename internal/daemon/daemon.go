@@ -107,7 +107,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 		return nil, err
 	}
 	g.alerts = al
-	st, err := store.Open(ctx, cfg.Store, cfg.DataDir, store.Options{Logger: g.log, Registry: g.reg, Now: g.now, OnCommit: al.commit})
+	st, err := store.Open(ctx, cfg.Store, cfg.DataDir, store.Options{Logger: g.log, Registry: g.reg, Now: g.now, OnCommit: al.commit, Node: cfg.StoreNode()})
 	if err != nil {
 		return nil, fmt.Errorf("opening store: %w", err)
 	}

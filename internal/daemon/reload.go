@@ -72,7 +72,7 @@ func (g *Guard) reload() {
 }
 
 func restartNeeded(a, b *config.Config) bool {
-	return a.DataDir != b.DataDir || a.Admin != b.Admin || a.Store != b.Store || !reflect.DeepEqual(a.SIP, b.SIP) ||
+	return a.DataDir != b.DataDir || a.Admin != b.Admin || !reflect.DeepEqual(a.Store, b.Store) || !reflect.DeepEqual(a.SIP, b.SIP) ||
 		a.FreeSWITCH != b.FreeSWITCH || a.NFTables != b.NFTables || !slices.Equal(a.Sources, b.Sources) || a.Log.Fail2banFile != b.Log.Fail2banFile ||
 		!reflect.DeepEqual(a.Cluster, b.Cluster) || !reflect.DeepEqual(a.Intel, b.Intel)
 }

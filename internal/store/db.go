@@ -1,9 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -18,6 +20,10 @@ import (
 type db struct {
 	sql *sql.DB
 	pg  bool
+	// legacy is set on a read-only store of a database an older version
+	// left (schema before nodes): every record is node "" and there are
+	// no heads or stored keys. Reads only.
+	legacy bool
 	// commit writes one batch in one transaction on the writer's
 	// connection.
 	commit func(ctx context.Context, b *batch) error
@@ -26,17 +32,43 @@ type db struct {
 	backup func(ctx context.Context, path string) error
 }
 
-// batch is what the writer commits in one transaction.
+// batch is what the writer commits in one transaction: rows appended to
+// node's chain, whose head must be (fromSeq, fromHash) when the
+// transaction starts and is (toSeq, toHash) after it.
 type batch struct {
 	rows []row
 	bans []banOp
 	cp   *checkpoint
+
+	node             string
+	fromSeq, toSeq   int64
+	fromHash, toHash []byte
 }
 
 // banOp saves d, or deletes the bans with d's key when del is set.
 type banOp struct {
 	del bool
 	d   decision.Decision
+}
+
+// cols is rowColumns as this database can answer them.
+func (d *db) cols() string {
+	if d.legacy {
+		return `'' AS ` + rowColumns
+	}
+	return rowColumns
+}
+
+// nodeTerm is the WHERE term (followed by AND) and argument selecting
+// node's rows.
+func (d *db) nodeTerm(node string) (string, []any) {
+	switch {
+	case !d.legacy:
+		return `node = ? AND `, []any{node}
+	case node == "":
+		return ``, nil
+	}
+	return `1 = 0 AND `, nil
 }
 
 // rebind turns ? placeholders into $1, $2 … for PostgreSQL.
@@ -61,6 +93,73 @@ func (d *db) rebind(q string) string {
 // execer is a *sql.Tx or anything else that runs statements.
 type execer interface {
 	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+}
+
+// txer is a transaction of either driver: statements, and one-row
+// queries scanned into dest (sql.ErrNoRows when there is none).
+type txer interface {
+	execer
+	scanRow(ctx context.Context, q string, args []any, dest ...any) error
+}
+
+// sqlTx adapts a *sql.Tx to txer.
+type sqlTx struct{ *sql.Tx }
+
+func (t sqlTx) scanRow(ctx context.Context, q string, args []any, dest ...any) error {
+	return t.QueryRowContext(ctx, q, args...).Scan(dest...)
+}
+
+// advanceHead checks, inside the batch transaction, that b's node's chain
+// head is where this writer left it, and moves it to the batch's last
+// record. On PostgreSQL the head row stays locked (FOR UPDATE) until the
+// commit, so two transactions on one chain queue instead of forking it;
+// a head found elsewhere fails the batch with ErrChainMoved.
+func (d *db) advanceHead(ctx context.Context, tx txer, b *batch) error {
+	if len(b.rows) == 0 && b.cp == nil {
+		return nil
+	}
+	q := `SELECT seq, hash FROM chain_heads WHERE node = ?`
+	if d.pg {
+		q += ` FOR UPDATE`
+	}
+	var seq int64
+	var h []byte
+	err := tx.scanRow(ctx, d.rebind(q), []any{b.node}, &seq, &h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("node %q: %w: its head row is gone", b.node, ErrChainMoved)
+	}
+	if err != nil {
+		return fmt.Errorf("reading the chain head of node %q: %w", b.node, err)
+	}
+	if seq != b.fromSeq || !bytes.Equal(h, b.fromHash) {
+		return fmt.Errorf("node %q: %w: at %d, this writer is at %d", b.node, ErrChainMoved, seq, b.fromSeq)
+	}
+	if b.toSeq == b.fromSeq {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, d.rebind(`UPDATE chain_heads SET seq = ?, hash = ? WHERE node = ?`), b.toSeq, nonNil(b.toHash), b.node); err != nil {
+		return fmt.Errorf("moving the chain head of node %q: %w", b.node, err)
+	}
+	return nil
+}
+
+// head reads node's chain head as the last commit left it.
+func (d *db) head(ctx context.Context, node string) (int64, []byte, error) {
+	var seq int64
+	var h []byte
+	if err := d.sql.QueryRowContext(ctx, d.rebind(`SELECT seq, hash FROM chain_heads WHERE node = ?`), node).Scan(&seq, &h); err != nil {
+		return 0, nil, fmt.Errorf("reading the chain head of node %q: %w", node, err)
+	}
+	return seq, h, nil
+}
+
+// nonNil makes a nil hash an empty one (the head of an empty chain), for
+// NOT NULL columns.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }
 
 // applyBans runs ban operations inside the batch transaction.
@@ -96,10 +195,10 @@ func (d *db) insertCheckpoint(ctx context.Context, tx execer, cp *checkpoint) er
 	if cp == nil {
 		return nil
 	}
-	_, err := tx.ExecContext(ctx, d.rebind(`INSERT INTO checkpoints (seq, hash, time_us, sig) VALUES (?, ?, ?, ?)`),
-		cp.Seq, cp.Hash, cp.TimeUS, cp.Sig)
+	_, err := tx.ExecContext(ctx, d.rebind(`INSERT INTO checkpoints (node, seq, hash, time_us, sig) VALUES (?, ?, ?, ?, ?)`),
+		cp.Node, cp.Seq, cp.Hash, cp.TimeUS, cp.Sig)
 	if err != nil {
-		return fmt.Errorf("writing checkpoint at seq %d: %w", cp.Seq, err)
+		return fmt.Errorf("writing checkpoint at %s%d: %w", nodePrefix(cp.Node), cp.Seq, err)
 	}
 	return nil
 }
@@ -132,33 +231,40 @@ func untilUS(t time.Time) int64 {
 	return t.UnixMicro()
 }
 
-// lastRow returns the newest record's seq and hash, or 0 and nil.
-func (d *db) lastRow(ctx context.Context) (int64, []byte, error) {
+// lastRow returns the newest record of node's chain: its seq and hash,
+// or the newest checkpoint's when every record has been purged, or 0 and
+// nil.
+func (d *db) lastRow(ctx context.Context, q querier, node string) (int64, []byte, error) {
 	var seq int64
 	var h []byte
-	err := d.sql.QueryRowContext(ctx, `SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1`).Scan(&seq, &h)
+	err := q.QueryRowContext(ctx, d.rebind(`SELECT seq, hash FROM events WHERE node = ? ORDER BY seq DESC LIMIT 1`), node).Scan(&seq, &h)
 	if err == sql.ErrNoRows {
-		return d.lastCheckpointAnchor(ctx)
+		return d.lastCheckpointAnchor(ctx, q, node)
 	}
 	if err != nil {
-		return 0, nil, fmt.Errorf("reading the last record: %w", err)
+		return 0, nil, fmt.Errorf("reading the last record of node %q: %w", node, err)
 	}
 	return seq, h, nil
 }
 
-// lastCheckpointAnchor continues the chain from the newest checkpoint when
-// every record has been purged.
-func (d *db) lastCheckpointAnchor(ctx context.Context) (int64, []byte, error) {
+// lastCheckpointAnchor returns node's newest checkpoint's seq and hash, or
+// 0 and nil.
+func (d *db) lastCheckpointAnchor(ctx context.Context, q querier, node string) (int64, []byte, error) {
 	var seq int64
 	var h []byte
-	err := d.sql.QueryRowContext(ctx, `SELECT seq, hash FROM checkpoints ORDER BY seq DESC LIMIT 1`).Scan(&seq, &h)
+	err := q.QueryRowContext(ctx, d.rebind(`SELECT seq, hash FROM checkpoints WHERE node = ? ORDER BY seq DESC LIMIT 1`), node).Scan(&seq, &h)
 	if err == sql.ErrNoRows {
 		return 0, nil, nil
 	}
 	if err != nil {
-		return 0, nil, fmt.Errorf("reading the last checkpoint: %w", err)
+		return 0, nil, fmt.Errorf("reading the last checkpoint of node %q: %w", node, err)
 	}
 	return seq, h, nil
+}
+
+// querier is a *sql.DB, *sql.Conn or *sql.Tx.
+type querier interface {
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
 }
 
 // activeBans returns the bans in force at now; with cleanup it first

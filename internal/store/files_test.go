@@ -84,7 +84,7 @@ func TestOpenRefusesWideFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			s := b.open(t, Options{ReadOnly: true})
-			rep, err := s.Verify(context.Background())
+			rep, err := soleChain(context.Background(), s)
 			if err != nil || !rep.OK || rep.Records != 20 {
 				t.Fatalf("after chmod 600: %+v, %v", rep, err)
 			}
@@ -229,7 +229,7 @@ func TestBackupWritesAPrivateCopyInTheBackupDir(t *testing.T) {
 	c := b
 	c.cfg.DSN = to
 	cs := c.open(t, Options{ReadOnly: true})
-	rep, err := cs.Verify(context.Background())
+	rep, err := soleChain(context.Background(), cs)
 	if err != nil || !rep.OK || rep.Records != 21 {
 		t.Fatalf("backup copy: %+v, %v", rep, err)
 	}

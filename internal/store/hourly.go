@@ -1,8 +1,10 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,25 +36,38 @@ var (
 // usPerHour is one hour in the time_us column's unit.
 const usPerHour = int64(time.Hour / time.Microsecond)
 
-// addHours adds a batch's rows to the per-hour counts (event_hours), in
-// the batch's transaction: one upsert per hour, kind and rule present.
-func (d *db) addHours(ctx context.Context, tx execer, rows []row) error {
-	type key struct {
-		hour       int64
-		kind, rule string
+// hourKey is one row of event_hours.
+type hourKey struct {
+	hour       int64
+	kind, rule string
+}
+
+// sortedHours returns the keys of counts in one total order. Every
+// transaction that changes event_hours (each node's batches, the purges)
+// touches its rows in this order, so writers sharing a PostgreSQL
+// database queue on a row instead of deadlocking.
+func sortedHours(counts map[hourKey]int64) []hourKey {
+	keys := make([]hourKey, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
 	}
-	counts := map[key]int64{}
-	var order []key
+	slices.SortFunc(keys, func(a, b hourKey) int {
+		return cmp.Or(cmp.Compare(a.hour, b.hour), strings.Compare(a.kind, b.kind), strings.Compare(a.rule, b.rule))
+	})
+	return keys
+}
+
+// addHours adds a batch's rows to the per-hour counts (event_hours), in
+// the batch's transaction: one upsert per hour, kind and rule present,
+// in sortedHours order. Counts are of every node's events together.
+func (d *db) addHours(ctx context.Context, tx execer, rows []row) error {
+	counts := map[hourKey]int64{}
 	for i := range rows {
-		k := key{rows[i].TimeUS / usPerHour, rows[i].Kind, rows[i].Rule}
-		if counts[k] == 0 {
-			order = append(order, k)
-		}
-		counts[k]++
+		counts[hourKey{rows[i].TimeUS / usPerHour, rows[i].Kind, rows[i].Rule}]++
 	}
 	q := d.rebind(`INSERT INTO event_hours (hour, kind, rule, n) VALUES (?, ?, ?, ?)
 		ON CONFLICT (hour, kind, rule) DO UPDATE SET n = event_hours.n + excluded.n`)
-	for _, k := range order {
+	for _, k := range sortedHours(counts) {
 		if _, err := tx.ExecContext(ctx, q, k.hour, k.kind, k.rule, counts[k]); err != nil {
 			return fmt.Errorf("counting events per hour: %w", err)
 		}

@@ -94,25 +94,16 @@ func checkRollup(t *testing.T, s *sqlStore) {
 // already stored.
 func TestHourlyRollupBackfill(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
-		s := b.open(t, Options{})
 		src := ap("203.0.113.7:5060")
+		var evs []event.Event
 		for i := range 50 {
 			at := t0.Add(time.Duration(i) * 7 * time.Minute)
-			s.Record(&event.Verdict{Meta: event.Meta{Time: at, Source: src}, Rule: []string{"flood", "fingerprint"}[i%2], Action: "drop"})
+			evs = append(evs, &event.Verdict{Meta: event.Meta{Time: at, Source: src}, Rule: []string{"flood", "fingerprint"}[i%2], Action: "drop"})
 		}
-		if err := s.Flush(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		// Back to the schema before the rollup, as an older tollguard left it.
-		for _, q := range []string{`DROP TABLE event_hours`, `DELETE FROM schema_version WHERE version >= 2`} {
-			if _, err := s.db.sql.ExecContext(context.Background(), q); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-		s = b.open(t, Options{})
+		// The schema before the rollup, as an older tollguard left it.
+		legacyDatabase(t, b, 1, evs)
+		clk := &clock{t: t0.Add(time.Hour)}
+		s := b.open(t, Options{Now: clk.Now})
 		checkRollup(t, s)
 		got, err := s.Hourly(context.Background(), t0.Truncate(time.Hour), t0.Truncate(time.Hour).Add(24*time.Hour), []string{"verdict"})
 		var n int64

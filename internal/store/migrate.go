@@ -14,10 +14,38 @@ import (
 //go:embed migrations
 var migrations embed.FS
 
+// conner is what migrate runs on: a *sql.DB or one *sql.Conn.
+type conner interface {
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
 // migrate applies the embedded migrations/<dialect>/NNNN_name.sql files
 // newer than the version recorded in schema_version, one transaction each,
-// in order. It returns the resulting version.
-func migrate(ctx context.Context, db *sql.DB, dialect string, rebind func(string) string) (int, error) {
+// in order. It returns the resulting version. On PostgreSQL it holds an
+// advisory lock while it runs, so nodes starting together on one database
+// migrate it once, one after the other; each migration also re-reads the
+// version inside its transaction and is skipped when another process
+// applied it first.
+func migrate(ctx context.Context, sdb *sql.DB, dialect string, rebind func(string) string) (int, error) {
+	if dialect != "postgres" {
+		return migrateOn(ctx, sdb, dialect, rebind, 0)
+	}
+	conn, err := sdb.Conn(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("migrating: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
+		return 0, fmt.Errorf("migrating: taking the migration lock: %w", err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLockKey)
+	return migrateOn(ctx, conn, dialect, rebind, 0)
+}
+
+// migrateOn applies the migrations on db up to version upTo (0: all).
+func migrateOn(ctx context.Context, db conner, dialect string, rebind func(string) string, upTo int) (int, error) {
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
 		return 0, fmt.Errorf("creating schema_version: %w", err)
 	}
@@ -37,7 +65,7 @@ func migrate(ctx context.Context, db *sql.DB, dialect string, rebind func(string
 		if err != nil {
 			return cur, fmt.Errorf("migration %s: name must start with a number: %w", name, err)
 		}
-		if v <= cur {
+		if v <= cur || (upTo > 0 && v > upTo) {
 			continue
 		}
 		body, err := migrations.ReadFile(f)
@@ -52,12 +80,17 @@ func migrate(ctx context.Context, db *sql.DB, dialect string, rebind func(string
 	return cur, nil
 }
 
-func applyMigration(ctx context.Context, db *sql.DB, body string, v int, rebind func(string) string) error {
+func applyMigration(ctx context.Context, db conner, body string, v int, rebind func(string) string) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	if cur, err := schemaVersion(ctx, tx); err != nil {
+		return err
+	} else if cur >= v {
+		return nil // another process applied it
+	}
 	// Statements are split on ";": migrations must not put one inside a
 	// string literal. Comment lines are removed first.
 	for _, stmt := range strings.Split(stripComments(body), ";") {

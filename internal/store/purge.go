@@ -1,38 +1,59 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tollguard/tollguard/internal/event"
 )
 
-// Purge implements Store.
+// Purge implements Store. It purges this node's chain and, for a guard
+// that ran alone before it had a node name, its old chain "" too (the one
+// whose stored key is this guard's: no other writer can append to it).
 func (s *sqlStore) Purge(ctx context.Context, before time.Time) (int64, error) {
 	if s.opts.ReadOnly {
 		return 0, ErrReadOnly
 	}
-	seqs, err := s.db.anchorsBefore(ctx, before)
+	chains, err := s.purgeChains(ctx)
 	if err != nil {
 		return 0, err
 	}
 	var total int64
-	for _, anchor := range seqs {
-		n, err := s.db.purgeThrough(ctx, anchor)
-		total += n
-		s.m.purged.Add(float64(n))
+	var detail []string
+	for _, node := range chains {
+		seqs, err := s.db.anchorsBefore(ctx, node, before)
 		if err != nil {
 			return total, err
+		}
+		var n int64
+		for _, anchor := range seqs {
+			k, err := s.db.purgeThrough(ctx, node, anchor)
+			n += k
+			s.m.purged.Add(float64(k))
+			if err != nil {
+				return total + n, err
+			}
+		}
+		total += n
+		if n > 0 {
+			of := ""
+			if node != s.opts.Node {
+				of = fmt.Sprintf(" of node %q (this guard's before it had a name)", node)
+			}
+			detail = append(detail, fmt.Sprintf("%d records%s through seq %d", n, of, seqs[len(seqs)-1]))
 		}
 	}
 	if total > 0 {
 		ev := &event.Admin{
 			Meta:  event.Meta{Time: s.now()},
 			Actor: "retention", Action: "purge",
-			Detail: fmt.Sprintf("deleted %d records through seq %d (older than %s)", total, seqs[len(seqs)-1], before.UTC().Format(time.RFC3339)),
+			Detail: fmt.Sprintf("deleted %s (older than %s)", strings.Join(detail, ", "), before.UTC().Format(time.RFC3339)),
 		}
 		if err := s.writeThrough(ctx, syncReq{evs: []event.Event{ev}}); err != nil {
 			return total, fmt.Errorf("recording the purge: %w", err)
@@ -41,17 +62,36 @@ func (s *sqlStore) Purge(ctx context.Context, before time.Time) (int64, error) {
 	return total, nil
 }
 
-// anchorsBefore lists, in order, the checkpoints written before t that
+// purgeChains are the chains this writer purges: its own, and chain ""
+// when this named node holds its key.
+func (s *sqlStore) purgeChains(ctx context.Context) ([]string, error) {
+	chains := []string{s.opts.Node}
+	if s.opts.Node == "" {
+		return chains, nil
+	}
+	var k []byte
+	err := s.db.sql.QueryRowContext(ctx, `SELECT pub FROM node_keys WHERE node = ''`).Scan(&k)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return nil, fmt.Errorf("purge: reading the key of node \"\": %w", err)
+	case bytes.Equal(k, s.key.Public().(ed25519.PublicKey)):
+		chains = append(chains, "")
+	}
+	return chains, nil
+}
+
+// anchorsBefore lists, in order, node's checkpoints written before t that
 // still have records at or below them.
-func (d *db) anchorsBefore(ctx context.Context, t time.Time) ([]int64, error) {
+func (d *db) anchorsBefore(ctx context.Context, node string, t time.Time) ([]int64, error) {
 	var first sql.NullInt64
-	if err := d.sql.QueryRowContext(ctx, `SELECT MIN(seq) FROM events`).Scan(&first); err != nil {
+	if err := d.sql.QueryRowContext(ctx, d.rebind(`SELECT MIN(seq) FROM events WHERE node = ?`), node).Scan(&first); err != nil {
 		return nil, fmt.Errorf("purge: reading the first record: %w", err)
 	}
 	if !first.Valid {
 		return nil, nil
 	}
-	rows, err := d.sql.QueryContext(ctx, d.rebind(`SELECT seq FROM checkpoints WHERE time_us < ? AND seq >= ? ORDER BY seq`), t.UnixMicro(), first.Int64)
+	rows, err := d.sql.QueryContext(ctx, d.rebind(`SELECT seq FROM checkpoints WHERE node = ? AND time_us < ? AND seq >= ? ORDER BY seq`), node, t.UnixMicro(), first.Int64)
 	if err != nil {
 		return nil, fmt.Errorf("purge: reading checkpoints: %w", err)
 	}
@@ -70,25 +110,47 @@ func (d *db) anchorsBefore(ctx context.Context, t time.Time) ([]int64, error) {
 	return out, nil
 }
 
-// purgeThrough deletes the records up to and including the checkpoint at
-// seq, and the older checkpoints, in one transaction: whatever happens, the
-// first remaining record follows a checkpoint.
-func (d *db) purgeThrough(ctx context.Context, seq int64) (int64, error) {
+// purgeThrough deletes node's records up to and including its checkpoint
+// at seq, and its older checkpoints, in one transaction: whatever happens,
+// the first remaining record follows a checkpoint. Only the node's own
+// writer purges its chain (it holds the chain), so two purges never
+// subtract the same rows from the per-hour counts.
+func (d *db) purgeThrough(ctx context.Context, node string, seq int64) (int64, error) {
 	tx, err := d.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("purge: %w", err)
 	}
 	defer tx.Rollback()
-	// The per-hour counts lose what is purged (the purged rows grouped).
-	if _, err := tx.ExecContext(ctx, d.rebind(`UPDATE event_hours SET n = event_hours.n - p.c
-		FROM (SELECT time_us / 3600000000 AS h, kind, rule, COUNT(*) AS c FROM events WHERE seq <= ? GROUP BY 1, 2, 3) AS p
-		WHERE event_hours.hour = p.h AND event_hours.kind = p.kind AND event_hours.rule = p.rule`), seq); err != nil {
+	// The per-hour counts lose what is purged (the purged rows grouped),
+	// one row at a time in the writers' order (hourKeys) so a purge and
+	// the other nodes' batches never wait on each other in a cycle.
+	rows, err := tx.QueryContext(ctx, d.rebind(`SELECT time_us / 3600000000, kind, rule, COUNT(*) FROM events WHERE node = ? AND seq <= ? GROUP BY 1, 2, 3`), node, seq)
+	if err != nil {
 		return 0, fmt.Errorf("purge through %d: per-hour counts: %w", seq, err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM event_hours WHERE n <= 0`); err != nil {
+	counts := map[hourKey]int64{}
+	for rows.Next() {
+		var k hourKey
+		var n int64
+		if err := rows.Scan(&k.hour, &k.kind, &k.rule, &n); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("purge through %d: per-hour counts: %w", seq, err)
+		}
+		counts[k] = n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("purge through %d: per-hour counts: %w", seq, err)
 	}
-	res, err := tx.ExecContext(ctx, d.rebind(`DELETE FROM events WHERE seq <= ?`), seq)
+	for _, k := range sortedHours(counts) {
+		if _, err := tx.ExecContext(ctx, d.rebind(`UPDATE event_hours SET n = n - ? WHERE hour = ? AND kind = ? AND rule = ?`), counts[k], k.hour, k.kind, k.rule); err != nil {
+			return 0, fmt.Errorf("purge through %d: per-hour counts: %w", seq, err)
+		}
+		if _, err := tx.ExecContext(ctx, d.rebind(`DELETE FROM event_hours WHERE hour = ? AND kind = ? AND rule = ? AND n <= 0`), k.hour, k.kind, k.rule); err != nil {
+			return 0, fmt.Errorf("purge through %d: per-hour counts: %w", seq, err)
+		}
+	}
+	res, err := tx.ExecContext(ctx, d.rebind(`DELETE FROM events WHERE node = ? AND seq <= ?`), node, seq)
 	if err != nil {
 		return 0, fmt.Errorf("purge through %d: %w", seq, err)
 	}
@@ -96,7 +158,7 @@ func (d *db) purgeThrough(ctx context.Context, seq int64) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("purge through %d: %w", seq, err)
 	}
-	if _, err := tx.ExecContext(ctx, d.rebind(`DELETE FROM checkpoints WHERE seq < ?`), seq); err != nil {
+	if _, err := tx.ExecContext(ctx, d.rebind(`DELETE FROM checkpoints WHERE node = ? AND seq < ?`), node, seq); err != nil {
 		return 0, fmt.Errorf("purge through %d: %w", seq, err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-const rowColumns = `seq, time_us, kind, ip, port, account, call_id, code, rule, data, hash`
+const rowColumns = `node, seq, time_us, kind, ip, port, account, call_id, code, rule, data, hash`
 
 // query implements Store.Query. The terms ip <> ” and the like let both
 // engines use the partial indexes with a bound parameter.
@@ -18,6 +18,12 @@ func (d *db) query(ctx context.Context, f Filter) ([]Record, error) {
 	add := func(term string, v any) {
 		where = append(where, term)
 		args = append(args, v)
+	}
+	if f.Node != "" {
+		if d.legacy {
+			return nil, nil // every record is node ""
+		}
+		add(`node = ? AND node <> ''`, f.Node)
 	}
 	if f.IP.IsValid() {
 		add(`ip = ? AND ip <> ''`, f.IP.Unmap().WithZone("").String())
@@ -47,11 +53,11 @@ func (d *db) query(ctx context.Context, f Filter) ([]Record, error) {
 		limit = defaultLimit
 	}
 	limit = min(limit, maxLimit)
-	q := `SELECT ` + rowColumns + ` FROM events`
+	q := `SELECT ` + d.cols() + ` FROM events`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, ` AND `)
 	}
-	q += ` ORDER BY time_us DESC, seq DESC LIMIT ?`
+	q += ` ORDER BY time_us DESC, seq DESC, node DESC LIMIT ?`
 	args = append(args, limit)
 	rows, err := d.sql.QueryContext(ctx, d.rebind(q), args...)
 	if err != nil {
@@ -66,7 +72,7 @@ func (d *db) query(ctx context.Context, f Filter) ([]Record, error) {
 		}
 		rec, err := r.record()
 		if err != nil {
-			return nil, fmt.Errorf("record %d: %w", r.Seq, err)
+			return nil, fmt.Errorf("record %s%d: %w", nodePrefix(r.Node), r.Seq, err)
 		}
 		out = append(out, rec)
 	}
@@ -81,7 +87,7 @@ func scanRow(rows *sql.Rows) (row, error) {
 	var r row
 	var data string
 	var port, code int64
-	if err := rows.Scan(&r.Seq, &r.TimeUS, &r.Kind, &r.IP, &port, &r.Account, &r.CallID, &code, &r.Rule, &data, &r.Hash); err != nil {
+	if err := rows.Scan(&r.Node, &r.Seq, &r.TimeUS, &r.Kind, &r.IP, &port, &r.Account, &r.CallID, &code, &r.Rule, &data, &r.Hash); err != nil {
 		return row{}, fmt.Errorf("reading events: %w", err)
 	}
 	r.Port, r.Code, r.Data = int(port), int(code), []byte(data)
@@ -95,7 +101,7 @@ func (r *row) record() (Record, error) {
 		return Record{}, err
 	}
 	rec := Record{
-		Seq: r.Seq, Time: microTime(r.TimeUS), Kind: ev.Kind(),
+		Node: r.Node, Seq: r.Seq, Time: microTime(r.TimeUS), Kind: ev.Kind(),
 		Account: r.Account, CallID: r.CallID, Code: r.Code, Rule: r.Rule,
 		Event: ev, Hash: r.Hash,
 	}
@@ -107,12 +113,22 @@ func (r *row) record() (Record, error) {
 	return rec, nil
 }
 
-// scanChain calls fn for every record with seq > after, in seq order, a
-// page at a time so no read transaction stays open long.
-func (d *db) scanChain(ctx context.Context, after int64, fn func(r *row) error) error {
+// nodePrefix is "NODE:" to name a record of a named node's chain, "" for
+// the chain of a guard alone.
+func nodePrefix(node string) string {
+	if node == "" {
+		return ""
+	}
+	return node + ":"
+}
+
+// scanChain calls fn for every record of node's chain with seq > after,
+// in seq order, a page at a time so no read transaction stays open long.
+func (d *db) scanChain(ctx context.Context, node string, after int64, fn func(r *row) error) error {
 	const page = 5000
 	for {
-		rows, err := d.sql.QueryContext(ctx, d.rebind(`SELECT `+rowColumns+` FROM events WHERE seq > ? ORDER BY seq LIMIT ?`), after, page)
+		term, args := d.nodeTerm(node)
+		rows, err := d.sql.QueryContext(ctx, d.rebind(`SELECT `+d.cols()+` FROM events WHERE `+term+`seq > ? ORDER BY seq LIMIT ?`), append(args, after, page)...)
 		if err != nil {
 			return fmt.Errorf("reading the chain after %d: %w", after, err)
 		}

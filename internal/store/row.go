@@ -16,6 +16,7 @@ import (
 // row is one stored event: the columns queries need, the whole event as
 // canonical JSON, and the chain hash.
 type row struct {
+	Node    string
 	Seq     int64
 	TimeUS  int64
 	Kind    string
@@ -134,8 +135,21 @@ func targetIP(src, value string) string {
 
 // canonical returns the bytes a row's hash covers: every column but the hash,
 // in a fixed order, each length-prefixed so no two rows encode alike.
+//
+// Version 1 is the chain of node "" (a guard alone, and every record
+// written before nodes existed): its bytes are unchanged, so old records
+// verify as before, and the empty node is implied by the version tag.
+// Version 2, for a named node, adds the node's name after the tag: a
+// record cannot be moved to another node's chain, and no v1 record
+// encodes like a v2 one.
 func (r *row) canonical(buf []byte) []byte {
-	buf = append(buf, "tollguard-row-v1"...)
+	if r.Node == "" {
+		buf = append(buf, "tollguard-row-v1"...)
+	} else {
+		buf = append(buf, "tollguard-row-v2"...)
+		buf = binary.AppendUvarint(buf, uint64(len(r.Node)))
+		buf = append(buf, r.Node...)
+	}
 	buf = binary.BigEndian.AppendUint64(buf, uint64(r.Seq))
 	buf = binary.BigEndian.AppendUint64(buf, uint64(r.TimeUS))
 	for _, s := range [...]string{r.Kind, r.IP, r.Account, r.CallID, r.Rule} {

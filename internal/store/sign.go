@@ -19,15 +19,22 @@ const pemType = "TOLLGUARD STORE ED25519 SEED"
 
 // checkpoint is a signed statement that the chain's record Seq has Hash.
 type checkpoint struct {
+	Node   string
 	Seq    int64
 	Hash   []byte
 	TimeUS int64
 	Sig    []byte
 }
 
-// message is what a checkpoint's signature covers.
+// message is what a checkpoint's signature covers: version 1 for node ""
+// (as before nodes existed), version 2 with the node's name.
 func (c *checkpoint) message() []byte {
 	b := []byte("tollguard-checkpoint-v1")
+	if c.Node != "" {
+		b = []byte("tollguard-checkpoint-v2")
+		b = binary.AppendUvarint(b, uint64(len(c.Node)))
+		b = append(b, c.Node...)
+	}
 	b = binary.BigEndian.AppendUint64(b, uint64(c.Seq))
 	b = binary.BigEndian.AppendUint64(b, uint64(c.TimeUS))
 	return append(b, c.Hash...)

@@ -91,14 +91,17 @@ func sqliteCommitter(ctx context.Context, d *db) (func(context.Context, *batch) 
 			return err
 		}
 		defer tx.Rollback()
+		if err := d.advanceHead(ctx, sqlTx{tx}, b); err != nil {
+			return err
+		}
 		if len(b.rows) > 0 {
-			st, err := tx.PrepareContext(ctx, `INSERT INTO events (`+rowColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			st, err := tx.PrepareContext(ctx, `INSERT INTO events (`+rowColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 			if err != nil {
 				return err
 			}
 			for i := range b.rows {
 				r := &b.rows[i]
-				if _, err := st.ExecContext(ctx, r.Seq, r.TimeUS, r.Kind, r.IP, r.Port, r.Account, r.CallID, r.Code, r.Rule, string(r.Data), r.Hash); err != nil {
+				if _, err := st.ExecContext(ctx, r.Node, r.Seq, r.TimeUS, r.Kind, r.IP, r.Port, r.Account, r.CallID, r.Code, r.Rule, string(r.Data), r.Hash); err != nil {
 					st.Close()
 					return err
 				}

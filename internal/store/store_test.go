@@ -338,7 +338,7 @@ func TestCloseDrainsQueue(t *testing.T) {
 		if err != nil || len(recs) != n {
 			t.Fatalf("after Close: %d records, %v; want %d", len(recs), err, n)
 		}
-		rep, err := s.Verify(context.Background())
+		rep, err := soleChain(context.Background(), s)
 		if err != nil || !rep.OK || rep.Records != n {
 			t.Fatalf("Verify = %+v, %v", rep, err)
 		}

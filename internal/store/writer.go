@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -16,13 +17,15 @@ import (
 
 // sqlStore implements Store on either driver.
 type sqlStore struct {
-	db   *db
-	log  *slog.Logger
-	now  func() time.Time
-	key  ed25519.PrivateKey
-	m    *metrics
-	cfg  config.Store
-	opts Options
+	db  *db
+	log *slog.Logger
+	now func() time.Time
+	key ed25519.PrivateKey // nil when read-only without a key file
+	m   *metrics
+	// pinned are the public keys of store.node_keys, by node.
+	pinned map[string]ed25519.PublicKey
+	cfg    config.Store
+	opts   Options
 	// backupDir is where Backup writes (BackupDir); dbPath the SQLite
 	// database file, empty for PostgreSQL.
 	backupDir, dbPath string
@@ -48,8 +51,17 @@ type sqlStore struct {
 	prev   []byte
 	cpSeq  int64
 	lastCP time.Time
-	rows   []row
-	buf    []byte
+	// lost is the head a failed batch would have left: when a commit's
+	// reply is lost with the session, the batch may have been written.
+	lost *chainHead
+	rows []row
+	buf  []byte
+}
+
+// chainHead is a chain's last seq and hash.
+type chainHead struct {
+	seq  int64
+	hash []byte
 }
 
 // syncReq is a write-through request: evs and ops committed together.
@@ -268,15 +280,15 @@ func (s *sqlStore) flush(evs []event.Event, ops []banOp, final bool) error {
 			r.TimeUS = s.now().UnixMicro()
 		}
 		seq++
-		r.Seq = seq
+		r.Node, r.Seq = s.opts.Node, seq
 		r.Hash, s.buf = r.chainHash(prev, s.buf)
 		prev = r.Hash
 		s.rows = append(s.rows, r)
 	}
-	b := &batch{rows: s.rows, bans: ops}
+	b := &batch{rows: s.rows, bans: ops, node: s.opts.Node, fromSeq: s.seq, fromHash: s.prev, toSeq: seq, toHash: prev}
 	now := s.now()
 	if seq != s.cpSeq && (final || now.Sub(s.lastCP) >= s.cfg.Checkpoint.D()) {
-		b.cp = &checkpoint{Seq: seq, Hash: prev, TimeUS: now.UnixMicro()}
+		b.cp = &checkpoint{Node: s.opts.Node, Seq: seq, Hash: prev, TimeUS: now.UnixMicro()}
 		b.cp.sign(s.key)
 	}
 	if len(b.rows) == 0 && len(b.bans) == 0 && b.cp == nil {
@@ -285,6 +297,22 @@ func (s *sqlStore) flush(evs []event.Event, ops []banOp, final bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := s.db.commit(ctx, b)
+	if errors.Is(err, ErrChainMoved) && s.lost != nil {
+		lost := *s.lost
+		s.lost = nil
+		if seq, h, herr := s.db.head(ctx, s.opts.Node); herr == nil && seq == lost.seq && bytes.Equal(h, lost.hash) {
+			// The batch reported failed had been committed: its reply was
+			// lost with the session. The chain is whole; go on from it.
+			s.log.Warn("a batch reported as failed had been committed; continuing the chain from it", "seq", seq)
+			s.seq, s.prev = seq, h
+			return s.flush(evs, ops, final)
+		}
+	}
+	if err != nil && len(b.rows) > 0 {
+		s.lost = &chainHead{b.toSeq, b.toHash}
+	} else if err == nil {
+		s.lost = nil
+	}
 	if s.opts.OnCommit != nil {
 		s.opts.OnCommit(err)
 	}

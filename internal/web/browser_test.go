@@ -15,6 +15,7 @@ import (
 
 	"github.com/tollguard/tollguard/internal/config"
 	"github.com/tollguard/tollguard/internal/event"
+	"github.com/tollguard/tollguard/internal/store"
 	"github.com/tollguard/tollguard/internal/teardown"
 	"github.com/tollguard/tollguard/internal/testpeer"
 	"github.com/tollguard/tollguard/internal/users"
@@ -200,8 +201,22 @@ func TestBrowserConsole(t *testing.T) {
 	if got := testpeer.Eval[string](t, ctx, `document.getElementById("logout").textContent`); got != "退出登录" {
 		t.Errorf("logout button in zh-CN: %q", got)
 	}
+	// Another guard sharing the store: its event shows with its node.
+	peerCfg := config.Default().Store
+	peerCfg.DSN = filepath.Join(h.dir, "tollguard.db")
+	peer, err := store.Open(context.Background(), peerCfg, t.TempDir(), store.Options{Node: "peer-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer.Record(&event.AuthFailure{Meta: event.Meta{Time: time.Now(), Source: netip.MustParseAddrPort("198.51.100.77:5060")}, Account: "1001", Code: 403})
+	if err := peer.Close(); err != nil {
+		t.Fatal(err)
+	}
 	// The attacker's markup never ran.
 	testpeer.Step(t, ctx, "events page", 10*time.Second, chromedp.Navigate(h.srv.URL+"/ui/#events"), chromedp.WaitVisible(chromedp.CSS("#page table")))
+	if got := testpeer.Eval[string](t, ctx, `document.querySelector("#page table th").textContent + "|" + [...document.querySelectorAll("#page table td")].map(td => td.textContent).join("|")`); !strings.HasPrefix(got, "节点|") || !strings.Contains(got, "|peer-b|") || !strings.Contains(got, "198.51.100.77") {
+		t.Errorf("events of several nodes: want a node column naming peer-b, got %.300q", got)
+	}
 	if !testpeer.Eval[bool](t, ctx, fmt.Sprintf(`document.getElementById("page").textContent.includes(%q)`, xss)) {
 		t.Error("the attacker's user agent is not shown as text")
 	}

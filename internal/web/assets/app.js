@@ -339,9 +339,12 @@
       { h: "col.time", f: (f) => fmtTime(f.time) }, { h: "col.source", f: (f) => f.address }, { h: "col.account", f: (f) => f.account },
       { h: "col.code", f: (f) => f.code || "" }], (s.failures || []).slice(0, 50)));
   }
-  function eventCols() {
+  // eventCols are the events table's columns; the node column shows when a
+  // record names its guard (several guards on one store).
+  function eventCols(recs) {
+    const node = (recs || []).some((r) => r.node) ? [{ h: "col.node", f: (r) => r.node }] : [];
     return [
-      { h: "col.time", f: (r) => fmtTime(r.time) }, { h: "col.kind", f: (r) => r.kind }, { h: "col.source", f: (r) => r.source },
+      ...node, { h: "col.time", f: (r) => fmtTime(r.time) }, { h: "col.kind", f: (r) => r.kind }, { h: "col.source", f: (r) => r.source },
       { h: "col.account", f: (r) => r.account }, { h: "col.from", f: (r) => r.from }, { h: "col.to", f: (r) => r.to },
       { h: "col.code", f: (r) => r.code || "" }, { h: "col.rule", f: (r) => r.rule }, { h: "col.userAgent", f: (r) => r.user_agent },
       { h: "col.detail", f: (r) => r.summary },
@@ -351,7 +354,7 @@
     const f = state.evFilter || { limit: "100", since: "24h" };
     const inputs = {};
     const mk = (k, id, label, attrs) => { inputs[k] = el("input", Object.assign({ id, value: f[k] || "", autocomplete: "off" }, attrs || {})); return field(id, label, inputs[k]); };
-    const form = el("form", { class: "form card", id: "ev-form" }, mk("ip", "ev-ip", "ev.ip"), mk("account", "ev-account", "ev.account"),
+    const form = el("form", { class: "form card", id: "ev-form" }, mk("node", "ev-node", "ev.node"), mk("ip", "ev-ip", "ev.ip"), mk("account", "ev-account", "ev.account"),
       mk("call_id", "ev-callid", "ev.callId"), mk("kind", "ev-kind", "ev.kind"), mk("since", "ev-since", "ev.since"), mk("until", "ev-until", "ev.until"),
       mk("limit", "ev-limit", "ev.limit", { inputmode: "numeric" }), el("button", { type: "submit", id: "ev-search", text: t("ev.search") }));
     const csv = el("a", { id: "ev-csv", href: "#", download: "tollguard-events.csv", text: t("ev.csv") });
@@ -369,7 +372,7 @@
       box.replaceChildren(el("p", { class: "muted", text: t("loading") }));
       try {
         const d = await call("GET", "api/v1/events?" + q.toString());
-        box.replaceChildren(table(eventCols(), d.records || []));
+        box.replaceChildren(table(eventCols(d.records), d.records || []));
         if ((d.records || []).length >= Number(q.get("limit") || 1000)) { box.append(el("p", { class: "muted", text: t("ev.truncated") })); }
       } catch (e) { box.replaceChildren(); showError(e); }
     };
