@@ -16,12 +16,8 @@ func runBans(ctx context.Context, e *Env, args []string) error {
 	fs := flag.NewFlagSet("bans", flag.ContinueOnError)
 	cf := addClientFlags(fs)
 	asJSON := fs.Bool("json", false, "print the daemon's answer as JSON")
-	pos, err := e.Parse(fs, args)
-	if err != nil {
+	if err := e.ParseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", capString(pos[0], 40))
 	}
 	c, err := cf.client(e)
 	if err != nil {

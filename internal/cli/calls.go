@@ -15,12 +15,8 @@ func runCalls(ctx context.Context, e *Env, args []string) error {
 	cf := addClientFlags(fs)
 	unmask := fs.Bool("unmask", false, "show phone numbers in full (recorded as an admin action)")
 	asJSON := fs.Bool("json", false, "print the daemon's answer as JSON")
-	pos, err := e.Parse(fs, args)
-	if err != nil {
+	if err := e.ParseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", capString(pos[0], 40))
 	}
 	c, err := cf.client(e)
 	if err != nil {

@@ -171,6 +171,19 @@ func printUsage(w io.Writer, c *Command, fs *flag.FlagSet) {
 	}
 }
 
+// ParseNoArgs is Parse for a command that takes flags only: a positional
+// argument is a usage error.
+func (e *Env) ParseNoArgs(fs *flag.FlagSet, args []string) error {
+	pos, err := e.Parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", capString(pos[0], 40))
+	}
+	return nil
+}
+
 // Parse parses args with fs, allowing flags before, between and after
 // positional arguments ("unban 1.2.3.4 --json"); "--" ends flag parsing.
 // It returns the positional arguments. -h prints the command's usage to

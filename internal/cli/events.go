@@ -31,12 +31,8 @@ func runEvents(ctx context.Context, e *Env, args []string) error {
 	unmask := fs.Bool("unmask", false, "show phone numbers in full (recorded as an admin action)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	asCSV := fs.Bool("csv", false, "print CSV")
-	pos, err := e.Parse(fs, args)
-	if err != nil {
+	if err := e.ParseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", capString(pos[0], 40))
 	}
 	if *asJSON && *asCSV {
 		return usagef("--json and --csv exclude each other")

@@ -18,12 +18,8 @@ func runInvestigate(ctx context.Context, e *Env, args []string) error {
 	node := fs.String("node", "", "only events recorded by this guard `NODE` (cluster.node); default every node's")
 	unmask := fs.Bool("unmask", false, "show phone numbers in full (recorded as an admin action)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := e.Parse(fs, args)
-	if err != nil {
+	if err := e.ParseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", capString(pos[0], 40))
 	}
 	q := url.Values{"since": {*since}}
 	if *node != "" {

@@ -44,12 +44,8 @@ func buildVersion() VersionInfo {
 func runVersion(_ context.Context, e *Env, args []string) error {
 	fs := flag.NewFlagSet("version", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print as JSON")
-	pos, err := e.Parse(fs, args)
-	if err != nil {
+	if err := e.ParseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", capString(pos[0], 40))
 	}
 	v := buildVersion()
 	if *asJSON {
