@@ -27,9 +27,9 @@ func (c *Console) keyRoutes() {
 	c.mux.HandleFunc("POST /ui/login/key/begin", c.keyLoginBegin)
 	c.mux.HandleFunc("POST /ui/login/key", c.keyLogin)
 	c.mux.HandleFunc("GET /ui/keys", c.withSession(c.listKeys))
-	c.mux.HandleFunc("POST /ui/keys/begin", c.withSession(c.addKeyBegin))
+	c.mux.HandleFunc("POST /ui/keys/begin", c.withSession(beginCeremony(c, c.auth.BeginAddKey)))
 	c.mux.HandleFunc("POST /ui/keys", c.withSession(c.addKey))
-	c.mux.HandleFunc("POST /ui/keys/confirm", c.withSession(c.confirmBegin))
+	c.mux.HandleFunc("POST /ui/keys/confirm", c.withSession(beginCeremony(c, c.auth.BeginReauth)))
 	c.mux.HandleFunc("DELETE /ui/keys/{id}", c.withSession(c.removeKey))
 }
 
@@ -256,17 +256,22 @@ func (c *Console) listKeys(w http.ResponseWriter, r *http.Request, s users.Sessi
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (c *Console) addKeyBegin(w http.ResponseWriter, r *http.Request, s users.Session) {
-	rp, err := c.relyingParty(r)
-	if err != nil {
-		writeError(w, http.StatusConflict, err.Error())
-		return
+// beginCeremony answers a signed-in user's request to start a security-key
+// ceremony: start (registration or a fresh assertion) with the relying
+// party this request is served as, bound to the session.
+func beginCeremony[T any](c *Console, start func(users.Session, string, users.RP) (string, T, error)) func(http.ResponseWriter, *http.Request, users.Session) {
+	return func(w http.ResponseWriter, r *http.Request, s users.Session) {
+		rp, err := c.relyingParty(r)
+		if err != nil {
+			writeError(w, http.StatusConflict, err.Error())
+			return
+		}
+		id, opts, err := start(s, sessionBind(r), rp)
+		if c.ceremonyFailed(w, err) {
+			return
+		}
+		writeJSON(w, http.StatusOK, CeremonyReply{Ceremony: id, Options: opts})
 	}
-	id, opts, err := c.auth.BeginAddKey(s, sessionBind(r), rp)
-	if c.ceremonyFailed(w, err) {
-		return
-	}
-	writeJSON(w, http.StatusOK, CeremonyReply{Ceremony: id, Options: opts})
 }
 
 // AddKeyBody is POST /ui/keys: the new key's name and its answer to the
@@ -308,19 +313,6 @@ func (c *Console) addKey(w http.ResponseWriter, r *http.Request, s users.Session
 func keyDetail(k users.Key) string {
 	id := base64.RawURLEncoding.EncodeToString(k.ID)
 	return fmt.Sprintf("security key %q (id %s)", capString(k.Name, 64), capString(id, 16))
-}
-
-func (c *Console) confirmBegin(w http.ResponseWriter, r *http.Request, s users.Session) {
-	rp, err := c.relyingParty(r)
-	if err != nil {
-		writeError(w, http.StatusConflict, err.Error())
-		return
-	}
-	id, opts, err := c.auth.BeginReauth(s, sessionBind(r), rp)
-	if c.ceremonyFailed(w, err) {
-		return
-	}
-	writeJSON(w, http.StatusOK, CeremonyReply{Ceremony: id, Options: opts})
 }
 
 // RemoveKeyBody is DELETE /ui/keys/{id}: a fresh second factor, either a
