@@ -229,7 +229,7 @@ func TestClusterFailuresAddUp(t *testing.T) {
 			ns := []*node{startNode(t, "a", r.URL(), p.Target(), edit), startNode(t, "b", r.URL(), p.Target(), edit),
 				startNode(t, "c", r.URL(), p.Target(), edit)}
 			waitConnected(t, ns...)
-			waitSubscribed(t, r, share)
+			waitSubscribed(t, r, ns, share)
 			guesser := netip.MustParseAddr("127.0.0.78")
 			for i, n := range ns {
 				res, err := sim.Cracker{Attack: sim.Attack{Target: n.sip, Source: guesser, Timeout: 300 * time.Millisecond},
@@ -256,20 +256,35 @@ func TestClusterFailuresAddUp(t *testing.T) {
 	}
 }
 
-// waitSubscribed waits until all three nodes listen on the failure channel
-// (garbage published meanwhile is counted and dropped by each).
-func waitSubscribed(t testing.TB, r *testpeer.Redis, share bool) {
+// waitSubscribed waits until all three nodes read the failure and call
+// streams, then adds garbage to both (hostile entries: bad JSON, a bad
+// node name, a message from the future) that every node must skip.
+func waitSubscribed(t testing.TB, r *testpeer.Redis, ns []*node, share bool) {
 	t.Helper()
 	if !share {
 		return
 	}
 	for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
-		out, err := r.Do("PUBLISH", "{tollguard}:failures", "not json")
-		if err == nil && out == ":3" {
-			return
+		up := true
+		for _, n := range ns {
+			up = up && n.g.shr.fails.stream.Connected() && n.g.shr.calls.stream.Connected()
+		}
+		if up {
+			break
 		}
 		if time.Since(start) > 5*time.Second {
-			t.Fatalf("failure channel subscribers: %q %v", out, err)
+			t.Fatal("nodes not reading the cluster streams")
+		}
+	}
+	future := fmt.Sprintf(`{"v":1,"failure":{"time":%q,"source":"127.0.0.78:5060","code":403,"account":"1001"}}`,
+		time.Now().Add(time.Hour).Format(time.RFC3339Nano))
+	for _, e := range [][]string{{"n", "evil", "m", "not json"}, {"n", "bad name!", "m", "{}"}, {"n", "evil", "m", future},
+		{"n", "evil", "m", strings.Repeat("x", 5000)}} {
+		if _, err := r.Do(append([]string{"XADD", "{tollguard}:failures", "*"}, e...)...); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Do(append([]string{"XADD", "{tollguard}:calls", "*"}, e...)...); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
