@@ -72,6 +72,7 @@ type Stream struct {
 
 	mu        sync.Mutex
 	queue     [][]byte
+	inflight  int // messages of the batch being added
 	kick      chan struct{}
 	connected bool
 
@@ -155,11 +156,12 @@ func (s *Stream) Connected() bool {
 	return s.connected
 }
 
-// Queued returns the messages waiting for Redis.
+// Queued returns the messages waiting for Redis (including a batch
+// being added).
 func (s *Stream) Queued() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.queue)
+	return len(s.queue) + s.inflight
 }
 
 // Close closes the Redis client. Call it after Run has returned.
@@ -241,6 +243,7 @@ func (s *Stream) writer(ctx context.Context) {
 			n := min(len(s.queue), 256)
 			batch := s.queue[:n:n]
 			s.queue = s.queue[n:]
+			s.inflight = n
 			s.mu.Unlock()
 			if n == 0 {
 				break
@@ -257,6 +260,7 @@ func (s *Stream) writer(ctx context.Context) {
 			}
 			s.m.msgs.WithLabelValues(s.name, "published").Add(float64(n))
 			s.mu.Lock()
+			s.inflight = 0
 			s.m.queued.WithLabelValues(s.name).Set(float64(len(s.queue)))
 			s.mu.Unlock()
 		}
@@ -267,6 +271,7 @@ func (s *Stream) writer(ctx context.Context) {
 func (s *Stream) requeue(batch [][]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.inflight = 0
 	q := append(batch, s.queue...)
 	if over := len(q) - s.queueMax; over > 0 {
 		q = q[over:]
