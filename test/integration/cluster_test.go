@@ -14,7 +14,7 @@ import (
 // clusterGuards starts n guard processes named a, b, c… in front of
 // upstream, sharing through redisURL, each with its own loopback address,
 // the test jail (3 failures in a minute ban the address) and extra YAML.
-func clusterGuards(t *testing.T, n int, redisURL string, upstream netip.AddrPort, extra string) []*testpeer.Guard {
+func clusterGuards(t testing.TB, n int, redisURL string, upstream netip.AddrPort, extra string) []*testpeer.Guard {
 	t.Helper()
 	requireBinary(t)
 	gs := make([]*testpeer.Guard, n)
@@ -30,7 +30,7 @@ func clusterGuards(t *testing.T, n int, redisURL string, upstream netip.AddrPort
 
 // waitStreams waits until every guard reads both cluster streams and has
 // sent what it queued.
-func waitStreams(t *testing.T, gs []*testpeer.Guard, timeout time.Duration) {
+func waitStreams(t testing.TB, gs []*testpeer.Guard, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for _, g := range gs {
