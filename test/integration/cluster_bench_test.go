@@ -174,4 +174,3 @@ func BenchmarkClusterProcesses(b *testing.B) {
 		b.ReportMetric(fails-fails0, "failures")
 	})
 }
-
