@@ -27,11 +27,22 @@ import (
 // counted when the PBX lets it past authentication, hundreds of
 // milliseconds after its INVITE, so a synchronous read could not make a
 // limit exact either; the stream lags about a millisecond and the packet
-// path never waits on Redis.
+// path never waits on Redis. The cost: whoever can write to Redis can add
+// calls to an account's counters and so have its calls refused (never a
+// ban of an allowed address, never more than the rules refuse), and fill
+// a rule's account table (bounded; counting then fails open), as with
+// the failures.
 type callShare struct {
 	stream *cluster.Stream
 	g      *Guard
 }
+
+// callBackfill is how far back a starting node reads the other nodes'
+// counter changes: the longest window (calls_per_day, spend_per_day), so a
+// node restarted mid-day knows what the others counted (its own counts
+// before the restart are lost, as alone). The stream's length (about
+// 100,000 entries) may bound it first.
+const callBackfill = 24 * time.Hour
 
 // callMessage is the wire format on {prefix}:calls.
 type callMessage struct {
@@ -42,7 +53,7 @@ type callMessage struct {
 func newCallShare(g *Guard, cfg *config.Config) (*callShare, error) {
 	c := &callShare{g: g}
 	s, err := cluster.NewStream(cluster.StreamOptions{Config: cfg.Cluster.Config, Name: "calls", Receive: c.receive,
-		QueueMax: cfg.Cluster.StreamQueue, Backfill: time.Minute, Logger: g.log, Registry: g.reg, Now: g.now})
+		QueueMax: cfg.Cluster.StreamQueue, Backfill: callBackfill, Logger: g.log, Registry: g.reg, Now: g.now})
 	if err != nil {
 		return nil, err
 	}
