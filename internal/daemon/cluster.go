@@ -147,10 +147,17 @@ func (g *Guard) clusterNote() string {
 		return ""
 	}
 	st := g.shr.node.Status()
-	if st.Connected {
-		return fmt.Sprintf("node %s, connected to Redis since %s, %d decisions pending", st.Node, st.Since.Format(time.RFC3339), st.Pending)
+	queued := ""
+	if g.shr.fails != nil {
+		queued += fmt.Sprintf(", %d failures", g.shr.fails.stream.Queued())
 	}
-	note := fmt.Sprintf("node %s, NOT connected to Redis since %s (banning alone), %d decisions pending", st.Node, st.Since.Format(time.RFC3339), st.Pending)
+	if g.shr.calls != nil {
+		queued += fmt.Sprintf(", %d call counts", g.shr.calls.stream.Queued())
+	}
+	if st.Connected {
+		return fmt.Sprintf("node %s, connected to Redis since %s, %d decisions%s pending", st.Node, st.Since.Format(time.RFC3339), st.Pending, queued)
+	}
+	note := fmt.Sprintf("node %s, NOT connected to Redis since %s (banning and counting alone), %d decisions%s pending", st.Node, st.Since.Format(time.RFC3339), st.Pending, queued)
 	if st.LastError != "" {
 		note += ": " + st.LastError
 	}
