@@ -89,25 +89,36 @@ func (d *Detector) Peer(node string, ev Event, now time.Time) bool {
 	case now.Sub(at) > maxPeerEventAge:
 		return false
 	}
+	w, b := &r.warn, &r.block
+	switch ev.Kind {
+	case EventCall:
+		if w.perMinute == 0 && b.perMinute == 0 && w.perDay == 0 && b.perDay == 0 {
+			return false
+		}
+	case EventSpend:
+		if ev.N <= 0 || ev.N > 1<<50 || w.spendHour == 0 && b.spendHour == 0 && w.spendDay == 0 && b.spendDay == 0 {
+			return false
+		}
+	case EventRunning:
+		if ev.N < 0 || ev.N > 1<<20 || w.concurrent == 0 && b.concurrent == 0 {
+			return false
+		}
+	default:
+		return false
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ct := r.accts[ev.Account]
 	if ct == nil {
+		if ev.Kind == EventRunning && ev.N == 0 {
+			return true // nothing running there, nothing known here
+		}
+		r.makeRoom(d)
 		ct = r.newCounters()
-		if ct.minute == nil && ct.day == nil && ct.spendHour == nil && ct.spendDay == nil &&
-			r.warn.concurrent == 0 && r.block.concurrent == 0 {
-			return false
-		}
-		if !r.makeRoom(d) {
-			return false
-		}
 		r.accts[ev.Account] = ct
 	}
 	switch ev.Kind {
 	case EventCall:
-		if ct.minute == nil && ct.day == nil {
-			return false
-		}
 		if ct.minute != nil {
 			ct.minute.add(at, 1)
 		}
@@ -115,9 +126,6 @@ func (d *Detector) Peer(node string, ev Event, now time.Time) bool {
 			ct.day.add(at, 1)
 		}
 	case EventSpend:
-		if ev.N <= 0 || ev.N > 1<<50 || (ct.spendHour == nil && ct.spendDay == nil) {
-			return false
-		}
 		if ct.spendHour != nil {
 			ct.spendHour.add(at, ev.N)
 		}
@@ -125,22 +133,15 @@ func (d *Detector) Peer(node string, ev Event, now time.Time) bool {
 			ct.spendDay.add(at, ev.N)
 		}
 	case EventRunning:
-		if ev.N < 0 || ev.N > 1<<20 {
-			return false
-		}
-		if ct.peers == nil {
-			if ev.N == 0 {
-				return true
-			}
-			ct.peers = map[string]peerRun{}
-		}
-		if ev.N == 0 {
+		switch _, known := ct.peers[node]; {
+		case ev.N == 0:
 			delete(ct.peers, node)
-		} else if _, ok := ct.peers[node]; ok || len(ct.peers) < maxPeerNodes {
+		case known || len(ct.peers) < maxPeerNodes:
+			if ct.peers == nil {
+				ct.peers = map[string]peerRun{}
+			}
 			ct.peers[node] = peerRun{n: ev.N, seen: at}
 		}
-	default:
-		return false
 	}
 	return true
 }
@@ -183,21 +184,20 @@ func (d *Detector) RunningCounts(now time.Time) []Event {
 }
 
 // makeRoom evicts one account when the rule is full (fail open),
-// preferring one with no call in progress; false when none could go.
-// Called with mu held.
-func (r *rule) makeRoom(d *Detector) bool {
+// preferring one with no call in progress here or elsewhere. Called with
+// mu held.
+func (r *rule) makeRoom(d *Detector) {
 	if len(r.accts) < d.maxAccts {
-		return true
+		return
 	}
 	for k, v := range r.accts {
 		if v.concurrent == 0 && len(v.peers) == 0 {
 			delete(r.accts, k)
-			return true
+			return
 		}
 	}
 	for k := range r.accts {
 		delete(r.accts, k)
-		return true
+		return
 	}
-	return false
 }
