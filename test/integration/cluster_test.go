@@ -236,6 +236,14 @@ func TestClusterThreeProcesses(t *testing.T) {
 				t.Fatalf("%s learnt b's ban with Redis down", g.Name)
 			}
 		}
+		for _, g := range gs {
+			for _, m := range [][2]string{{"tollguard_cluster_connected", ""}, {"tollguard_cluster_stream_connected", `stream="failures"`},
+				{"tollguard_cluster_stream_connected", `stream="calls"`}} {
+				if v, err := g.Metric(m[0], m[1]); err != nil || v != 0 {
+					t.Errorf("%s: %s{%s} = %v (%v) with Redis down, want 0", g.Name, m[0], m[1], v, err)
+				}
+			}
+		}
 		if q, _ := a.Metric("tollguard_cluster_stream_queued", `stream="failures"`); q < 1 {
 			t.Errorf("a queued %v failures with Redis down, want at least 1", q)
 		}
