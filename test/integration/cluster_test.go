@@ -195,7 +195,9 @@ func TestClusterThreeProcesses(t *testing.T) {
 		uas := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: testpeer.ScenarioUAS, Local: trunk, Calls: 10, Timeout: 40 * time.Second})
 		defer uas.Stop()
 		call := func(g *testpeer.Guard, n int) testpeer.SippResult {
-			return testpeer.Sipp(t, testpeer.SippOptions{Scenario: testpeer.ScenarioCall, Local: phone, Remote: g.SIP(),
+			// A port per call: the next sipp never waits for the last
+			// one's socket.
+			return testpeer.Sipp(t, testpeer.SippOptions{Scenario: testpeer.ScenarioCall, Local: phone, LocalPort: 5070 + n, Remote: g.SIP(),
 				User: "1001", Password: users["1001"], Vars: map[string]string{"callee": fmt.Sprint("9005551", n)}})
 		}
 		for i, g := range gs {
