@@ -88,14 +88,14 @@ type SMTP struct {
 type AlertRule struct {
 	Channels []string `yaml:"channels"`
 	// Kinds: ban, compromised, blocked_call, spend, lockdown,
-	// upstream_down, store_down, esl_down. Empty means all.
+	// upstream_down, store_down, esl_down, cluster_down. Empty means all.
 	Kinds []string `yaml:"kinds"`
 	// MinSeverity is info, warning or critical. Default info.
 	MinSeverity string `yaml:"min_severity"`
 }
 
 // AlertKinds lists the alert kinds a rule may name.
-var AlertKinds = []string{"ban", "compromised", "blocked_call", "spend", "lockdown", "upstream_down", "store_down", "esl_down"}
+var AlertKinds = []string{"ban", "compromised", "blocked_call", "spend", "lockdown", "upstream_down", "store_down", "esl_down", "cluster_down"}
 
 // AlertSeverities lists the severities, lowest first.
 var AlertSeverities = []string{"info", "warning", "critical"}

@@ -18,6 +18,17 @@ type Cluster struct {
 	// adds up in every node's jail and distributed rule. Default true;
 	// it does nothing without redis.
 	ShareFailures bool `yaml:"share_failures"`
+	// ShareCalls makes the call policy's per-account limits
+	// (calls_per_minute, calls_per_day, concurrent, spend_per_hour,
+	// spend_per_day) hold across the nodes: each node's counted calls,
+	// costs and running calls are shared. Default true; it does nothing
+	// without redis.
+	ShareCalls bool `yaml:"share_calls"`
+	// StreamQueue bounds the failures and the call-counter changes this
+	// node keeps, per stream, while Redis is down; they are sent with
+	// their own times when it is back, and the oldest are dropped (and
+	// counted) beyond it. Default 4096.
+	StreamQueue int `yaml:"stream_queue"`
 }
 
 // Intel configures threat-intelligence feeds (in) and the ban feeds this
@@ -50,7 +61,7 @@ type IntelExport struct {
 
 func defaultCluster() Cluster {
 	return Cluster{Config: cluster.Config{KeyPrefix: cluster.DefaultKeyPrefix, PendingMax: cluster.DefaultPendingMax,
-		MaxRemoteBans: cluster.DefaultMaxRemote}, ShareFailures: true}
+		MaxRemoteBans: cluster.DefaultMaxRemote}, ShareFailures: true, ShareCalls: true, StreamQueue: 4096}
 }
 
 func defaultIntel() Intel {
@@ -63,6 +74,9 @@ func defaultIntel() Intel {
 func (c Cluster) validate() error {
 	if err := c.Config.Validate(); err != nil {
 		return pathError("cluster", err, "see the cluster section of examples/tollguard.yaml")
+	}
+	if c.StreamQueue < 1 || c.StreamQueue > 1<<20 {
+		return &Error{Path: "cluster.stream_queue", Msg: "must be between 1 and 1048576", Hint: "default 4096"}
 	}
 	return nil
 }

@@ -307,6 +307,7 @@ func (a *alerter) watch(ctx context.Context) {
 	defer t.Stop()
 	up := map[string]bool{}
 	eslUp, eslMisses := true, 0
+	clusterUp, clusterMisses := true, 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -335,6 +336,21 @@ func (a *alerter) watch(ctx context.Context) {
 				if eslMisses++; eslMisses >= 2 {
 					eslUp = false
 					a.notify(alert.Alert{Kind: alert.KindESLDown, Target: a.g.config().FreeSWITCH.ESL})
+				}
+			}
+		}
+		if a.g.shr.node != nil {
+			st := a.g.shr.node.Status()
+			switch {
+			case st.Connected && !clusterUp:
+				clusterUp, clusterMisses = true, 0
+				a.notify(alert.Alert{Kind: alert.KindClusterDown, Target: "node " + st.Node, Resolved: true})
+			case st.Connected:
+				clusterMisses = 0
+			case clusterUp:
+				if clusterMisses++; clusterMisses >= 2 {
+					clusterUp = false
+					a.notify(alert.Alert{Kind: alert.KindClusterDown, Target: "node " + st.Node, Reason: capN(st.LastError, 200)})
 				}
 			}
 		}

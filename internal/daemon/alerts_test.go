@@ -24,6 +24,7 @@ import (
 	"github.com/tollguard/tollguard/internal/freeswitch/esltest"
 	"github.com/tollguard/tollguard/internal/sim"
 	"github.com/tollguard/tollguard/internal/store"
+	"github.com/tollguard/tollguard/internal/testpeer"
 )
 
 // hook is a webhook receiver that hands every alert it gets to a channel.
@@ -387,5 +388,26 @@ func TestAlertESLDown(t *testing.T) {
 	a := waitAlert(t, got, alert.KindESLDown, nil)
 	if a.Resolved || a.Target != srv.Addr() {
 		t.Errorf("esl alert %+v; want the outage of %s", a, srv.Addr())
+	}
+}
+
+// TestAlertClusterDown: a node of a cluster whose Redis dies says so
+// (cluster_down, with the error) and says so again when it is back.
+func TestAlertClusterDown(t *testing.T) {
+	r := testpeer.StartRedis(t)
+	hk, got := hook(t)
+	n := startNode(t, "a", r.URL(), "udp://127.0.0.1:9", func(c *config.Config) {
+		c.Alerts.Channels = []config.AlertChannel{{Name: "hook", Type: "webhook", URL: hk.URL}}
+		c.Alerts.GroupInterval = config.Duration(100 * time.Millisecond)
+	})
+	waitConnected(t, n)
+	r.Stop()
+	a := waitAlert(t, got, alert.KindClusterDown, nil)
+	if a.Resolved || a.Target != "node a" || a.Reason == "" {
+		t.Errorf("cluster alert %+v; want the outage of node a with its error", a)
+	}
+	r.Start()
+	if a := waitAlert(t, got, alert.KindClusterDown, func(a alert.WebhookAlert) bool { return a.Resolved }); a.Target != "node a" {
+		t.Errorf("resolved cluster alert %+v", a)
 	}
 }

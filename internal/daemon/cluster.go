@@ -19,6 +19,7 @@ import (
 	"github.com/tollguard/tollguard/internal/config"
 	"github.com/tollguard/tollguard/internal/decision"
 	"github.com/tollguard/tollguard/internal/decision/screen"
+	"github.com/tollguard/tollguard/internal/engine/callpolicy"
 	"github.com/tollguard/tollguard/internal/intel"
 )
 
@@ -35,6 +36,7 @@ const bouncerKeysFile = "bouncer_keys"
 type shared struct {
 	node   *cluster.Node
 	fails  *failureShare
+	calls  *callShare
 	feeds  *intel.Intel
 	export *intel.Export
 }
@@ -57,9 +59,14 @@ func (g *Guard) openShared(cfg *config.Config) error {
 		}
 		g.shr.node = node
 		if cfg.Cluster.ShareFailures {
-			if g.shr.fails, err = newFailureShare(g, cfg.Cluster.Config); err != nil {
+			if g.shr.fails, err = newFailureShare(g, cfg); err != nil {
 				node.Close()
 				return err
+			}
+		}
+		if cfg.Cluster.ShareCalls {
+			if g.shr.calls, err = newCallShare(g, cfg); err != nil {
+				return errors.Join(err, g.closeShared())
 			}
 		}
 	}
@@ -98,7 +105,10 @@ func (g *Guard) closeShared() error {
 		err = g.shr.node.Close()
 	}
 	if g.shr.fails != nil {
-		err = errors.Join(err, g.shr.fails.client.Close())
+		err = errors.Join(err, g.shr.fails.stream.Close())
+	}
+	if g.shr.calls != nil {
+		err = errors.Join(err, g.shr.calls.stream.Close())
 	}
 	return err
 }
@@ -122,16 +132,32 @@ func (g *Guard) shareFailures(rec recordFunc) recordFunc {
 	return rec
 }
 
+// shareCalls returns the sink of the call policy's counter changes
+// (cluster.share_calls), nil when alone.
+func (g *Guard) shareCalls() func(callpolicy.Event) {
+	if g.shr.calls != nil {
+		return g.shr.calls.share
+	}
+	return nil
+}
+
 // clusterNote is the cluster line of `tollguard bans`: empty when alone.
 func (g *Guard) clusterNote() string {
 	if g.shr.node == nil {
 		return ""
 	}
 	st := g.shr.node.Status()
-	if st.Connected {
-		return fmt.Sprintf("node %s, connected to Redis since %s, %d decisions pending", st.Node, st.Since.Format(time.RFC3339), st.Pending)
+	queued := ""
+	if g.shr.fails != nil {
+		queued += fmt.Sprintf(", %d failures", g.shr.fails.stream.Queued())
 	}
-	note := fmt.Sprintf("node %s, NOT connected to Redis since %s (banning alone), %d decisions pending", st.Node, st.Since.Format(time.RFC3339), st.Pending)
+	if g.shr.calls != nil {
+		queued += fmt.Sprintf(", %d call counts", g.shr.calls.stream.Queued())
+	}
+	if st.Connected {
+		return fmt.Sprintf("node %s, connected to Redis since %s, %d decisions%s pending", st.Node, st.Since.Format(time.RFC3339), st.Pending, queued)
+	}
+	note := fmt.Sprintf("node %s, NOT connected to Redis since %s (banning and counting alone), %d decisions%s pending", st.Node, st.Since.Format(time.RFC3339), st.Pending, queued)
 	if st.LastError != "" {
 		note += ": " + st.LastError
 	}
@@ -180,6 +206,9 @@ func (g *Guard) runShared(ctx context.Context, grp *errgroup.Group) {
 		}
 		if g.shr.fails != nil {
 			wg.Go(func() error { g.shr.fails.run(ctx); return nil })
+		}
+		if g.shr.calls != nil {
+			wg.Go(func() error { g.shr.calls.run(ctx); return nil })
 		}
 		if g.shr.feeds != nil {
 			wg.Go(func() error { return g.shr.feeds.Run(ctx) })

@@ -3,77 +3,75 @@ package daemon
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
-
 	"github.com/tollguard/tollguard/internal/cluster"
+	"github.com/tollguard/tollguard/internal/config"
 	"github.com/tollguard/tollguard/internal/event"
 )
 
 // failureShare makes the nodes' authentication-failure counters add up
-// (cluster.share_failures): each node publishes the failures its own
-// sources saw on a Redis channel, and feeds the other nodes' failures to
-// its engine as if it had seen them. So the jail, the enumeration and the
-// distributed rules count a guess spread over N nodes as one node would,
-// and each node bans by itself (and shares the ban as any other).
+// (cluster.share_failures): each node adds the failures its own sources
+// saw to the Redis stream {prefix}:failures (cluster.Stream), and feeds the
+// other nodes' failures to its engine at the time they happened. So the
+// jail, the enumeration and the distributed rules count a guess spread
+// over N nodes as one node would, and each node bans by itself (and
+// shares the ban as any other).
 //
 // Why a stream of failures and not shared counters: the engine's detectors
 // keep their counters in memory and stay pure (no I/O on the packet path,
 // none for a source with no history); a failure is already the slow path,
-// one PUBLISH per failure costs the packet path nothing (a bounded queue,
-// one goroutine), and nothing in the detectors changes. The cost: pub/sub
-// is fire-and-forget, so failures published while Redis or a node is down
-// are lost to the others (each node still counts its own, as it did
-// alone), and every node holds the whole cluster's recent failures.
+// and queueing it costs the packet path nothing (a bounded queue, one
+// goroutine). Failures a node sees while Redis is down wait in that queue
+// (cluster.stream_queue; the oldest are dropped and counted beyond it)
+// and are added when Redis is back, with their own times: the receivers
+// count them in the windows they fall in, and ignore those older than the
+// longest findtime. Every node holds the whole cluster's recent failures.
 // Received failures never reach the store (the node that saw them stored
-// them) nor the channel again (they bypass the recorder), so nothing
+// them) nor the stream again (they bypass the recorder), so nothing
 // echoes.
 type failureShare struct {
-	client  redis.UniversalClient
-	channel string
-	node    string
-	g       *Guard
-	log     *slog.Logger
-	q       chan []byte
-	m       *prometheus.CounterVec
+	stream *cluster.Stream
+	node   string
+	g      *Guard
+	// maxAge is the longest findtime of the rules that count failures:
+	// an older failure counts nowhere.
+	maxAge time.Duration
 }
 
-// failureQueue bounds the failures waiting for Redis; beyond it they are
-// counted on this node only.
-const failureQueue = 4096
-
-// maxFailureMessage bounds a message read from the channel.
+// maxFailureMessage bounds a message read from the stream.
 const maxFailureMessage = 4096
 
-// failureMessage is the wire format on {prefix}:failures.
+// maxClockSkew is how far in the future another node's time may be: later
+// ones are refused, earlier ones taken as now.
+const maxClockSkew = time.Minute
+
+// failureMessage is the wire format on {prefix}:failures; the failure
+// keeps the time its node saw it.
 type failureMessage struct {
 	V       int                `json:"v"`
-	Node    string             `json:"node"`
 	Failure *event.AuthFailure `json:"failure"`
 }
 
-func newFailureShare(g *Guard, c cluster.Config) (*failureShare, error) {
-	client, err := cluster.NewClient(c.Redis)
+func newFailureShare(g *Guard, cfg *config.Config) (*failureShare, error) {
+	f := &failureShare{node: g.shr.node.Status().Node, g: g, maxAge: failureWindow(cfg)}
+	s, err := cluster.NewStream(cluster.StreamOptions{Config: cfg.Cluster.Config, Name: "failures", Receive: f.receive,
+		QueueMax: cfg.Cluster.StreamQueue, Backfill: f.maxAge, Logger: g.log, Registry: g.reg, Now: g.now})
 	if err != nil {
 		return nil, err
 	}
-	prefix := c.KeyPrefix
-	if prefix == "" {
-		prefix = cluster.DefaultKeyPrefix
-	}
-	f := &failureShare{client: client, channel: "{" + prefix + "}:failures", node: g.shr.node.Status().Node, g: g,
-		log: g.log.With("component", "cluster"), q: make(chan []byte, failureQueue),
-		m: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollguard_cluster_failures_total",
-			Help: "Authentication failures shared between nodes, by direction (published, received, dropped, rejected)."},
-			[]string{"direction"})}
-	if err := g.reg.Register(f.m); err != nil {
-		client.Close()
-		return nil, err
-	}
+	f.stream = s
 	return f, nil
+}
+
+// failureWindow is the longest findtime of the jail, enumeration and
+// distributed rules (at least a minute).
+func failureWindow(cfg *config.Config) time.Duration {
+	w := max(time.Minute, cfg.Enumeration.FindTime.D(), cfg.Distributed.FindTime.D())
+	for _, r := range cfg.Jail.RegisterFailure {
+		w = max(w, r.FindTime.D())
+	}
+	return w
 }
 
 // record wraps the store's recorder: every failure this node's sources saw
@@ -85,73 +83,41 @@ func (f *failureShare) record(next recordFunc) recordFunc {
 		if !ok || a.Stale {
 			return
 		}
-		b, err := json.Marshal(failureMessage{V: 1, Node: f.node, Failure: a})
+		c := *a
+		if c.Time.IsZero() {
+			c.Time = f.g.now()
+		}
+		b, err := json.Marshal(failureMessage{V: 1, Failure: &c})
 		if err != nil {
 			return
 		}
-		select {
-		case f.q <- b:
-		default:
-			f.m.WithLabelValues("dropped").Inc()
-		}
+		f.stream.Publish(b)
 	}
 }
 
-// run publishes the queue and feeds received failures to the engine until
-// ctx ends. go-redis resubscribes by itself after a lost link.
-func (f *failureShare) run(ctx context.Context) {
-	ps := f.client.Subscribe(ctx, f.channel)
-	defer ps.Close()
-	go f.publish(ctx)
-	ch := ps.Channel()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case msg, ok := <-ch:
-			if !ok {
-				return
-			}
-			f.receive(msg.Payload)
-		}
-	}
-}
-
-func (f *failureShare) publish(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case b := <-f.q:
-			pctx, cancel := context.WithTimeout(ctx, time.Second)
-			err := f.client.Publish(pctx, f.channel, b).Err()
-			cancel()
-			if err != nil {
-				f.m.WithLabelValues("dropped").Inc()
-				continue
-			}
-			f.m.WithLabelValues("published").Inc()
-		}
-	}
-}
+// run adds the queue and feeds received failures to the engine until ctx
+// ends.
+func (f *failureShare) run(ctx context.Context) { _ = f.stream.Run(ctx) }
 
 // receive checks one message (it comes from Redis: hostile) and hands the
-// failure to the engine, stamped with this node's clock. The engine never
-// bans an allowed address, whatever it is told.
-func (f *failureShare) receive(payload string) {
+// failure to the engine at the time it happened: one from the future (past
+// the allowed clock skew) or older than the longest findtime is ignored.
+// The engine never bans an allowed address, whatever it is told.
+func (f *failureShare) receive(node string, payload []byte) {
 	var m failureMessage
-	if len(payload) > maxFailureMessage || json.Unmarshal([]byte(payload), &m) != nil || m.V != 1 || m.Failure == nil ||
-		!m.Failure.Source.Addr().IsValid() || m.Node == "" {
-		f.m.WithLabelValues("rejected").Inc()
-		return
-	}
-	if m.Node == f.node {
+	if len(payload) > maxFailureMessage || json.Unmarshal(payload, &m) != nil || m.V != 1 || m.Failure == nil ||
+		!m.Failure.Source.Addr().IsValid() || node == f.node {
 		return
 	}
 	a := m.Failure
-	a.Time = f.g.now()
-	a.Listener = cluster.OriginPrefix + m.Node
+	now := f.g.now()
+	switch {
+	case a.Time.IsZero() || a.Time.After(now.Add(maxClockSkew)) || now.Sub(a.Time) >= f.maxAge:
+		return
+	case a.Time.After(now):
+		a.Time = now
+	}
+	a.Listener = cluster.OriginPrefix + node
 	a.Stale = false
-	f.m.WithLabelValues("received").Inc()
 	f.g.eng.Check(context.Background(), a)
 }

@@ -229,7 +229,7 @@ func TestClusterFailuresAddUp(t *testing.T) {
 			ns := []*node{startNode(t, "a", r.URL(), p.Target(), edit), startNode(t, "b", r.URL(), p.Target(), edit),
 				startNode(t, "c", r.URL(), p.Target(), edit)}
 			waitConnected(t, ns...)
-			waitSubscribed(t, r, share)
+			waitSubscribed(t, r, ns, share)
 			guesser := netip.MustParseAddr("127.0.0.78")
 			for i, n := range ns {
 				res, err := sim.Cracker{Attack: sim.Attack{Target: n.sip, Source: guesser, Timeout: 300 * time.Millisecond},
@@ -256,20 +256,105 @@ func TestClusterFailuresAddUp(t *testing.T) {
 	}
 }
 
-// waitSubscribed waits until all three nodes listen on the failure channel
-// (garbage published meanwhile is counted and dropped by each).
-func waitSubscribed(t testing.TB, r *testpeer.Redis, share bool) {
+// TestClusterFailuresQueuedThroughOutage: Redis is killed, two nodes each
+// see one guess (queued, not lost), Redis comes back empty, a third node
+// sees one more: the queued failures are added with their own times and
+// every node counts three, so every node bans the guesser. A failure older
+// than the longest findtime, planted in the stream, counts nowhere.
+func TestClusterFailuresQueuedThroughOutage(t *testing.T) {
+	ctx := t.Context()
+	p, err := pbx.New(pbx.Options{Accounts: map[string]string{"1001": "Vx7#pR2qLm"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Run(ctx)
+	<-p.Ready()
+	r := testpeer.StartRedis(t)
+	edit := func(c *config.Config) { c.Jail.RegisterFailure[0].BanMode = "ip" }
+	ns := []*node{startNode(t, "a", r.URL(), p.Target(), edit), startNode(t, "b", r.URL(), p.Target(), edit),
+		startNode(t, "c", r.URL(), p.Target(), edit)}
+	waitConnected(t, ns...)
+	waitSubscribed(t, r, ns, true)
+	guesser := netip.MustParseAddr("127.0.0.79")
+	guess := func(n *node, i int) {
+		t.Helper()
+		res, err := sim.Cracker{Attack: sim.Attack{Target: n.sip, Source: guesser, Timeout: 300 * time.Millisecond},
+			Account: "1001", Domain: p.Realm(), Passwords: []string{fmt.Sprintf("guess%d", i)}}.Run(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Answers[403] != 1 {
+			t.Fatalf("guess %d: %v", i, res)
+		}
+	}
+	// An old failure (two hours ago, beyond every findtime) planted
+	// while the nodes listen: ignored by all.
+	old := fmt.Sprintf(`{"v":1,"failure":{"time":%q,"source":"127.0.0.79:5060","code":403,"account":"1001"}}`,
+		time.Now().Add(-2*time.Hour).Format(time.RFC3339Nano))
+	if _, err := r.Do("XADD", "{tollguard}:failures", "*", "n", "evil", "m", old); err != nil {
+		t.Fatal(err)
+	}
+	r.Stop()
+	for start := time.Now(); ns[0].g.shr.fails.stream.Connected() || ns[1].g.shr.fails.stream.Connected(); time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("the failure stream still says connected with Redis down")
+		}
+	}
+	guess(ns[0], 0)
+	guess(ns[1], 1)
+	time.Sleep(100 * time.Millisecond)
+	for _, n := range ns[:2] {
+		if q := n.g.shr.fails.stream.Queued(); q != 1 {
+			t.Errorf("queued failures with Redis down: %d, want 1", q)
+		}
+	}
+	r.Start()
+	for start := time.Now(); ns[0].g.shr.fails.stream.Queued()+ns[1].g.shr.fails.stream.Queued() > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("queued failures not sent after Redis came back")
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	for _, n := range ns {
+		if _, ok := n.g.Set().Banned(guesser, time.Now()); ok {
+			t.Fatal("banned after two failures (the planted old one counted?)")
+		}
+	}
+	guess(ns[2], 2)
+	for _, n := range ns {
+		waitBanned(t, n, guesser, true, 3*time.Second)
+	}
+}
+
+// waitSubscribed waits until all three nodes read the failure and call
+// streams, then adds garbage to both (hostile entries: bad JSON, a bad
+// node name, a message from the future) that every node must skip.
+func waitSubscribed(t testing.TB, r *testpeer.Redis, ns []*node, share bool) {
 	t.Helper()
 	if !share {
 		return
 	}
 	for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
-		out, err := r.Do("PUBLISH", "{tollguard}:failures", "not json")
-		if err == nil && out == ":3" {
-			return
+		up := true
+		for _, n := range ns {
+			up = up && n.g.shr.fails.stream.Connected() && n.g.shr.calls.stream.Connected()
+		}
+		if up {
+			break
 		}
 		if time.Since(start) > 5*time.Second {
-			t.Fatalf("failure channel subscribers: %q %v", out, err)
+			t.Fatal("nodes not reading the cluster streams")
+		}
+	}
+	future := fmt.Sprintf(`{"v":1,"failure":{"time":%q,"source":"127.0.0.78:5060","code":403,"account":"1001"}}`,
+		time.Now().Add(time.Hour).Format(time.RFC3339Nano))
+	for _, e := range [][]string{{"n", "evil", "m", "not json"}, {"n", "bad name!", "m", "{}"}, {"n", "evil", "m", future},
+		{"n", "evil", "m", strings.Repeat("x", 5000)}} {
+		if _, err := r.Do(append([]string{"XADD", "{tollguard}:failures", "*"}, e...)...); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Do(append([]string{"XADD", "{tollguard}:calls", "*"}, e...)...); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

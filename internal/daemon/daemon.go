@@ -168,6 +168,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 		Set:   g.set,
 		Lists: g.lists.Load(),
 		Apply: g.pol.wrap(apply), Rates: rates, CallTokenSecrets: secrets,
+		CallShare:    g.shareCalls(),
 		Now:          g.now,
 		Fingerprints: fp,
 		Logger:       g.log,

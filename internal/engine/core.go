@@ -47,6 +47,10 @@ type Options struct {
 	// CallTokenSecrets are the call token secrets by account, read by
 	// the wiring from where it keeps them.
 	CallTokenSecrets map[string]string
+	// CallShare, when set, receives every change of the call policy's
+	// counters, for the other nodes of a cluster (callpolicy.Event). It
+	// must not block.
+	CallShare func(callpolicy.Event)
 	// Logger receives one line per decision. Default: discard.
 	Logger *slog.Logger
 	// Registry receives the engine's metrics. Default: none.
@@ -82,6 +86,7 @@ type Engine struct {
 	verifier *token.Verifier
 	rates    []byte
 	secrets  map[string]string
+	share    func(callpolicy.Event)
 
 	// mu serialises Reload and guards the failure ring.
 	mu   sync.Mutex
@@ -125,7 +130,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		return nil, errors.New("engine: fingerprints.file is set: pass its content in Options.Fingerprints")
 	}
 	e.lock, e.verifier = new(callpolicy.Switch), token.NewVerifier(token.Options{})
-	e.rates, e.secrets = opts.Rates, opts.CallTokenSecrets
+	e.rates, e.secrets, e.share = opts.Rates, opts.CallTokenSecrets, opts.CallShare
 	an, err := anomaly.NewState(cfg.Anomaly.Model())
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
@@ -205,7 +210,22 @@ func (e *Engine) reloadLocked(cfg *config.Config, fingerprints []byte) error {
 }
 
 func (e *Engine) policyOptions(cfg *config.Config) callpolicy.Options {
-	return callpolicy.Options{Rates: e.rates, RatesName: cfg.CallPolicy.Rates, Secrets: e.secrets, Lock: e.lock, Verifier: e.verifier}
+	return callpolicy.Options{Rates: e.rates, RatesName: cfg.CallPolicy.Rates, Secrets: e.secrets, Lock: e.lock, Verifier: e.verifier,
+		Share: e.share}
+}
+
+// PeerCall applies a change of the call policy's counters another node
+// shared (see callpolicy.Detector.Peer) and reports whether it applied.
+// It does no I/O and shares nothing back.
+func (e *Engine) PeerCall(node string, ev callpolicy.Event) bool {
+	ev.Account = detector.Normalize(ev.Account)
+	return e.rules.Load().policy.Peer(node, ev, e.now())
+}
+
+// CallRunning returns this node's running calls per call rule and
+// account, for the cluster's periodic announcement.
+func (e *Engine) CallRunning() []callpolicy.Event {
+	return e.rules.Load().policy.RunningCounts(e.now())
 }
 
 // SetCallPolicyInputs replaces the rate file's content and the call token

@@ -169,6 +169,46 @@ func (r *Redis) Do(args ...string) (string, error) {
 	return line, nil
 }
 
+// CommandStats returns the calls of each command the server has run
+// (INFO commandstats: "xadd" → calls), for counting what a run costs.
+func (r *Redis) CommandStats() (map[string]int64, error) {
+	c, err := net.DialTimeout("tcp", r.Addr, time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte("*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n")); err != nil {
+		return nil, err
+	}
+	br := bufio.NewReader(c)
+	head, err := br.ReadString('\n')
+	if err != nil {
+		return nil, err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(head, "$")))
+	if err != nil || !strings.HasPrefix(head, "$") {
+		return nil, fmt.Errorf("testpeer: INFO commandstats: unexpected reply %q", head)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(br, body); err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		name, found := strings.CutPrefix(name, "cmdstat_")
+		if !ok || !found {
+			continue
+		}
+		calls, _, _ := strings.Cut(strings.TrimPrefix(rest, "calls="), ",")
+		if v, err := strconv.ParseInt(calls, 10, 64); err == nil {
+			out[name] = v
+		}
+	}
+	return out, nil
+}
+
 // Commands returns the total number of commands the server has processed
 // (INFO stats total_commands_processed), for counting round trips.
 func (r *Redis) Commands() (int64, error) {

@@ -35,6 +35,7 @@ const (
 	KindUpstreamDown Kind = "upstream_down" // the PBX stopped answering
 	KindStoreDown    Kind = "store_down"    // the event store failed
 	KindESLDown      Kind = "esl_down"      // the Event Socket connection failed
+	KindClusterDown  Kind = "cluster_down"  // Redis unreachable: this node defends alone
 	KindTest         Kind = "test"          // `tollguard alert test`
 )
 
@@ -79,7 +80,7 @@ func ParseSeverity(s string) (Severity, error) {
 // warning for bans and blocked calls, info for tests, critical otherwise.
 func DefaultSeverity(k Kind) Severity {
 	switch k {
-	case KindBan, KindBlockedCall:
+	case KindBan, KindBlockedCall, KindClusterDown:
 		return Warning
 	case KindTest:
 		return Info

@@ -104,6 +104,8 @@ func (r *renderer) kindName(k Kind) string {
 		return r.t("Event store failing", "事件存储故障")
 	case KindESLDown:
 		return r.t("Event Socket down", "事件接口断开")
+	case KindClusterDown:
+		return r.t("Cluster link down", "集群连接断开")
 	case KindTest:
 		return r.t("Test alert", "测试告警")
 	}
@@ -118,6 +120,7 @@ func (r *renderer) title(m *Message) string {
 			KindUpstreamDown: {"PBX answers again", "PBX 已恢复"},
 			KindStoreDown:    {"Event store works again", "事件存储已恢复"},
 			KindESLDown:      {"Event Socket connected again", "事件接口已恢复"},
+			KindClusterDown:  {"Cluster link works again", "集群连接已恢复"},
 		}[m.Kind]
 		if what[0] != "" {
 			return "[tollguard] " + r.t("RESOLVED ", "") + r.t(what[0], what[1])
@@ -175,11 +178,12 @@ func (r *renderer) describe(a *Alert) string {
 		} else {
 			add("Lockdown is off: calls are allowed again", "紧急锁定已关闭：恢复正常外呼")
 		}
-	case KindUpstreamDown, KindStoreDown, KindESLDown:
+	case KindUpstreamDown, KindStoreDown, KindESLDown, KindClusterDown:
 		what := map[Kind][2]string{
 			KindUpstreamDown: {"The PBX", "PBX"},
 			KindStoreDown:    {"The event store", "事件存储"},
 			KindESLDown:      {"The FreeSWITCH Event Socket", "FreeSWITCH 事件接口"},
+			KindClusterDown:  {"Redis, shared by the guard nodes (this node bans and counts alone meanwhile),", "节点共享的 Redis（期间本节点独立封禁和计数）"},
 		}[a.Kind]
 		add("%s", "%s", r.t(what[0], what[1]))
 		if a.Target != "" {

@@ -71,6 +71,10 @@ type Options struct {
 	// MaxAccounts bounds the accounts counted per rule, MaxCalls the
 	// answered calls tracked. Zero: 1<<17 and 1<<16.
 	MaxAccounts, MaxCalls int
+	// Share, when set, receives every change of this node's counters
+	// (see Event) for the other nodes of a cluster. It is called on the
+	// engine's goroutine and must not block.
+	Share func(Event)
 }
 
 // Detector is the call_policy detector. It is safe for concurrent use.
@@ -91,6 +95,8 @@ type Detector struct {
 	concurrent bool
 	maxAccts   int
 	maxCalls   int
+	sink       func(Event)
+	byName     map[string]*rule
 
 	mu    sync.Mutex
 	calls map[string]*running // calls in progress by Call-ID
@@ -131,7 +137,7 @@ func Compile(c Config, o Options) (*Detector, error) {
 	d := &Detector{norm: n, expected: c.Policy.ExpectedDuration.D(), lock: o.Lock, verifier: o.Verifier,
 		maxAccts: o.MaxAccounts, maxCalls: o.MaxCalls, calls: map[string]*running{}, accepted: map[string]acceptedCode{},
 		allow: names(c.Lockdown.AllowAccounts), tokAccts: names(c.Tokens.Accounts), srtpAcct: names(c.Media.SRTPRequired.Accounts),
-		srtpLis: map[string]struct{}{}, secrets: map[string]string{}}
+		srtpLis: map[string]struct{}{}, secrets: map[string]string{}, sink: o.Share, byName: map[string]*rule{}}
 	if d.expected <= 0 {
 		d.expected = 10 * time.Minute
 	}
@@ -177,6 +183,7 @@ func Compile(c Config, o Options) (*Detector, error) {
 			return nil, fmt.Errorf("call_policy.rules[%d]: spend limits need call_policy.rates", i)
 		}
 		d.rules = append(d.rules, r)
+		d.byName[r.name] = r
 		d.concurrent = d.concurrent || r.warn.concurrent > 0 || r.block.concurrent > 0
 	}
 	return d, nil
@@ -459,7 +466,7 @@ func (d *Detector) sweep(now time.Time) {
 	}
 	d.mu.Unlock()
 	for _, r := range released {
-		r.release(0, now)
+		r.release(d, 0, now)
 	}
 }
 
@@ -484,7 +491,7 @@ func (d *Detector) track(id string, run *running, now time.Time) {
 	}
 	d.mu.Unlock()
 	for _, r := range released {
-		r.release(0, now)
+		r.release(d, 0, now)
 	}
 }
 
@@ -511,7 +518,7 @@ func (d *Detector) ended(in *detector.Input) {
 		if run.priced {
 			cost = int64(run.rate.Cost(in.Billsec))
 		}
-		run.release(cost, in.Now)
+		run.release(d, cost, in.Now)
 		return
 	}
 	if in.Code == 0 || !Counted(in.Code) {
@@ -525,14 +532,20 @@ func (d *Detector) ended(in *detector.Input) {
 	}
 }
 
-// release gives back the call's concurrency and adds its cost.
-func (run *running) release(cost int64, now time.Time) {
+// release gives back the call's concurrency and adds its cost, and
+// shares both.
+func (run *running) release(d *Detector, cost int64, now time.Time) {
 	for _, r := range run.rules {
 		r.mu.Lock()
-		if c, ok := r.accts[run.account]; ok {
+		c, ok := r.accts[run.account]
+		var n int64
+		concurrent := r.warn.concurrent > 0 || r.block.concurrent > 0
+		spent := cost > 0 && ok && (c.spendHour != nil || c.spendDay != nil)
+		if ok {
 			if c.concurrent > 0 {
 				c.concurrent--
 			}
+			n = c.concurrent
 			if cost > 0 {
 				if c.spendHour != nil {
 					c.spendHour.add(now, cost)
@@ -543,6 +556,12 @@ func (run *running) release(cost int64, now time.Time) {
 			}
 		}
 		r.mu.Unlock()
+		if concurrent {
+			d.share(Event{Kind: EventRunning, Rule: r.name, Account: run.account, At: now, N: n})
+		}
+		if spent {
+			d.share(Event{Kind: EventSpend, Rule: r.name, Account: run.account, At: now, N: cost})
+		}
 	}
 }
 

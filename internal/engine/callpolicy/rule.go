@@ -78,10 +78,12 @@ type counters struct {
 	minute, day         *window
 	spendHour, spendDay *window
 	concurrent          int64
-	lastDest            string
-	seq                 int64
-	lastAt              time.Time
-	dests               map[string]time.Time
+	// peers are the other nodes' running calls of the account (Peer).
+	peers    map[string]peerRun
+	lastDest string
+	seq      int64
+	lastAt   time.Time
+	dests    map[string]time.Time
 	// destsOldest is the oldest time in dests: pruning runs only once it
 	// is an hour old.
 	destsOldest time.Time
@@ -270,7 +272,7 @@ func (r *rule) values(c *call, vals *[7]value) int {
 	if w.concurrent > 0 || b.concurrent > 0 {
 		var x int64
 		if ct != nil {
-			x = ct.concurrent
+			x = ct.concurrent + ct.peerRunning(c.now)
 		}
 		put("concurrent", x+1, w.concurrent, b.concurrent, false)
 	}
@@ -324,26 +326,25 @@ func (r *rule) values(c *call, vals *[7]value) int {
 func int64m(a rates.Amount) int { return int(a) }
 
 // commit counts a call the PBX let past authentication; answered calls
-// also count as concurrent. It returns the concurrent count after.
+// also count as concurrent. It returns the concurrent count after, and
+// shares the count (and the running calls) with the other nodes.
 func (r *rule) commit(d *Detector, c *call, answered bool) int64 {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	n, windowed := r.commitLocked(d, c, answered)
+	r.mu.Unlock()
+	if windowed {
+		d.share(Event{Kind: EventCall, Rule: r.name, Account: c.account, At: c.now})
+	}
+	if answered && (r.warn.concurrent > 0 || r.block.concurrent > 0) {
+		d.share(Event{Kind: EventRunning, Rule: r.name, Account: c.account, At: c.now, N: n})
+	}
+	return n
+}
+
+func (r *rule) commitLocked(d *Detector, c *call, answered bool) (int64, bool) {
 	ct, ok := r.accts[c.account]
 	if !ok {
-		if len(r.accts) >= d.maxAccts {
-			for k, v := range r.accts { // evict one (fail open), preferring an idle one
-				if v.concurrent == 0 {
-					delete(r.accts, k)
-					break
-				}
-			}
-			if len(r.accts) >= d.maxAccts {
-				for k := range r.accts {
-					delete(r.accts, k)
-					break
-				}
-			}
-		}
+		r.makeRoom(d) // evict one (fail open), preferring an idle one
 		ct = r.newCounters()
 		r.accts[c.account] = ct
 	}
@@ -373,7 +374,7 @@ func (r *rule) commit(d *Detector, c *call, answered bool) int64 {
 	if answered {
 		ct.concurrent++
 	}
-	return ct.concurrent
+	return ct.concurrent, ct.minute != nil || ct.day != nil
 }
 
 // concurrentOf returns account's calls in progress under r.
