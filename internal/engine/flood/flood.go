@@ -47,9 +47,9 @@ type Table struct {
 	limit    uint64
 	stranger uint64
 	v6bits   int
-	seed   uint64
-	shift  uint // shard index = hash >> shift
-	shards []shard
+	seed     uint64
+	shift    uint // shard index = hash >> shift
+	shards   []shard
 }
 
 type shard struct {
@@ -109,9 +109,9 @@ func New(c Config) (*Table, error) {
 		limit:    uint64(c.Limit),
 		stranger: uint64(stranger),
 		v6bits:   c.IPv6Prefix,
-		seed:   rand.Uint64(),
-		shift:  uint(64 - bits.TrailingZeros(uint(nshards))),
-		shards: make([]shard, nshards),
+		seed:     rand.Uint64(),
+		shift:    uint(64 - bits.TrailingZeros(uint(nshards))),
+		shards:   make([]shard, nshards),
 	}
 	if nshards == 1 {
 		t.shift = 64
