@@ -77,7 +77,7 @@ func TestShortMix(t *testing.T) {
 		"password_spray":                20, // recidive or enumeration after at most 10 failures
 		"distributed_guessing":          30, // 5 addresses × 2 guesses trip the lock, then new_sources 5 one guess each; 2 requests a guess
 		"invite_guessing":               6,
-		"unauthenticated_international": 2,                  // probe: the 3rd probe is dropped
+		"unauthenticated_international": 2,                 // probe: the 3rd probe is dropped
 		"flood":                         30 * (m.Size / 6), // flood.stranger_limit: 30 per 2 s per address that never registered, then dropped until the ban at 200
 		"forged_scanner_datagram":       0,
 	}
