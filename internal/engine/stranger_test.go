@@ -206,6 +206,15 @@ func TestStrangerLimit(t *testing.T) {
 		{"known from the store at start: 200 pass", "", func(e *Engine) { e.Known(src, "1001") }, 250, 200, true},
 		{"a failed password proves nothing", "", func(e *Engine) { e.Check(ctx, authFail(from.String(), "1001", t0)) }, 100, 30, false},
 		{"allowed: no limit", "allow: [198.51.100.0/24]\n", nil, 1000, 1000, false},
+		{"registered, then its flood mark evicted by a spoofed flood: the registration still vouches", "flood: {max_sources: 1024}\n", func(e *Engine) {
+			reg(e, t0)
+			for i := range 1 << 16 {
+				e.Admit(netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)}), t0.Add(500*time.Millisecond))
+			}
+			if e.rules.Load().flood.Trusted(src) {
+				t.Fatal("the mark survived 65,536 spoofed sources in a 1,024-slot table")
+			}
+		}, 250, 200, true},
 		{"registered after the flood table was rebuilt by a reload", "", func(e *Engine) {
 			reg(e, t0)
 			if err := e.Reload(mustConfig(t, "flood: {limit: 150}\n")); err != nil {
