@@ -193,8 +193,8 @@ func (t *Table) Trust(a netip.Addr, now time.Time) {
 	s.mu.Unlock()
 }
 
-// Trusted reports whether a's source is marked with Trust.
-func (t *Table) Trusted(a netip.Addr) bool {
+// trusted reports whether a's source is marked with Trust.
+func (t *Table) trusted(a netip.Addr) bool {
 	h := t.hash(a)
 	s := &t.shards[h>>t.shift&uint64(len(t.shards)-1)]
 	tag := h | 1

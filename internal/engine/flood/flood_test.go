@@ -247,7 +247,7 @@ func TestStrangerLimit(t *testing.T) {
 		tb := newTable(t, c)
 		results(tb, stranger, t0, 40)
 		tb.Trust(stranger, t0.Add(40*time.Millisecond))
-		if !tb.Trusted(stranger) {
+		if !tb.trusted(stranger) {
 			t.Fatal("not trusted after Trust")
 		}
 		first, _ := results(tb, stranger, t0.Add(41*time.Millisecond), 160)
@@ -261,7 +261,7 @@ func TestStrangerLimit(t *testing.T) {
 		for i := range 1 << 12 { // a spoofed flood of distinct sources
 			tb.Hit(netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)}), t0.Add(time.Minute))
 		}
-		if tb.Trusted(trusted) {
+		if tb.trusted(trusted) {
 			t.Fatal("the mark survived 4096 other sources in a one-slot table")
 		}
 	})
