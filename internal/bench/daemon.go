@@ -48,7 +48,10 @@ type daemon struct {
 
 // guardConfig renders the YAML config of a benchmark guard: one UDP
 // listener on loopback, the responder as upstream, the admin API on a free
-// port, and the SQLite store in dir.
+// port, and the SQLite store in dir. The load's sources never register,
+// so flood.stranger_limit is raised to flood.limit: the throughput sweep
+// sends up to 40 requests/s per source and measures capacity, not the
+// stranger rule; every request still goes through the flood table.
 func guardConfig(dir string, upstream netip.AddrPort, listen netip.Addr) string {
 	return fmt.Sprintf(`data_dir: %q
 log: {level: info, format: json}
@@ -57,6 +60,7 @@ sip:
   upstream: "udp://%s"
 admin: {listen: "127.0.0.1:0"}
 store: {driver: sqlite}
+flood: {stranger_limit: 200}
 `, filepath.Join(dir, "data"), listen, upstream)
 }
 

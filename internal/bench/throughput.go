@@ -13,7 +13,8 @@ import (
 const rssTarget = 100_000_000
 
 // sweepSources spreads the sweep over enough sources that no single one
-// reaches the flood limit (200 requests in 2 s by default) at 30k req/s.
+// reaches the flood limit (200 requests in 2 s by default; the benchmark
+// guard raises stranger_limit to it, see guardConfig) at 30k req/s.
 const sweepSources = 1024
 
 // throughput offers increasing rates to the guard alone (pinned layout)

@@ -17,7 +17,7 @@ import (
 func runSimulate(ctx context.Context, e *Env, args []string) error {
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
 	target := fs.String("target", "", "the guard or PBX under test, udp://127.0.0.1:5060 (loopback only; with --scenario: optional)")
-	scenario := fs.String("scenario", "", "run a mix of every scenario instead: standard (about 1 min) or short; without --target against an embedded guard and demo PBX")
+	scenario := fs.String("scenario", "", "run a mix of every scenario instead: standard (about 2 min 10 s) or short (about 20 s); without --target against an embedded guard and demo PBX")
 	asJSON := fs.Bool("json", false, "with --scenario: print the report as JSON")
 	unprotected := fs.Bool("unprotected", false, "with --scenario and no --target: leave the guard out (the baseline)")
 	domain := fs.String("domain", "", "SIP domain of the accounts (default: the target address)")

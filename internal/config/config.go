@@ -267,6 +267,12 @@ type Flood struct {
 	// Window and Limit: more than Limit requests in Window bans.
 	Window Duration `yaml:"window"`
 	Limit  int      `yaml:"limit"`
+	// StrangerLimit applies to a source that never authenticated (no
+	// registration, no answered credentialed call): its requests past
+	// StrangerLimit in Window are dropped (no ban) until it authenticates
+	// or its rate falls; past Limit it is banned like any source. Default
+	// 30; a value above Limit acts as Limit.
+	StrangerLimit int `yaml:"stranger_limit"`
 	// IPv6Prefix groups IPv6 sources. Default 64.
 	IPv6Prefix int      `yaml:"ipv6_prefix"`
 	BanTime    Duration `yaml:"bantime"`

@@ -99,7 +99,7 @@ func Default() *Config {
 		Distributed: Distributed{FindTime: Duration(10 * time.Minute), MaxSources: 5, LockTime: Duration(30 * time.Minute),
 			NewSources: 5, Remember: Duration(30 * 24 * time.Hour)},
 		Fingerprints: Fingerprints{Threshold: 100, BanTime: Duration(24 * time.Hour)},
-		Flood:        Flood{Window: Duration(2 * time.Second), Limit: 200, IPv6Prefix: 64, BanTime: Duration(5 * time.Minute), MaxSources: 1 << 20},
+		Flood:        Flood{Window: Duration(2 * time.Second), Limit: 200, StrangerLimit: 30, IPv6Prefix: 64, BanTime: Duration(5 * time.Minute), MaxSources: 1 << 20},
 		Honeypot:     Honeypot{BanTime: Duration(24 * time.Hour)},
 		Probe: Probe{FindTime: Duration(10 * time.Minute), MaxProbes: 3, BanTime: Duration(time.Hour),
 			Destinations: []string{`^(\+|00|011)[1-9]`, `^(1?900|0900)`}},

@@ -186,6 +186,9 @@ func (c *Config) Validate() error {
 	if c.Flood.Window <= 0 || c.Flood.Limit < 1 || c.Flood.BanTime <= 0 {
 		return bad("flood", "window, limit and bantime must be positive", "defaults: 2s, 200, 5m")
 	}
+	if c.Flood.StrangerLimit < 1 {
+		return bad("flood.stranger_limit", "must be at least 1", "default 30: a 20-phone office booting at once sends about 40 before its first registration, and the excess is retransmitted")
+	}
 	if c.Flood.IPv6Prefix < 32 || c.Flood.IPv6Prefix > 128 {
 		return bad("flood.ipv6_prefix", "must be between 32 and 128", "64 groups one customer's network")
 	}

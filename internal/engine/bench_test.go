@@ -71,7 +71,7 @@ func BenchmarkAdmit(b *testing.B) {
 			name = "1M-sources"
 		}
 		b.Run(name, func(b *testing.B) {
-			e, _, _ := newEngine(b, "flood: {limit: 1000000}\n")
+			e, _, _ := newEngine(b, "flood: {limit: 1000000, stranger_limit: 1000000}\n") // the pass path
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {

@@ -11,6 +11,7 @@ import (
 	"github.com/tollguard/tollguard/internal/engine/distributed"
 	"github.com/tollguard/tollguard/internal/engine/enumeration"
 	"github.com/tollguard/tollguard/internal/engine/fingerprint"
+	"github.com/tollguard/tollguard/internal/engine/flood"
 	"github.com/tollguard/tollguard/internal/engine/honeypot"
 	"github.com/tollguard/tollguard/internal/engine/jail"
 	"github.com/tollguard/tollguard/internal/engine/probe"
@@ -42,16 +43,37 @@ type scratch struct {
 // Admit implements Gate. In order: an allowed source passes; a denied one
 // is dropped ("deny"); a banned one is dropped ("ban"); then the request is
 // counted against flood.limit and a source over it is banned and dropped
-// ("flood"). Admit does not allocate unless it bans. A flood ban is
-// unproven: Admit cannot tell a datagram from a connection, and a UDP
-// flood's source can be forged.
+// ("flood"). A source that never authenticated (no registration, no
+// answered call with credentials: see trust) is a stranger, and its
+// requests past flood.stranger_limit are dropped ("flood") without a ban.
+// Admit does not allocate unless it bans. A flood ban is unproven: Admit
+// cannot tell a datagram from a connection, and a UDP flood's source can
+// be forged.
+//
+// Trade-off: a stranger's requests past stranger_limit are dropped, not
+// banned, so an office whose phones all boot at once loses only what it
+// sends before its first registration is answered, and retransmits it
+// (RFC 3261 §17.1.2.2 Timer E); a forger still needs more than limit
+// datagrams to ban an address, as before.
 func (e *Engine) Admit(src netip.Addr, now time.Time) Verdict {
 	src = decision.Unmap(src)
 	if v, done := e.screen(src, now); done {
 		return v
 	}
 	r := e.rules.Load()
-	if r.flood.Hit(src, now) {
+	switch r.flood.Hit(src, now) {
+	case flood.Under:
+		return Verdict{}
+	case flood.OverStranger:
+		// The flood table's mark is lost when its slot is evicted; the
+		// registrations (kept per account, reloaded from the store at
+		// start) still know the address.
+		if e.shared.Known.HasAny(src) {
+			r.flood.Trust(src, now)
+			return Verdict{}
+		}
+		return e.count(Verdict{Action: Drop, Rule: RuleFlood, Reason: "stranger over flood.stranger_limit"})
+	default:
 		g := r.flood.Group(src)
 		scope := decision.ScopeIP
 		if g.Bits() < src.BitLen() {
@@ -61,7 +83,16 @@ func (e *Engine) Admit(src netip.Addr, now time.Time) Verdict {
 			Rule: RuleFlood, Reason: "request rate over flood.limit", At: now, Until: now.Add(r.cfg.Flood.BanTime.D()), Count: 1, Unproven: true}))
 		return e.count(Verdict{Action: Drop, Rule: RuleFlood, Reason: "request rate over flood.limit"})
 	}
-	return Verdict{}
+}
+
+// trust lifts flood.stranger_limit for src: it authenticated (a
+// registration, or a call with credentials the PBX answered). Anyone who
+// knows one account's password can do this for his own address; the
+// other rules still judge what he sends.
+func (e *Engine) trust(src netip.Addr, now time.Time) {
+	if src.IsValid() {
+		e.rules.Load().flood.Trust(src, now)
+	}
 }
 
 // Check implements Checker. Requests (*event.Request, *event.CallAttempt)
@@ -268,6 +299,7 @@ func (e *Engine) registered(ev *event.Register) Verdict {
 		for i := range sc.in.Names.Len() {
 			e.shared.Known.Registered(src, sc.in.Names.At(i))
 		}
+		e.trust(src, sc.in.Now)
 	}
 	e.end(r, sc)
 	return v
@@ -295,10 +327,13 @@ func (e *Engine) response(ev *event.Response) Verdict {
 // call hands a call record to the detectors' call hooks.
 func (e *Engine) call(ev event.Event, kind event.Kind, m *event.Meta, s *event.SIP, account, dest string, code int, billsec time.Duration) Verdict {
 	r := e.rules.Load()
+	src := decision.Unmap(m.Source.Addr())
+	if kind == event.KindCallAnswered && s.HasCredentials && ev != nil {
+		e.trust(src, e.clock(m))
+	}
 	if len(r.onCall) == 0 {
 		return Verdict{}
 	}
-	src := decision.Unmap(m.Source.Addr())
 	hooks, allowed := r.onCall, false
 	if src.IsValid() && e.lists.Load().Allowed(src) {
 		hooks, allowed = r.freeCall, true

@@ -284,7 +284,9 @@ func (e *Engine) Forget(addr netip.Addr, account string) {
 // store's registrations at start, so a lock does not refuse a phone's
 // usual address after a restart).
 func (e *Engine) Known(addr netip.Addr, account string) {
-	e.shared.Known.Registered(decision.Unmap(addr), detector.Normalize(account))
+	addr = decision.Unmap(addr)
+	e.shared.Known.Registered(addr, detector.Normalize(account))
+	e.trust(addr, e.now())
 }
 
 // Anomaly returns the anomaly model's state: the wiring trains a baseline

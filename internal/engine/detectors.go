@@ -130,7 +130,7 @@ func compile(cfg *config.Config, fp []byte, repeats *jail.Repeats, an *anomaly.S
 	fc := cfg.Flood
 	if old != nil && old.cfg.Flood == fc {
 		r.flood = old.flood
-	} else if r.flood, err = flood.New(flood.Config{Window: fc.Window.D(), Limit: fc.Limit, IPv6Prefix: fc.IPv6Prefix, MaxSources: fc.MaxSources}); err != nil {
+	} else if r.flood, err = flood.New(flood.Config{Window: fc.Window.D(), Limit: fc.Limit, StrangerLimit: fc.StrangerLimit, IPv6Prefix: fc.IPv6Prefix, MaxSources: fc.MaxSources}); err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
 	return r, nil

@@ -147,3 +147,14 @@ func pause(ctx context.Context, d time.Duration) bool {
 		return false
 	}
 }
+
+// add merges the counts of r, a run from the same source, into a.
+func (a *AttackReport) add(r AttackReport) {
+	a.Sent += r.Sent
+	a.Unanswered += r.Unanswered
+	a.Connected += r.Connected
+	for c, n := range r.Answers {
+		a.Answers[c] += n
+	}
+	a.Found = append(a.Found, r.Found...)
+}

@@ -60,6 +60,9 @@ type Mix struct {
 	// between Lab.Target and Lab.Direct); zero skips it.
 	LoadRate int
 	LoadFor  time.Duration
+	// SlowInterval is the slow brute force's pause between guesses; zero
+	// skips it.
+	SlowInterval time.Duration
 	// Plays are the scenarios.
 	Plays []Play
 }
@@ -72,6 +75,9 @@ type Play struct {
 	What string
 	// Skip, when set, means the play is not run here, and why.
 	Skip string
+	// Long plays outlast Duration: they go on beside the latency
+	// measurement, which they must not disturb (a request now and then).
+	Long bool
 	run  func(ctx context.Context, e *playEnv) *Outcome
 }
 
@@ -192,16 +198,24 @@ func RunMix(ctx context.Context, lab Lab, m Mix) (*MixReport, error) {
 		load LoadResult
 		lerr error
 	)
-	runCtx, cancel := context.WithTimeout(ctx, m.Duration+90*time.Second)
+	runCtx, cancel := context.WithTimeout(ctx, max(m.Duration, 5*m.SlowInterval)+90*time.Second)
 	defer cancel()
+	var long sync.WaitGroup
 	for i, p := range m.Plays {
 		rep.Order = append(rep.Order, p.Name)
+		if p.Long && m.SlowInterval <= 0 && p.Skip == "" {
+			p.Skip = "this mix has no slow_interval (two minutes); the standard mix runs it"
+		}
 		if p.Skip != "" {
 			rep.Scenarios[p.Name] = &Outcome{Attack: p.Attack, What: p.What, Skipped: p.Skip, ReachedPBX: -1, PBXCallsAnswered: -1}
 			continue
 		}
 		env := &playEnv{lab: lab, mix: m, index: i}
-		wg.Go(func() {
+		g := &wg
+		if p.Long {
+			g = &long
+		}
+		g.Go(func() {
 			o := p.run(runCtx, env)
 			o.Attack, o.What = p.Attack, p.What
 			mu.Lock()
@@ -222,6 +236,7 @@ func RunMix(ctx context.Context, lab Lab, m Mix) (*MixReport, error) {
 			SourceBase: netip.MustParseAddr("127.1.0.1")}.Run(lctx)
 		lcancel()
 	}
+	long.Wait()
 	if lerr != nil {
 		rep.Errors = append(rep.Errors, lerr.Error())
 	} else if len(load.Targets) == 2 {

@@ -1,7 +1,6 @@
 package sim_test
 
 import (
-	"context"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -78,8 +77,8 @@ func TestShortMix(t *testing.T) {
 		"password_spray":                20, // recidive or enumeration after at most 10 failures
 		"distributed_guessing":          30, // 5 addresses × 2 guesses trip the lock, then new_sources 5 one guess each; 2 requests a guess
 		"invite_guessing":               6,
-		"unauthenticated_international": 2,                  // probe: the 3rd probe is dropped
-		"flood":                         250 * (m.Size / 6), // 200 per 2 s per address, plus what was read before the ban took
+		"unauthenticated_international": 2,                 // probe: the 3rd probe is dropped
+		"flood":                         30 * (m.Size / 6), // flood.stranger_limit: 30 per 2 s per address that never registered, then dropped until the ban at 200
 		"forged_scanner_datagram":       0,
 	}
 	var sent, reached, legitSent, legitFailed int
@@ -184,5 +183,37 @@ func TestMixUnprotected(t *testing.T) {
 	if got := lab.Reached()[netip.Addr{}]; got.Requests != 0 {
 		t.Errorf("%d requests without an IP bottom Via", got.Requests)
 	}
-	_ = context.Background
+}
+
+// TestSlowBruteForce runs the slow brute force alone against the embedded
+// guard (two minutes: no pace under register_failure[0]'s 3 failures a
+// minute reaches 5 failures sooner): its five guesses reach the PBX (a
+// REGISTER and its answer with credentials each, 10 requests), the fifth
+// failure bans the address for the account (register_failure[1]), and the
+// sixth guess is refused by the guard.
+func TestSlowBruteForce(t *testing.T) {
+	t.Parallel()
+	lab := startLab(t, true)
+	m := sim.StandardMix()
+	m.Name, m.Duration, m.LoadRate = "slow", 0, 0
+	m.Plays = slices.DeleteFunc(m.Plays, func(p sim.Play) bool { return p.Name != "brute_force_slow" })
+	rep, err := sim.RunMix(t.Context(), lab, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := rep.Scenarios["brute_force_slow"]
+	if o == nil || o.Skipped != "" {
+		t.Fatalf("brute_force_slow not run: %+v", o)
+	}
+	// 5 guesses of 2 requests reach the PBX; the 6th REGISTER is refused
+	// at the guard (403: the ban is per address and account).
+	if o.ReachedPBX != 10 || o.Sent != 11 {
+		t.Errorf("sent %d, reached the PBX %d; want 11, 10 (notes %v)", o.Sent, o.ReachedPBX, o.Notes)
+	}
+	if rep.Attack.Sent != o.Sent || rep.Attack.ReachedPBX != o.ReachedPBX {
+		t.Errorf("totals %+v are not the scenario's", rep.Attack)
+	}
+	if len(o.Found) != 0 {
+		t.Errorf("the slow guesser found %v", o.Found)
+	}
 }

@@ -48,7 +48,9 @@ func (p *Phone) call(ctx context.Context, number string, hold time.Duration) err
 		return err
 	}
 	defer dlg.Close()
-	err = dlg.WaitAnswer(ctx, sipgo.AnswerOptions{Username: p.cfg.Account, Password: p.cfg.Password})
+	wctx, stop := forceCancel(ctx)
+	defer stop()
+	err = dlg.WaitAnswer(wctx, sipgo.AnswerOptions{Username: p.cfg.Account, Password: p.cfg.Password})
 	var de *sipgo.ErrDialogResponse
 	if errors.As(err, &de) {
 		p.note(func(r *PhoneReport) { r.CallCodes[de.Res.StatusCode]++ })
@@ -66,6 +68,9 @@ func (p *Phone) call(ctx context.Context, number string, hold time.Duration) err
 	}
 	if !pause(ctx, hold) {
 		return ctx.Err()
+	}
+	if ctx.Err() != nil {
+		return ctx.Err() // shutting down: the guard in front may not answer a BYE
 	}
 	if dlg.LoadState() == sip.DialogStateEnded {
 		// The far end hung up during hold.
@@ -143,4 +148,16 @@ func (p *Phone) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+}
+
+// forceCancel returns a context for sipgo's WaitAnswer that ends with ctx
+// but with sipgo.WaitAnswerForceCancelErr as its cause: WaitAnswer then
+// returns at once instead of sending a CANCEL and waiting, without a
+// context, up to 64×T1 (32 s) for its answer and the 487 — on shutdown,
+// from a guard that is stopping too. Trade-off: a call whose ctx ends
+// while ringing is abandoned without a CANCEL.
+func forceCancel(ctx context.Context) (context.Context, func()) {
+	wctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { cancel(sipgo.WaitAnswerForceCancelErr) })
+	return wctx, func() { stop(); cancel(nil) }
 }

@@ -5,7 +5,6 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/tollguard/tollguard/internal/engine"
 	"github.com/tollguard/tollguard/internal/event"
 )
 
@@ -109,10 +108,11 @@ func (p *Proxy) forged(in *inbound) {
 		return
 	}
 	src := in.from.remote.Addr()
+	// Every charge counts, even once the source is over a limit: a
+	// stranger's drops (flood.stranger_limit) still lead to its ban, and a
+	// banned source's charges end at the ban lookup.
 	for range forgedCharge {
-		if p.o.Gate.Admit(src, in.at).Action != engine.Pass {
-			return
-		}
+		p.o.Gate.Admit(src, in.at)
 	}
 }
 

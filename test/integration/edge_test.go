@@ -192,12 +192,16 @@ func TestForgedResponsesNotRelayed(t *testing.T) {
 					body = big
 				}
 				_, _ = c.Write([]byte(forgedResponse(g.SIP(), tokens[(i+n)%len(tokens)], s.addr, i*1000+n, body)))
-				time.Sleep(10 * time.Millisecond) // 100/s: under any flood limit
+				// A forged response costs its source 1+4 requests of its
+				// flood budget, and these sources never registered
+				// (flood.stranger_limit, 30 per 2 s): 2.5/s stays under it,
+				// so every response is parsed and judged as forged.
+				time.Sleep(400 * time.Millisecond)
 			}
 		}()
 	}
 	wg.Wait()
-	g.waitMetric("tollguard_sipfw_drops_total", `reason="forged"`, sources*each, 10*time.Second)
+	g.waitMetric("tollguard_sipfw_drops_total", `reason="forged"`, sources*each, 20*time.Second)
 
 	// The PBX's address on another port is an outside client.
 	local, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(k.Addr.Addr(), 0)), net.UDPAddrFromAddrPort(g.SIP()))
@@ -230,14 +234,17 @@ func TestForgedResponsesNotRelayed(t *testing.T) {
 		t.Fatalf("the sink received %d datagrams from the guard, want 0", got)
 	}
 
-	// Sustained forging from one source is a flood: it gets banned.
+	// Sustained forging from one source is a flood: it gets banned. The
+	// first 6 are parsed (6 × 5 = 30, its stranger limit), the rest
+	// dropped unparsed, each counting 1, until the ban past flood.limit
+	// (200).
 	flooder := testpeer.LoopbackAddr(t)
 	c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(flooder, 0)), net.UDPAddrFromAddrPort(g.SIP()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	for n := range 100 {
+	for n := range 250 {
 		_, _ = c.Write([]byte(forgedResponse(g.SIP(), madeUp, s.addr, 20000+n, "")))
 		time.Sleep(5 * time.Millisecond)
 	}

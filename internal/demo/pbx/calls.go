@@ -138,7 +138,13 @@ func (p *PBX) Call(ctx context.Context, account string) error {
 		return fmt.Errorf("pbx: calling %s: sending INVITE: %w", account, err)
 	}
 	defer dlg.Close()
-	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+	// When ctx ends, give up at once: sipgo's CANCEL would wait up to
+	// 64×T1 (32 s) without a context for answers that, on shutdown, the
+	// stopping guard never sends.
+	wctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer context.AfterFunc(ctx, func() { cancel(sipgo.WaitAnswerForceCancelErr) })()
+	defer cancel(nil)
+	if err := dlg.WaitAnswer(wctx, sipgo.AnswerOptions{}); err != nil {
 		return fmt.Errorf("pbx: calling %s: %w", account, err)
 	}
 	if err := dlg.Ack(ctx); err != nil {

@@ -5,6 +5,10 @@
 // The table is sized once (Config.MaxSources) and never grows: a spoofed
 // flood from millions of addresses evicts stale entries instead of
 // allocating. Hit neither allocates nor blocks beyond one shard mutex.
+//
+// A source the caller marked with Trust (it authenticated) is held to
+// Config.Limit; any other source is a stranger and is also told when it
+// passes Config.StrangerLimit.
 package flood
 
 import (
@@ -27,6 +31,9 @@ type Config struct {
 	// Window (sliding, estimated from two fixed windows) is over the limit.
 	Window time.Duration
 	Limit  int
+	// StrangerLimit is the lower limit of a source not marked with Trust
+	// (Hit returns OverStranger past it). Zero, or above Limit, is Limit.
+	StrangerLimit int
 	// IPv6Prefix groups IPv6 sources: all addresses in one /IPv6Prefix share
 	// a counter. IPv4 sources are counted per address.
 	IPv6Prefix int
@@ -36,12 +43,13 @@ type Config struct {
 
 // Table counts requests per source. It is safe for concurrent use.
 type Table struct {
-	window int64
-	limit  uint64
-	v6bits int
-	seed   uint64
-	shift  uint // shard index = hash >> shift
-	shards []shard
+	window   int64
+	limit    uint64
+	stranger uint64
+	v6bits   int
+	seed     uint64
+	shift    uint // shard index = hash >> shift
+	shards   []shard
 }
 
 type shard struct {
@@ -53,12 +61,31 @@ type shard struct {
 
 // slot is one tracked source. tag 0 means empty. win is the index of the
 // window cur counts (wrapping arithmetic); prev is the window before it.
+// trusted is 1 once Trust marked the source (it fits the padding: a slot
+// stays 24 bytes).
 type slot struct {
-	tag  uint64
-	win  uint32
-	cur  uint32
-	prev uint32
+	tag     uint64
+	win     uint32
+	cur     uint32
+	prev    uint32
+	trusted uint32
 }
+
+// Result is what Hit found.
+type Result uint8
+
+// Results of Hit.
+const (
+	// Under: the source is within its limit.
+	Under Result = iota
+	// OverStranger: a source not marked with Trust is past StrangerLimit
+	// (but not past Limit). Its counters go on: the caller drops the
+	// request, or marks the source with Trust when it learns that it
+	// authenticated.
+	OverStranger
+	// Over: the source is past Limit; its counters restart.
+	Over
+)
 
 // New returns a Table for c. It allocates all its memory at once.
 func New(c Config) (*Table, error) {
@@ -73,13 +100,18 @@ func New(c Config) (*Table, error) {
 		nshards /= 2
 	}
 	per := 1 << bits.Len(uint(c.MaxSources/nshards-1))
+	stranger := c.StrangerLimit
+	if stranger < 1 || stranger > c.Limit {
+		stranger = c.Limit
+	}
 	t := &Table{
-		window: int64(c.Window),
-		limit:  uint64(c.Limit),
-		v6bits: c.IPv6Prefix,
-		seed:   rand.Uint64(),
-		shift:  uint(64 - bits.TrailingZeros(uint(nshards))),
-		shards: make([]shard, nshards),
+		window:   int64(c.Window),
+		limit:    uint64(c.Limit),
+		stranger: uint64(stranger),
+		v6bits:   c.IPv6Prefix,
+		seed:     rand.Uint64(),
+		shift:    uint(64 - bits.TrailingZeros(uint(nshards))),
+		shards:   make([]shard, nshards),
 	}
 	if nshards == 1 {
 		t.shift = 64
@@ -115,9 +147,11 @@ func (t *Table) Group(a netip.Addr) netip.Prefix {
 }
 
 // Hit counts one request from a at now and reports whether its source is
-// over the limit. When it is, its counters restart, so a continuing flood
-// reports again only after another Limit requests.
-func (t *Table) Hit(a netip.Addr, now time.Time) bool {
+// over the limit (Over) or, when not marked with Trust, over the stranger
+// limit (OverStranger). Over restarts its counters, so a continuing flood
+// reports Over again only after another Limit requests; OverStranger does
+// not, so a stranger that goes on reaches Over.
+func (t *Table) Hit(a netip.Addr, now time.Time) Result {
 	h := t.hash(a)
 	s := &t.shards[h>>t.shift&uint64(len(t.shards)-1)]
 	idx := uint32(now.UnixNano() / t.window)
@@ -136,15 +170,45 @@ func (t *Table) Hit(a netip.Addr, now time.Time) bool {
 	// Sliding estimate: the previous window weighs by the part of it that
 	// still lies within Window of now.
 	est := uint64(e.cur) + uint64(e.prev)*uint64(t.window-int64(frac))/uint64(t.window)
-	over := est > t.limit
-	if over {
+	r := Under
+	switch {
+	case est > t.limit:
 		e.cur, e.prev = 0, 0
+		r = Over
+	case est > t.stranger && e.trusted == 0:
+		r = OverStranger
 	}
 	s.mu.Unlock()
-	return over
+	return r
 }
 
-// Forget clears the counters of a's source.
+// Trust marks a's source as authenticated: from now on only Limit applies
+// to it. The mark lasts as long as the source's slot: a source evicted by
+// a flood of other sources is a stranger again until marked anew.
+func (t *Table) Trust(a netip.Addr, now time.Time) {
+	h := t.hash(a)
+	s := &t.shards[h>>t.shift&uint64(len(t.shards)-1)]
+	s.mu.Lock()
+	s.find(h, h|1, uint32(now.UnixNano()/t.window)).trusted = 1
+	s.mu.Unlock()
+}
+
+// trusted reports whether a's source is marked with Trust.
+func (t *Table) trusted(a netip.Addr) bool {
+	h := t.hash(a)
+	s := &t.shards[h>>t.shift&uint64(len(t.shards)-1)]
+	tag := h | 1
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := uint64(0); i < probes; i++ {
+		if e := &s.slots[(h+i)&s.mask]; e.tag == tag {
+			return e.trusted != 0
+		}
+	}
+	return false
+}
+
+// Forget clears the counters of a's source (not its Trust mark).
 func (t *Table) Forget(a netip.Addr) {
 	h := t.hash(a)
 	s := &t.shards[h>>t.shift&uint64(len(t.shards)-1)]

@@ -37,7 +37,7 @@ func TestHitLimit(t *testing.T) {
 			a := netip.MustParseAddr("198.51.100.7")
 			first := 0
 			for i := 1; i <= tc.n; i++ {
-				if tb.Hit(a, t0.Add(time.Duration(i)*tc.every)) && first == 0 {
+				if (tb.Hit(a, t0.Add(time.Duration(i)*tc.every)) == Over) && first == 0 {
 					first = i
 				}
 			}
@@ -72,8 +72,8 @@ func TestGrouping(t *testing.T) {
 			over := false
 			for i := range 6 {
 				now := t0.Add(time.Duration(i) * time.Millisecond)
-				over = tb.Hit(a, now) || over
-				over = tb.Hit(b, now) || over
+				over = (tb.Hit(a, now) == Over) || over
+				over = (tb.Hit(b, now) == Over) || over
 			}
 			if over != tc.share {
 				t.Fatalf("12 requests from %s and %s: over=%v, want %v (shared counter)", tc.a, tc.b, over, tc.share)
@@ -89,17 +89,17 @@ func TestForget(t *testing.T) {
 	tb := newTable(t, Config{Window: 2 * time.Second, Limit: 5, IPv6Prefix: 64, MaxSources: 4096})
 	a := netip.MustParseAddr("203.0.113.9")
 	for i := range 5 {
-		if tb.Hit(a, t0.Add(time.Duration(i))) {
+		if tb.Hit(a, t0.Add(time.Duration(i))) == Over {
 			t.Fatalf("over at %d", i+1)
 		}
 	}
 	tb.Forget(a)
 	for i := range 5 {
-		if tb.Hit(a, t0.Add(time.Duration(10+i))) {
+		if tb.Hit(a, t0.Add(time.Duration(10+i))) == Over {
 			t.Fatalf("over at %d after Forget", i+1)
 		}
 	}
-	if !tb.Hit(a, t0.Add(20)) {
+	if tb.Hit(a, t0.Add(20)) != Over {
 		t.Fatal("6th request after Forget not over a limit of 5")
 	}
 }
@@ -121,7 +121,7 @@ func TestOfficeSubnet(t *testing.T) {
 			// each phone's timer has its own phase within the 250 ms period
 			now := t0.Add(time.Duration(tick)*step + time.Duration(i)*step/250)
 			total++
-			if tb.Hit(a, now) {
+			if tb.Hit(a, now) == Over {
 				blocked++
 			}
 		}
@@ -133,7 +133,7 @@ func TestOfficeSubnet(t *testing.T) {
 	flooder := netip.MustParseAddr("10.20.0.77")
 	caught := false
 	for i := range 40 {
-		caught = tb.Hit(flooder, t0.Add(301*time.Second+time.Duration(i)*time.Millisecond)) || caught
+		caught = (tb.Hit(flooder, t0.Add(301*time.Second+time.Duration(i)*time.Millisecond)) == Over) || caught
 	}
 	if !caught {
 		t.Fatal("a 40-request burst from one office phone was not over a limit of 16")
@@ -184,4 +184,92 @@ func BenchmarkHit(b *testing.B) {
 			b.ReportMetric(float64(tb.Bytes()), "table-bytes")
 		})
 	}
+}
+
+// TestStrangerLimit: a source not marked with Trust is told past
+// StrangerLimit and its counters go on to Over at Limit; a trusted one is
+// held to Limit only; the mark survives Forget and covers its IPv6 group,
+// and an evicted slot forgets it.
+func TestStrangerLimit(t *testing.T) {
+	c := Config{Window: 2 * time.Second, Limit: 200, StrangerLimit: 30, IPv6Prefix: 64, MaxSources: 1 << 10}
+	// results counts Hit's answers for n requests 1 ms apart from a.
+	results := func(tb *Table, a netip.Addr, from time.Time, n int) (first [3]int, count [3]int) {
+		for i := range n {
+			r := tb.Hit(a, from.Add(time.Duration(i)*time.Millisecond))
+			if count[r] == 0 {
+				first[r] = i + 1
+			}
+			count[r]++
+		}
+		return first, count
+	}
+	stranger := netip.MustParseAddr("198.51.100.7")
+	trusted := netip.MustParseAddr("198.51.100.8")
+	v6 := netip.MustParseAddr("2001:db8:1:2::10")
+	v6Neighbour := netip.MustParseAddr("2001:db8:1:2::99")
+	cases := []struct {
+		name        string
+		setup       func(tb *Table)
+		addr        netip.Addr
+		n           int
+		wantStrange int // first request answered OverStranger (0: none)
+		wantOver    int // first request answered Over (0: none)
+	}{
+		{"stranger at 30 then 200", nil, stranger, 250, 31, 201},
+		{"stranger within its limit", nil, stranger, 30, 0, 0},
+		{"trusted: only limit", func(tb *Table) { tb.Trust(trusted, t0) }, trusted, 250, 0, 201},
+		{"trust survives forget", func(tb *Table) { tb.Trust(trusted, t0); tb.Forget(trusted) }, trusted, 199, 0, 0},
+		{"trust covers the /64", func(tb *Table) { tb.Trust(v6, t0) }, v6Neighbour, 199, 0, 0},
+		{"trust of one address is not its neighbour's", func(tb *Table) { tb.Trust(trusted, t0) }, stranger, 31, 31, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := newTable(t, c)
+			if tc.setup != nil {
+				tc.setup(tb)
+			}
+			first, _ := results(tb, tc.addr, t0, tc.n)
+			if first[OverStranger] != tc.wantStrange || first[Over] != tc.wantOver {
+				t.Errorf("first OverStranger at %d, Over at %d; want %d, %d", first[OverStranger], first[Over], tc.wantStrange, tc.wantOver)
+			}
+		})
+	}
+	t.Run("the limit restarts after Over, the stranger limit goes on", func(t *testing.T) {
+		tb := newTable(t, c)
+		_, count := results(tb, stranger, t0, 400)
+		// 30 under, 170 over the stranger limit, the 201st over; then 30
+		// under again, 170 OverStranger (400 = 201 + 199).
+		if count[Under] != 60 || count[Over] != 1 || count[OverStranger] != 339 {
+			t.Errorf("counts under/stranger/over = %v", count)
+		}
+	})
+	t.Run("trust mid-way lifts the stranger limit", func(t *testing.T) {
+		tb := newTable(t, c)
+		results(tb, stranger, t0, 40)
+		tb.Trust(stranger, t0.Add(40*time.Millisecond))
+		if !tb.trusted(stranger) {
+			t.Fatal("not trusted after Trust")
+		}
+		first, _ := results(tb, stranger, t0.Add(41*time.Millisecond), 160)
+		if first[OverStranger] != 0 || first[Over] != 0 {
+			t.Errorf("after Trust: first OverStranger %d, Over %d", first[OverStranger], first[Over])
+		}
+	})
+	t.Run("eviction forgets the mark", func(t *testing.T) {
+		tb := newTable(t, Config{Window: 2 * time.Second, Limit: 200, StrangerLimit: 30, IPv6Prefix: 64, MaxSources: 1})
+		tb.Trust(trusted, t0)
+		for i := range 1 << 12 { // a spoofed flood of distinct sources
+			tb.Hit(netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)}), t0.Add(time.Minute))
+		}
+		if tb.trusted(trusted) {
+			t.Fatal("the mark survived 4096 other sources in a one-slot table")
+		}
+	})
+	t.Run("stranger limit above limit acts as limit", func(t *testing.T) {
+		tb := newTable(t, Config{Window: 2 * time.Second, Limit: 20, StrangerLimit: 30, IPv6Prefix: 64, MaxSources: 16})
+		first, _ := results(tb, stranger, t0, 25)
+		if first[OverStranger] != 0 || first[Over] != 21 {
+			t.Errorf("first OverStranger %d, Over %d; want 0, 21", first[OverStranger], first[Over])
+		}
+	})
 }
