@@ -100,6 +100,14 @@ func StartGuard(t testing.TB, opts GuardOptions) *Guard {
 // SIP returns Addr on port 5060, where configs usually listen.
 func (g *Guard) SIP() netip.AddrPort { return netip.AddrPortFrom(g.Addr, 5060) }
 
+// Pid is the running daemon's process ID (0 when it is not running).
+func (g *Guard) Pid() int {
+	if g.cmd == nil || g.cmd.Process == nil {
+		return 0
+	}
+	return g.cmd.Process.Pid
+}
+
 // Log returns everything the daemon wrote so far (all its starts).
 func (g *Guard) Log() string { return g.log.String() }
 

@@ -69,7 +69,7 @@ func (g *guard) waitMetric(name, labels string, min float64, timeout time.Durati
 // rss returns the guard process's VmRSS and VmHWM in MiB.
 func (g *guard) rss() (rss, hwm float64) {
 	g.t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", g.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", g.Pid()))
 	if err != nil {
 		g.t.Fatalf("reading the guard's status: %v", err)
 	}
