@@ -28,6 +28,7 @@ type Postgres struct {
 	// start (a CI service).
 	admin  string
 	pgCtl  string
+	dir    string
 	data   string
 	asUser []string
 	dbs    atomic.Int64
@@ -35,24 +36,28 @@ type Postgres struct {
 
 // StartPostgres starts a private server for t (as the postgres user when
 // the test runs as root: initdb refuses root), or uses the server of
-// TOLLGUARD_TEST_PG_DSN when set. Without the binaries it fails the test
-// when CI is set and skips it otherwise.
+// TOLLGUARD_TEST_PG_DSN when set, and stops it when t ends. Without the
+// binaries it fails the test when CI is set and skips it otherwise.
 func StartPostgres(t testing.TB) *Postgres {
 	t.Helper()
-	if dsn := os.Getenv("TOLLGUARD_TEST_PG_DSN"); dsn != "" {
-		return &Postgres{admin: dsn}
-	}
-	p, err := startPostgres(t)
+	p, err := RunPostgres()
 	if err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("postgresql is required under CI: %v", err)
 		}
 		t.Skipf("postgresql not available: %v", err)
 	}
+	t.Cleanup(p.Stop)
 	return p
 }
 
-func startPostgres(t testing.TB) (*Postgres, error) {
+// RunPostgres is StartPostgres for a caller without a test (a TestMain
+// sharing one server between tests): it returns the error instead of
+// failing, and the caller calls Stop.
+func RunPostgres() (*Postgres, error) {
+	if dsn := os.Getenv("TOLLGUARD_TEST_PG_DSN"); dsn != "" {
+		return &Postgres{admin: dsn}, nil
+	}
 	initdb, err := pgBin("initdb")
 	if err != nil {
 		return nil, err
@@ -61,41 +66,59 @@ func startPostgres(t testing.TB) (*Postgres, error) {
 	if p.pgCtl, err = pgBin("pg_ctl"); err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "tollguard-pg-")
-	if err != nil {
+	if p.dir, err = os.MkdirTemp("", "tollguard-pg-"); err != nil {
 		return nil, err
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := p.start(initdb); err != nil {
+		os.RemoveAll(p.dir)
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *Postgres) start(initdb string) error {
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			return nil, fmt.Errorf("running as root without a postgres user: %w", err)
+			return fmt.Errorf("running as root without a postgres user: %w", err)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			return nil, err
+		if err := os.Chown(p.dir, uid, gid); err != nil {
+			return err
 		}
 		p.asUser = []string{"runuser", "-u", "postgres", "--"}
 	}
-	p.data = filepath.Join(dir, "data")
+	p.data = filepath.Join(p.dir, "data")
 	if out, err := p.run(initdb, "-D", p.data, "-A", "trust", "-U", "postgres", "--no-sync"); err != nil {
-		return nil, fmt.Errorf("initdb: %w: %s", err, out)
+		return fmt.Errorf("initdb: %w: %s", err, out)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c full_page_writes=off", port, dir)
-	if out, err := p.run(p.pgCtl, "-D", p.data, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "-t", "60", "start"); err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "log"))
-		return nil, fmt.Errorf("pg_ctl start: %w: %s %s", err, out, log)
+	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c full_page_writes=off", port, p.dir)
+	if out, err := p.run(p.pgCtl, "-D", p.data, "-o", opts, "-l", filepath.Join(p.dir, "log"), "-w", "-t", "60", "start"); err != nil {
+		log, _ := os.ReadFile(filepath.Join(p.dir, "log"))
+		return fmt.Errorf("pg_ctl start: %w: %s %s", err, out, log)
 	}
-	t.Cleanup(func() { p.run(p.pgCtl, "-D", p.data, "-m", "immediate", "-w", "stop") })
 	p.Addr = fmt.Sprintf("127.0.0.1:%d", port)
-	return p, nil
+	return nil
+}
+
+// Stop stops a server RunPostgres started and removes its files; it does
+// nothing for the server of TOLLGUARD_TEST_PG_DSN.
+func (p *Postgres) Stop() {
+	if p.dir == "" {
+		return
+	}
+	if p.Addr != "" {
+		p.run(p.pgCtl, "-D", p.data, "-m", "immediate", "-w", "stop")
+	}
+	os.RemoveAll(p.dir)
+	p.dir = ""
 }
 
 // Database creates a new, empty database and returns its DSN.

@@ -144,13 +144,9 @@ func (f *File) addKey(name string, generation int64, k Key) error {
 func (f *File) removeKey(name string, generation int64, id []byte) (Key, error) {
 	var out Key
 	err := f.Update(func(users []User) ([]User, error) {
-		i := slices.IndexFunc(users, func(u User) bool { return u.Name == name })
-		if i < 0 || users[i].Generation != generation {
-			return nil, ErrNoUser
-		}
-		j := slices.IndexFunc(users[i].Keys, func(k Key) bool { return bytes.Equal(k.ID, id) })
-		if j < 0 {
-			return nil, ErrNoKey
+		i, j, err := findKey(users, name, generation, id)
+		if err != nil {
+			return nil, err
 		}
 		out = users[i].Keys[j]
 		users[i].Keys = slices.Delete(users[i].Keys, j, j+1)
@@ -171,13 +167,9 @@ var errCounter = errors.New("signature counter did not advance")
 func (f *File) acceptKey(name string, generation int64, id []byte, count uint32, flags uint8, now time.Time) (Key, error) {
 	var out Key
 	err := f.Update(func(users []User) ([]User, error) {
-		i := slices.IndexFunc(users, func(u User) bool { return u.Name == name })
-		if i < 0 || users[i].Generation != generation {
-			return nil, ErrNoUser
-		}
-		j := slices.IndexFunc(users[i].Keys, func(k Key) bool { return bytes.Equal(k.ID, id) })
-		if j < 0 {
-			return nil, ErrNoKey
+		i, j, err := findKey(users, name, generation, id)
+		if err != nil {
+			return nil, err
 		}
 		k := &users[i].Keys[j]
 		if (count != 0 || k.SignCount != 0) && count <= k.SignCount {
@@ -189,4 +181,19 @@ func (f *File) acceptKey(name string, generation int64, id []byte, count uint32,
 		return users, nil
 	})
 	return out, err
+}
+
+// findKey returns the index of name's entry in users and of its key id:
+// ErrNoUser when name is gone or was re-created (another generation),
+// ErrNoKey when it has no such key.
+func findKey(users []User, name string, generation int64, id []byte) (int, int, error) {
+	i := slices.IndexFunc(users, func(u User) bool { return u.Name == name })
+	if i < 0 || users[i].Generation != generation {
+		return 0, 0, ErrNoUser
+	}
+	j := slices.IndexFunc(users[i].Keys, func(k Key) bool { return bytes.Equal(k.ID, id) })
+	if j < 0 {
+		return 0, 0, ErrNoKey
+	}
+	return i, j, nil
 }

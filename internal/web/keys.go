@@ -196,9 +196,7 @@ func (c *Console) keyLogin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusTooManyRequests, err.Error())
 		return
 	case errors.As(err, &ce):
-		c.log.Warn("security key refused: its signature counter went backwards (a cloned key?)",
-			"user", ce.User, "key", fmt.Sprintf("%q", capString(ce.Key, 64)), "stored", ce.Stored, "got", ce.Got, "source", remoteAddr(r).String())
-		c.audit(r, b.Name, "login_refused", fmt.Sprintf("security key %q: signature counter %d not above %d (cloned key?)", capString(ce.Key, 64), ce.Got, ce.Stored))
+		c.counterWentBack(r, b.Name, "login_refused", ce)
 		writeError(w, http.StatusUnauthorized, users.ErrLogin.Error())
 		return
 	case errors.Is(err, users.ErrLogin):
@@ -351,9 +349,7 @@ func (c *Console) removeKey(w http.ResponseWriter, r *http.Request, s users.Sess
 		writeError(w, http.StatusTooManyRequests, err.Error())
 		return
 	case errors.As(err, &ce):
-		c.log.Warn("security key refused: its signature counter went backwards (a cloned key?)",
-			"user", ce.User, "key", fmt.Sprintf("%q", capString(ce.Key, 64)), "stored", ce.Stored, "got", ce.Got, "source", remoteAddr(r).String())
-		c.audit(r, s.User, "key_remove_refused", fmt.Sprintf("security key %q: signature counter %d not above %d (cloned key?)", capString(ce.Key, 64), ce.Got, ce.Stored))
+		c.counterWentBack(r, s.User, "key_remove_refused", ce)
 		writeError(w, http.StatusForbidden, users.ErrSecondFactor.Error())
 		return
 	case errors.Is(err, users.ErrSecondFactor):
@@ -370,4 +366,12 @@ func (c *Console) removeKey(w http.ResponseWriter, r *http.Request, s users.Sess
 	}
 	c.audit(r, s.User, "key_remove", keyDetail(k))
 	writeJSON(w, http.StatusOK, map[string]string{"removed": base64.RawURLEncoding.EncodeToString(k.ID)})
+}
+
+// counterWentBack logs and audits (as action, for user) a key refused
+// because its signature counter did not advance: a cloned authenticator.
+func (c *Console) counterWentBack(r *http.Request, user, action string, ce *users.CounterError) {
+	c.log.Warn("security key refused: its signature counter went backwards (a cloned key?)",
+		"user", ce.User, "key", fmt.Sprintf("%q", capString(ce.Key, 64)), "stored", ce.Stored, "got", ce.Got, "source", remoteAddr(r).String())
+	c.audit(r, user, action, fmt.Sprintf("security key %q: signature counter %d not above %d (cloned key?)", capString(ce.Key, 64), ce.Got, ce.Stored))
 }
