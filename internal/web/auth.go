@@ -99,18 +99,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := c.auth.Login(b.Name, b.Password, strings.TrimSpace(b.Code), src)
-	switch {
-	case errors.Is(err, users.ErrLocked):
-		c.audit(r, b.Name, "login_refused", "locked out")
-		writeError(w, http.StatusTooManyRequests, err.Error())
-		return
-	case errors.Is(err, users.ErrLogin):
-		c.audit(r, b.Name, "login_failed", "")
-		writeError(w, http.StatusUnauthorized, err.Error())
-		return
-	case err != nil:
-		c.log.Error("login failed", "err", err)
-		writeError(w, http.StatusInternalServerError, "internal error (see the tollguard log)")
+	if c.loginFailed(w, r, b.Name, "", err) {
 		return
 	}
 	c.startSession(w, r, u, nil, string(u.Role))
@@ -283,4 +272,24 @@ func preferredLang(r *http.Request) string {
 		}
 	}
 	return best
+}
+
+// loginFailed answers and audits a failed login of name (detail says how
+// it was tried) and reports whether err was a failure: locked out (429),
+// wrong credentials (401) or an internal error (500, logged).
+func (c *Console) loginFailed(w http.ResponseWriter, r *http.Request, name, detail string, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, users.ErrLocked):
+		c.audit(r, name, "login_refused", "locked out")
+		writeError(w, http.StatusTooManyRequests, err.Error())
+	case errors.Is(err, users.ErrLogin):
+		c.audit(r, name, "login_failed", detail)
+		writeError(w, http.StatusUnauthorized, err.Error())
+	default:
+		c.log.Error("login failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error (see the tollguard log)")
+	}
+	return true
 }

@@ -189,23 +189,12 @@ func (c *Console) keyLogin(w http.ResponseWriter, r *http.Request) {
 	// ceremony either: the empty RP matches none, and the attempt counts.
 	rp, _ := c.relyingParty(r)
 	u, k, err := c.auth.LoginKey(b.Name, b.Password, b.Ceremony, rp, b.Credential, remoteAddr(r))
-	var ce *users.CounterError
-	switch {
-	case errors.Is(err, users.ErrLocked):
-		c.audit(r, b.Name, "login_refused", "locked out")
-		writeError(w, http.StatusTooManyRequests, err.Error())
-		return
-	case errors.As(err, &ce):
+	if ce := (*users.CounterError)(nil); errors.As(err, &ce) {
 		c.counterWentBack(r, b.Name, "login_refused", ce)
 		writeError(w, http.StatusUnauthorized, users.ErrLogin.Error())
 		return
-	case errors.Is(err, users.ErrLogin):
-		c.audit(r, b.Name, "login_failed", "security key")
-		writeError(w, http.StatusUnauthorized, err.Error())
-		return
-	case err != nil:
-		c.log.Error("login failed", "err", err)
-		writeError(w, http.StatusInternalServerError, "internal error (see the tollguard log)")
+	}
+	if c.loginFailed(w, r, b.Name, "security key", err) {
 		return
 	}
 	c.startSession(w, r, u, k.ID, fmt.Sprintf("%s, security key %q", u.Role, k.Name))
