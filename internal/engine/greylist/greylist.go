@@ -18,10 +18,11 @@
 // MaxDelay), one with only pending transactions, one that passed by
 // retransmitting, and only when every probed slot belongs to a source
 // marked with Pass, the stalest of those. A spoofed flood of random
-// sources costs one slot per source and, sending each datagram once, only
-// ever evicts other pending or dead slots; a forger who repeats each
-// datagram can evict sources that passed by retransmitting, which then
-// wait one retransmission (T1) once more: eviction never blocks anyone.
+// sources costs one slot per source and, sending each datagram once,
+// evicts pending or dead slots, and a source that passed only where all 8
+// probed slots passed; a forger who repeats each datagram can evict
+// sources that passed by retransmitting, which then wait one
+// retransmission (T1) once more: eviction never blocks anyone.
 package greylist
 
 import (
