@@ -38,6 +38,8 @@ type Config struct {
 	Fingerprints Fingerprints `yaml:"fingerprints"`
 	// Flood limits the request rate per source.
 	Flood Flood `yaml:"flood"`
+	// Greylist holds a stranger's first UDP request until it retransmits.
+	Greylist Greylist `yaml:"greylist"`
 	// Honeypot lists accounts no legitimate device uses.
 	Honeypot Honeypot `yaml:"honeypot"`
 	// Probe bans sources of unauthenticated toll-fraud probes.
@@ -277,6 +279,31 @@ type Flood struct {
 	IPv6Prefix int      `yaml:"ipv6_prefix"`
 	BanTime    Duration `yaml:"bantime"`
 	// MaxSources bounds the tracked sources. Default 1048576.
+	MaxSources int `yaml:"max_sources"`
+}
+
+// Greylist holds the first UDP request of a source that is a stranger
+// (not in allow, never registered, no answered credentialed call, not
+// passed before) until its client retransmits it, as RFC 3261 §17.1.1.2
+// and §17.1.2.2 require of every UDP client transaction and attack tools
+// do not do. The retransmission, between MinDelay and MaxDelay after the
+// first copy, is forwarded and the address passes for Remember.
+type Greylist struct {
+	// Enabled turns greylisting on. Default true: RFC 3261 UDP clients
+	// retransmit, attack tools do not; the cost is one T1 (about 0.5 s)
+	// on a phone's first request from a new address.
+	Enabled bool `yaml:"enabled"`
+	// MinDelay: a copy sooner than this after the first is a duplicate,
+	// not a retransmission timer, and is held too. Default 200ms.
+	MinDelay Duration `yaml:"min_delay"`
+	// MaxDelay: a copy later than this starts over (64·T1). Default 32s.
+	MaxDelay Duration `yaml:"max_delay"`
+	// Remember is how long a passed address passes at once after its last
+	// request. Default 24h.
+	Remember Duration `yaml:"remember"`
+	// MaxSources bounds the tracked addresses (IPv4 addresses, IPv6
+	// prefixes of flood.ipv6_prefix); memory is about 100 bytes each.
+	// Default 65536.
 	MaxSources int `yaml:"max_sources"`
 }
 

@@ -100,6 +100,7 @@ func Default() *Config {
 			NewSources: 5, Remember: Duration(30 * 24 * time.Hour)},
 		Fingerprints: Fingerprints{Threshold: 100, BanTime: Duration(24 * time.Hour)},
 		Flood:        Flood{Window: Duration(2 * time.Second), Limit: 200, StrangerLimit: 30, IPv6Prefix: 64, BanTime: Duration(5 * time.Minute), MaxSources: 1 << 20},
+		Greylist:     Greylist{Enabled: true, MinDelay: Duration(200 * time.Millisecond), MaxDelay: Duration(32 * time.Second), Remember: Duration(24 * time.Hour), MaxSources: 1 << 16},
 		Honeypot:     Honeypot{BanTime: Duration(24 * time.Hour)},
 		Probe: Probe{FindTime: Duration(10 * time.Minute), MaxProbes: 3, BanTime: Duration(time.Hour),
 			Destinations: []string{`^(\+|00|011)[1-9]`, `^(1?900|0900)`}},

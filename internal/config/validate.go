@@ -195,6 +195,12 @@ func (c *Config) Validate() error {
 	if c.Flood.MaxSources < 1024 {
 		return bad("flood.max_sources", "must be at least 1024", "the default tracks about a million sources")
 	}
+	if g := c.Greylist; g.MinDelay < 0 || g.MaxDelay <= g.MinDelay || g.Remember <= 0 {
+		return bad("greylist", "need 0 <= min_delay < max_delay and a positive remember", "defaults: 200ms, 32s (64×T1), 24h")
+	}
+	if c.Greylist.MaxSources < 1024 {
+		return bad("greylist.max_sources", "must be at least 1024", "default 65536 addresses, about 6 MB")
+	}
 	for i, a := range c.Honeypot.Accounts {
 		if strings.TrimSpace(a) == "" {
 			return bad(fmt.Sprintf("honeypot.accounts[%d]", i), "must not be empty", "an account no real device uses, e.g. 9999")

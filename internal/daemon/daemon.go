@@ -216,6 +216,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Guard, error) {
 			RegisteredIdle: cfg.SIP.RegisteredIdleTimeout.D(), DialogTimeout: cfg.SIP.DialogTimeout.D(),
 			Checker:  recorder{next: g.eng, rec: rec, watch: g.alerts.observe},
 			Gate:     g.eng,
+			Greylist: g.eng,
 			Logger:   g.log,
 			Registry: g.reg,
 			Now:      g.now,

@@ -164,7 +164,7 @@ func runDemo(ctx context.Context, e *cli.Env, args []string) error {
 		fmt.Fprintf(out, "   %s\n", r)
 	}
 
-	step("the phones keep working while attackers are banned")
+	step("the phones keep working while attackers are stopped")
 	for _, ph := range phones {
 		if err := ph.Call(ctx, "13800138000", 100*time.Millisecond); err != nil {
 			fmt.Fprintf(out, "   %s: call failed: %v\n", ph.Account(), err)
@@ -178,12 +178,17 @@ func runDemo(ctx context.Context, e *cli.Env, args []string) error {
 		fmt.Fprintf(out, "   %-9s %d requests dropped\n", rule, droppedBy(g.Registry(), rule))
 	}
 
+	step("held until retransmitted (greylisting: phones retransmit over UDP as RFC 3261 requires, attack tools do not)")
+	fmt.Fprintf(out, "   %-9s %d requests held, %d retransmissions of phones let through\n", "greylist",
+		verdicts(g.Registry(), "drop", "greylist"), verdicts(g.Registry(), "pass", "greylist"))
+
 	step("bans in force")
 	for _, d := range g.Set().List(time.Now()) {
 		fmt.Fprintf(out, "   %-22s %-10s rule=%-20s for %-9s %s\n", d.Target(), d.Scope, d.Rule, time.Until(d.Until).Round(time.Minute), d.Reason)
 	}
 	st := p.Stats()
-	fmt.Fprintf(out, "\nThe PBX saw %d wrong-password or unknown-account requests in all; every other attempt was stopped by the guard.\n", st.AuthFailures)
+	fmt.Fprintf(out, "\nThe PBX saw %d wrong-password or unknown-account requests in all; every other attempt was stopped by the guard\n", st.AuthFailures)
+	fmt.Fprintf(out, "(dropped, banned, or held by greylisting: an attacker that never retransmits is never banned, and never reaches the PBX).\n")
 	fmt.Fprintf(out, "It answered %d calls and %d registrations.\n", st.CallsAnswered, st.RegistersOK)
 
 	if *keep {
@@ -206,7 +211,10 @@ func runDemo(ctx context.Context, e *cli.Env, args []string) error {
 
 // droppedBy returns how many requests the engine dropped by rule, from its
 // verdict counter.
-func droppedBy(reg *prometheus.Registry, rule string) int {
+func droppedBy(reg *prometheus.Registry, rule string) int { return verdicts(reg, "drop", rule) }
+
+// verdicts returns the engine's verdict counter for action and rule.
+func verdicts(reg *prometheus.Registry, action, rule string) int {
 	mfs, err := reg.Gather()
 	if err != nil {
 		return 0
@@ -216,16 +224,16 @@ func droppedBy(reg *prometheus.Registry, rule string) int {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			var action, r string
+			var a, r string
 			for _, l := range m.GetLabel() {
 				switch l.GetName() {
 				case "action":
-					action = l.GetValue()
+					a = l.GetValue()
 				case "rule":
 					r = l.GetValue()
 				}
 			}
-			if action == "drop" && r == rule {
+			if a == action && r == rule {
 				return int(m.GetCounter().GetValue())
 			}
 		}

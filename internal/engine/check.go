@@ -91,7 +91,11 @@ func (e *Engine) Admit(src netip.Addr, now time.Time) Verdict {
 // other rules still judge what he sends.
 func (e *Engine) trust(src netip.Addr, now time.Time) {
 	if src.IsValid() {
-		e.rules.Load().flood.Trust(src, now)
+		r := e.rules.Load()
+		r.flood.Trust(src, now)
+		if r.grey != nil {
+			r.grey.Pass(src, now)
+		}
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/tollguard/tollguard/internal/engine/enumeration"
 	"github.com/tollguard/tollguard/internal/engine/fingerprint"
 	"github.com/tollguard/tollguard/internal/engine/flood"
+	"github.com/tollguard/tollguard/internal/engine/greylist"
 	"github.com/tollguard/tollguard/internal/engine/honeypot"
 	"github.com/tollguard/tollguard/internal/engine/jail"
 	"github.com/tollguard/tollguard/internal/engine/probe"
@@ -46,6 +47,7 @@ type rules struct {
 	freeCall    []detector.OnCall
 	policy      *callpolicy.Detector
 	flood       *flood.Table
+	grey        *greylist.Table // nil when greylist.enabled is false
 	unproven    time.Duration
 }
 
@@ -132,6 +134,9 @@ func compile(cfg *config.Config, fp []byte, repeats *jail.Repeats, an *anomaly.S
 		r.flood = old.flood
 	} else if r.flood, err = flood.New(flood.Config{Window: fc.Window.D(), Limit: fc.Limit, StrangerLimit: fc.StrangerLimit, IPv6Prefix: fc.IPv6Prefix, MaxSources: fc.MaxSources}); err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
+	}
+	if r.grey, err = compileGreylist(cfg, old); err != nil {
+		return nil, err
 	}
 	return r, nil
 }

@@ -16,7 +16,8 @@ type metrics struct {
 // (detectors.go), so a new detector needs no change here.
 var (
 	engineRules    = []string{RuleFlood}
-	engineVerdicts = [][2]string{{"drop", RuleDeny}, {"drop", RuleBan}, {"drop", RuleFlood}, {"reject", RuleBan}}
+	engineVerdicts = [][2]string{{"drop", RuleDeny}, {"drop", RuleBan}, {"drop", RuleFlood}, {"reject", RuleBan},
+		{"drop", RuleGreylist}, {"pass", RuleGreylist}}
 )
 
 // newMetrics registers the engine's metrics on reg (nil: unregistered),
@@ -45,8 +46,10 @@ func newMetrics(reg *prometheus.Registry, e *Engine, detectors []string) *metric
 	}
 	ft := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tollguard_engine_flood_table_bytes",
 		Help: "Memory held by the flood table."}, func() float64 { return float64(e.FloodTableBytes()) })
+	gt := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tollguard_engine_greylist_table_bytes",
+		Help: "Memory held by the greylist table (0 when greylisting is off)."}, func() float64 { return float64(e.GreylistTableBytes()) })
 	if reg != nil {
-		reg.MustRegister(m.failures, dv, vv, ft)
+		reg.MustRegister(m.failures, dv, vv, ft, gt)
 	}
 	return m
 }

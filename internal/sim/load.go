@@ -20,7 +20,12 @@ const MaxLoadCount = 10_000_000
 // time of each request to its final response. With two targets (say the
 // guard and the PBX directly) requests alternate between them in one run,
 // so both see the same machine load and the difference is the added
-// latency. Requests are not retransmitted; unanswered ones count as lost.
+// latency. Before the measured requests each source completes one OPTIONS
+// transaction with each target as a phone would (the same datagram
+// retransmitted on RFC 3261 Timer E until answered, at most greetTimeout):
+// a guard that greylists new addresses holds that first request for one
+// T1, and the measured requests after it show the steady state. The
+// measured requests are not retransmitted; unanswered ones count as lost.
 type Load struct {
 	// Targets receive the requests, alternating; one or two entries.
 	Targets []netip.AddrPort
@@ -50,6 +55,11 @@ type TargetResult struct {
 	Lost     int
 	Codes    map[int]int
 	Latency  Histogram
+	// Greeting is the time each source's first transaction with the
+	// target took to its answer, retransmissions included (see Load);
+	// Ungreeted counts sources it never answered.
+	Greeting  Histogram
+	Ungreeted int
 }
 
 // String summarises the result on one line.
@@ -145,6 +155,7 @@ func (l Load) Run(ctx context.Context) (LoadResult, error) {
 		})
 	}
 
+	greetings := l.greet(ctx, conns)
 	start = time.Now()
 	started.Done()
 	interval := time.Second / time.Duration(l.Rate)
@@ -181,8 +192,16 @@ func (l Load) Run(ctx context.Context) (LoadResult, error) {
 	}
 
 	res := LoadResult{Elapsed: elapsed, MaxLag: maxLag}
-	for _, t := range l.Targets {
-		res.Targets = append(res.Targets, &TargetResult{Target: t, Codes: map[int]int{}})
+	for k, t := range l.Targets {
+		tr := &TargetResult{Target: t, Codes: map[int]int{}}
+		for _, g := range greetings[k] {
+			if g < 0 {
+				tr.Ungreeted++
+			} else {
+				tr.Greeting.Record(g)
+			}
+		}
+		res.Targets = append(res.Targets, tr)
 	}
 	for i := range sent {
 		tr := res.Targets[i%len(l.Targets)]
@@ -225,4 +244,37 @@ func appendLoadRequest(b []byte, method string, seq int, local string, target ne
 	b = append(b, local...)
 	b = append(b, ">\r\nUser-Agent: tollguard-sim-load\r\nContent-Length: 0\r\n\r\n"...)
 	return b
+}
+
+// greetTimeout bounds each source's first transaction with a target.
+const greetTimeout = 4 * time.Second
+
+// greet has every conn complete one OPTIONS transaction with each target,
+// all sources at once, retransmitting like a phone (peer.transact). It
+// returns the time each took, by target and source; -1 when unanswered.
+func (l Load) greet(ctx context.Context, conns []*net.UDPConn) [][]time.Duration {
+	out := make([][]time.Duration, len(l.Targets))
+	var wg sync.WaitGroup
+	for k, t := range l.Targets {
+		out[k] = make([]time.Duration, len(conns))
+		for j, c := range conns {
+			wg.Go(func() {
+				p := &peer{conn: c, local: c.LocalAddr().(*net.UDPAddr).AddrPort(), target: t, buf: make([]byte, 65535)}
+				dom := t.Addr().String()
+				req := rawRequest{Method: "OPTIONS", URI: "sip:" + dom, FromUser: "load", ToUser: "load", Domain: dom,
+					UserAgent: "tollguard-load", CallID: "greet-" + randHex(8), CSeq: 1}
+				began := time.Now()
+				if _, err := p.transact(ctx, req, greetTimeout); err != nil {
+					out[k][j] = -1
+					return
+				}
+				out[k][j] = time.Since(began)
+			})
+		}
+		wg.Wait() // one target at a time: a socket has one reader
+	}
+	for _, c := range conns {
+		_ = c.SetReadDeadline(time.Time{})
+	}
+	return out
 }

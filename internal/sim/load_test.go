@@ -60,8 +60,12 @@ func TestLoadAgainstResponder(t *testing.T) {
 				if tr.Sent != want || tr.Answered != want || tr.Lost != 0 || tr.Codes[200] != want {
 					t.Errorf("target %d: %s, want %d sent and answered 200", i, tr, want)
 				}
-				if got := resps[i].Answered(); got != uint64(want) {
-					t.Errorf("responder %d answered %d, want %d", i, got, want)
+				// Each of the 16 sources greets each target once first.
+				if got := resps[i].Answered(); got != uint64(want+16) {
+					t.Errorf("responder %d answered %d, want %d and 16 greetings", i, got, want)
+				}
+				if tr.Greeting.Count() != 16 || tr.Ungreeted != 0 {
+					t.Errorf("target %d: %d greetings answered, %d not; want 16, 0", i, tr.Greeting.Count(), tr.Ungreeted)
 				}
 				h := &tr.Latency
 				p50, p99 := h.Quantile(0.5), h.Quantile(0.99)
@@ -102,8 +106,12 @@ func TestLoadCountsLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The 4 sources' greetings take the first 4 answers.
 	tr := res.Targets[0]
-	if tr.Sent != 50 || tr.Answered != 10 || tr.Lost != 40 || tr.Latency.Count() != 10 {
-		t.Errorf("result = %s, want 50 sent, 10 answered, 40 lost", tr)
+	if tr.Greeting.Count() != 4 || tr.Ungreeted != 0 {
+		t.Errorf("greetings answered %d, unanswered %d; want 4, 0", tr.Greeting.Count(), tr.Ungreeted)
+	}
+	if tr.Sent != 50 || tr.Answered != 6 || tr.Lost != 44 || tr.Latency.Count() != 6 {
+		t.Errorf("result = %s, want 50 sent, 6 answered, 44 lost", tr)
 	}
 }

@@ -4,9 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/icholy/digest"
 )
+
+// probeTimeout bounds each of RegisterOnce's transactions: a first
+// request held by a greylisting guard passes at its retransmission T1
+// later, one that gets no answer by then is dropped.
+const probeTimeout = 2 * time.Second
 
 // ProbeResult is the final answer to one authenticated REGISTER.
 type ProbeResult struct {
@@ -14,7 +20,9 @@ type ProbeResult struct {
 	Stale bool // the answer was a challenge with stale=true
 }
 
-// RegisterOnce sends one REGISTER from source, takes the 401 challenge,
+// RegisterOnce sends one REGISTER from source as a phone does
+// (retransmitted per RFC 3261 Timer E until answered, at most
+// probeTimeout), takes the 401 challenge,
 // calls between (when not nil; tests use it to age the nonce) and sends the
 // REGISTER again with credentials for account and password. It reports the
 // final answer to the second request.
@@ -28,7 +36,7 @@ func RegisterOnce(ctx context.Context, source netip.Addr, target netip.AddrPort,
 	uri := "sip:" + domain
 	req := rawRequest{Method: "REGISTER", URI: uri, FromUser: account, ToUser: account,
 		Domain: domain, CallID: randHex(12), CSeq: 1}
-	res, err := p.exchange(ctx, req, Attack{}.timeout())
+	res, err := p.transact(ctx, req, probeTimeout)
 	if err != nil {
 		return ProbeResult{}, fmt.Errorf("sim: probe: %w", err)
 	}
@@ -43,7 +51,7 @@ func RegisterOnce(ctx context.Context, source netip.Addr, target netip.AddrPort,
 		between()
 	}
 	req.CSeq, req.Extra = 2, []string{auth}
-	res, err = p.exchange(ctx, req, Attack{}.timeout())
+	res, err = p.transact(ctx, req, probeTimeout)
 	if err != nil {
 		return ProbeResult{}, fmt.Errorf("sim: probe: %w", err)
 	}

@@ -51,10 +51,43 @@ func (p *peer) Close() error { return p.conn.Close() }
 // and CSeq match, or errSilence after timeout. Provisional responses and
 // stray packets are skipped.
 func (p *peer) exchange(ctx context.Context, msg rawRequest, timeout time.Duration) (*sip.Response, error) {
-	if _, err := p.conn.WriteToUDPAddrPort(msg.bytes(p.local), p.target); err != nil {
+	data := msg.bytes(p.local)
+	if _, err := p.conn.WriteToUDPAddrPort(data, p.target); err != nil {
 		return nil, fmt.Errorf("sim: sending %s: %w", msg.Method, err)
 	}
-	deadline := time.Now().Add(timeout)
+	return p.await(ctx, msg, time.Now().Add(timeout))
+}
+
+// Timers of an RFC 3261 UDP client transaction (§17.1.2.2).
+const (
+	timerT1 = 500 * time.Millisecond
+	timerT2 = 4 * time.Second
+)
+
+// transact is exchange as a phone does it: the same datagram is sent
+// again T1 after the first, then at doubling intervals capped at T2
+// (RFC 3261 §17.1.2.2 Timer E), until a final response or timeout.
+func (p *peer) transact(ctx context.Context, msg rawRequest, timeout time.Duration) (*sip.Response, error) {
+	data := msg.bytes(p.local)
+	end := time.Now().Add(timeout)
+	for wait := timerT1; ; wait = min(2*wait, timerT2) {
+		if _, err := p.conn.WriteToUDPAddrPort(data, p.target); err != nil {
+			return nil, fmt.Errorf("sim: sending %s: %w", msg.Method, err)
+		}
+		next := time.Now().Add(wait)
+		if next.After(end) {
+			next = end
+		}
+		res, err := p.await(ctx, msg, next)
+		if !errors.Is(err, errSilence) || !time.Now().Before(end) || ctx.Err() != nil {
+			return res, err
+		}
+	}
+}
+
+// await returns the first final response to msg (same Call-ID and CSeq)
+// that arrives before deadline, or errSilence.
+func (p *peer) await(ctx context.Context, msg rawRequest, deadline time.Time) (*sip.Response, error) {
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}

@@ -61,6 +61,9 @@ func (p *Proxy) handleRequest(req *sip.Request, in *inbound) {
 			p.refuse(req, in, v)
 			return
 		}
+		if p.greylisted(req, in) {
+			return
+		}
 	}
 	// RFC 3261 §16.3 step 2: a scheme the proxy does not understand.
 	switch req.Recipient.Scheme {

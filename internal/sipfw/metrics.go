@@ -26,11 +26,12 @@ const (
 	dropRoute      = "route"        // a source the listener's route does not admit (allow_sources, deny_sources)
 	dropWS         = "ws"           // a WebSocket handshake or framing error, no "sip" subprotocol, a ping flood
 	dropWSOrigin   = "ws_origin"    // a WebSocket handshake from a browser page whose origin is not allowed
+	dropGreylist   = "greylist"     // a stranger's UDP request held until its client retransmits it
 )
 
 var dropReasons = []string{dropGate, dropVerdict, dropMalformed, dropTooLarge, dropStray,
 	dropNoRoute, dropSendError, dropQueueFull, dropConnLimit, dropTLS, dropAckRefused, dropForged,
-	dropConnEvict, dropConnIdle, dropRoute, dropWS, dropWSOrigin}
+	dropConnEvict, dropConnIdle, dropRoute, dropWS, dropWSOrigin, dropGreylist}
 
 // knownMethods bounds the method label; anything else counts as "OTHER".
 var knownMethods = []string{"REGISTER", "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS",

@@ -70,6 +70,11 @@ type Options struct {
 	Checker engine.Checker
 	// Gate is asked about every datagram and new connection before parsing.
 	Gate engine.Gate
+	// Greylist, when set, is asked about every request over UDP from
+	// outside that the Checker passed, except ACK and CANCEL; a request it
+	// refuses is held (dropped unanswered) until its client retransmits
+	// it. Nil forwards at once.
+	Greylist engine.Greylister
 	// Logger receives the proxy's own log lines; nil discards them.
 	Logger *slog.Logger
 	// Registry receives the proxy's metrics; nil keeps them unregistered.

@@ -140,8 +140,8 @@ func BenchmarkClusterProcesses(b *testing.B) {
 	}
 	soloAddr := testpeer.LoopbackAddr(b)
 	solo := testpeer.StartGuard(b, testpeer.GuardOptions{Bin: tollguardBin, Name: "solo", Addr: soloAddr, Config: fmt.Sprintf(
-		"log: {level: debug}\nsip:\n  listen: [%q]\n  upstream: %q\n%s%s", "udp://"+netip.AddrPortFrom(soloAddr, 5060).String(), "udp://"+k.Addr.String(),
-		defaultJail, noFlood)})
+		"log: {level: debug}\nsip:\n  listen: [%q]\n  upstream: %q\n%s%s%s", "udp://"+netip.AddrPortFrom(soloAddr, 5060).String(), "udp://"+k.Addr.String(),
+		defaultJail, greylistOff, noFlood)})
 	src := testpeer.LoopbackAddr(b)
 	b.Run("probe/cluster=off", func(b *testing.B) { probe(b, solo, src) })
 	b.Run("probe/cluster=on", func(b *testing.B) { probe(b, a, src) })

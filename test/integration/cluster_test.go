@@ -13,7 +13,8 @@ import (
 
 // clusterGuards starts n guard processes named a, b, c… in front of
 // upstream, sharing through redisURL, each with its own loopback address,
-// the test jail (3 failures in a minute ban the address) and extra YAML.
+// the test jail (3 failures in a minute ban the address), greylisting off
+// (the subject is sharing what the detectors decide) and extra YAML.
 func clusterGuards(t testing.TB, n int, redisURL string, upstream netip.AddrPort, extra string) []*testpeer.Guard {
 	t.Helper()
 	requireBinary(t)
@@ -21,8 +22,8 @@ func clusterGuards(t testing.TB, n int, redisURL string, upstream netip.AddrPort
 	for i := range gs {
 		addr := testpeer.LoopbackAddr(t)
 		name := string(rune('a' + i))
-		cfg := fmt.Sprintf("log: {level: debug}\nsip:\n  listen: [%q]\n  upstream: %q\ncluster: {redis: %q, node: %s}\n%s%s",
-			"udp://"+netip.AddrPortFrom(addr, 5060).String(), "udp://"+upstream.String(), redisURL, name, defaultJail, extra)
+		cfg := fmt.Sprintf("log: {level: debug}\nsip:\n  listen: [%q]\n  upstream: %q\ncluster: {redis: %q, node: %s}\n%s%s%s",
+			"udp://"+netip.AddrPortFrom(addr, 5060).String(), "udp://"+upstream.String(), redisURL, name, defaultJail, greylistOff, extra)
 		gs[i] = testpeer.StartGuard(t, testpeer.GuardOptions{Bin: tollguardBin, Name: name, Addr: addr, Config: cfg})
 	}
 	return gs

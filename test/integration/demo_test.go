@@ -31,7 +31,7 @@ func TestDemoKeepInterrupt(t *testing.T) {
 		wait  time.Duration // then this long
 	}{
 		{"while the phones register and call", "── legitimate phones register and call", 50 * time.Millisecond},
-		{"while the phones call during the attacks", "── the phones keep working while attackers are banned", 0},
+		{"while the phones call during the attacks", "── the phones keep working while attackers are stopped", 0},
 		{"during the first round", "Ctrl-C stops it.", 1500 * time.Millisecond},
 		{"during the second round", "round 1:", 2 * time.Second},
 	}

@@ -32,6 +32,11 @@ type guardOptions struct {
 	SIPExtra string
 	// ExtraListen are listener URLs added to sip.listen.
 	ExtraListen []string
+	// Greylist keeps greylisting on, as shipped. Off otherwise
+	// (greylistOff): most tests here are about a detector, and their
+	// attack tools never retransmit, so greylisting would hold every
+	// request and the detector would never see the PBX's answers.
+	Greylist bool
 }
 
 // guard is a running tollguard serve process: a testpeer.Guard with the
@@ -54,6 +59,10 @@ const defaultJail = `jail:
     - {findtime: 60s, maxretry: 3, banmode: ip, bantime: 10m}
 enumeration: {findtime: 60s, max_accounts: 5, bantime: 1h}
 `
+
+// greylistOff turns greylisting off for tests whose subject is a
+// detector (see guardOptions.Greylist).
+const greylistOff = "# the subject is a detector: its attack tools never retransmit\ngreylist: {enabled: false}\n"
 
 // startGuard writes a config, starts `tollguard serve -c FILE`, waits for
 // /healthz to answer 200 and registers a cleanup that stops the daemon
@@ -85,6 +94,9 @@ func startGuard(t testing.TB, opts guardOptions) *guard {
 		opts.Fail2banFile, strings.Join(quoted, ", "), "udp://"+opts.Upstream.String(), tlsConf, opts.SIPExtra)
 	if !opts.DefaultRules && !strings.Contains(opts.Extra, "jail:") {
 		cfg += defaultJail
+	}
+	if !opts.Greylist && !strings.Contains(opts.Extra, "greylist:") {
+		cfg += greylistOff
 	}
 	cfg += opts.Extra
 	g := testpeer.StartGuard(t, testpeer.GuardOptions{Bin: tollguardBin, Name: addr.String(), Addr: addr, Config: cfg})
