@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,10 @@ type Detector struct {
 type source struct {
 	probes  []time.Time
 	pending []pending
+	// counted are the Call-IDs of the last maxPending probes, so that a
+	// retransmitted INVITE (the copy a greylisting guard lets through, or
+	// one the PBX answered late) counts once.
+	counted []string
 	authed  bool // a credentialed call was answered from this source
 	last    time.Time
 }
@@ -117,7 +122,7 @@ func (d *Detector) Request(sh *detector.Shared, in *detector.Input, out *detecto
 	if in.Kind != event.KindCallAttempt || !unknown(sh, in.Src) || !d.matches(detector.Normalize(s.RURIUser)) {
 		return
 	}
-	d.probe(sh, in, out, "unauthenticated INVITE to an international or premium number", true)
+	d.probe(sh, in, out, s.CallID, "unauthenticated INVITE to an international or premium number", true)
 }
 
 // Response judges an unauthenticated INVITE's final response: 403, 404 or
@@ -135,11 +140,11 @@ func (d *Detector) Response(sh *detector.Shared, in *detector.Input, out *detect
 	}
 	switch in.Code {
 	case 403, 404, 484:
-		d.probe(sh, in, out, fmt.Sprintf("unauthenticated INVITE refused with %d", in.Code), false)
+		d.probe(sh, in, out, s.CallID, fmt.Sprintf("unauthenticated INVITE refused with %d", in.Code), false)
 	case 401, 407:
 		d.mu.Lock()
 		src := d.get(in.Src, in.Now)
-		if len(src.pending) < maxPending {
+		if len(src.pending) < maxPending && !src.isPending(s.CallID) {
 			src.pending = append(src.pending, pending{callID: s.CallID, at: in.Now})
 		}
 		d.mu.Unlock()
@@ -189,12 +194,12 @@ func (d *Detector) tracked(src netip.Addr) bool {
 func (d *Detector) judge(sh *detector.Shared, in *detector.Input, out *detector.Out) {
 	d.mu.Lock()
 	src, ok := d.m[in.Src]
-	n := 0
+	var expired []string
 	if ok {
 		k := 0
 		for _, p := range src.pending {
 			if in.Now.Sub(p.at) > Grace {
-				n++
+				expired = append(expired, p.callID)
 				continue
 			}
 			src.pending[k] = p
@@ -204,20 +209,31 @@ func (d *Detector) judge(sh *detector.Shared, in *detector.Input, out *detector.
 		src.pending = src.pending[:k]
 	}
 	d.mu.Unlock()
-	for range n {
-		d.probe(sh, in, out, "unauthenticated INVITE challenged and never answered", false)
+	for _, id := range expired {
+		d.probe(sh, in, out, id, "unauthenticated INVITE challenged and never answered", false)
 	}
 }
 
-// probe counts one probe from in.Src, flags it, and bans at max_probes
-// (dropping the request when drop is set).
-func (d *Detector) probe(sh *detector.Shared, in *detector.Input, out *detector.Out, reason string, drop bool) {
+// probe counts one probe (the INVITE of callID) from in.Src, flags it,
+// and bans at max_probes (dropping the request when drop is set). An
+// INVITE already counted (a retransmission: same Call-ID) is flagged but
+// not counted again.
+func (d *Detector) probe(sh *detector.Shared, in *detector.Input, out *detector.Out, callID, reason string, drop bool) {
 	d.mu.Lock()
 	src := d.get(in.Src, in.Now)
 	if src.authed {
 		d.mu.Unlock()
 		return
 	}
+	if callID != "" && slices.Contains(src.counted, callID) {
+		d.mu.Unlock()
+		out.Set(detector.Verdict{Rule: Name, Reason: reason})
+		return
+	}
+	if len(src.counted) == maxPending {
+		src.counted = append(src.counted[:0], src.counted[1:]...)
+	}
+	src.counted = append(src.counted, callID)
 	k := 0
 	for _, t := range src.probes {
 		if in.Now.Sub(t) < d.findTime {
@@ -243,6 +259,11 @@ func (d *Detector) probe(sh *detector.Shared, in *detector.Input, out *detector.
 		v.Action = detector.Pass
 	}
 	out.Set(v)
+}
+
+// isPending reports whether the INVITE of callID awaits its answer.
+func (s *source) isPending(callID string) bool {
+	return slices.ContainsFunc(s.pending, func(p pending) bool { return p.callID == callID })
 }
 
 func (s *source) answer(callID string) {
