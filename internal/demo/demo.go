@@ -183,8 +183,12 @@ func runDemo(ctx context.Context, e *cli.Env, args []string) error {
 		verdicts(g.Registry(), "drop", "greylist"), verdicts(g.Registry(), "pass", "greylist"))
 
 	step("bans in force")
-	for _, d := range g.Set().List(time.Now()) {
+	bans := g.Set().List(time.Now())
+	for _, d := range bans {
 		fmt.Fprintf(out, "   %-22s %-10s rule=%-20s for %-9s %s\n", d.Target(), d.Scope, d.Rule, time.Until(d.Until).Round(time.Minute), d.Reason)
+	}
+	if len(bans) == 0 {
+		fmt.Fprintf(out, "   none: every attacker above was dropped or held before it could fail a password\n")
 	}
 	st := p.Stats()
 	fmt.Fprintf(out, "\nThe PBX saw %d wrong-password or unknown-account requests in all; every other attempt was stopped by the guard\n", st.AuthFailures)
