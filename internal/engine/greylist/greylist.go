@@ -33,6 +33,8 @@ import (
 	"sync"
 	"time"
 	"unsafe"
+
+	"github.com/tollguard/tollguard/internal/engine/srckey"
 )
 
 const (
@@ -295,33 +297,6 @@ func (s *shard) claim(h uint64, rank func(*slot, int64) int, ns int64) *slot {
 	return victim
 }
 
-// hash mixes the group key of a with the table's random seed (so an
-// attacker cannot aim addresses at one shard or one probe sequence).
-func (t *Table) hash(a netip.Addr) uint64 {
-	a = a.Unmap()
-	var hi, lo uint64
-	if a.Is4() {
-		b := a.As4()
-		lo = 0xffff<<32 | uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3])
-	} else {
-		b := a.As16()
-		for i := 0; i < 8; i++ {
-			hi = hi<<8 | uint64(b[i])
-			lo = lo<<8 | uint64(b[8+i])
-		}
-		switch {
-		case t.v6bits <= 64:
-			hi &= ^uint64(0) << (64 - t.v6bits)
-			lo = 0
-		case t.v6bits < 128:
-			lo &= ^uint64(0) << (128 - t.v6bits)
-		}
-		hi ^= 0x9e3779b97f4a7c15
-	}
-	x := hi ^ t.seed
-	x = (x ^ x>>33) * 0xff51afd7ed558ccd
-	x ^= lo
-	x = (x ^ x>>33) * 0xc4ceb9fe1a85ec53
-	x = (x ^ x>>33) * 0xff51afd7ed558ccd
-	return x ^ x>>33
-}
+// hash is a's key in the table (srckey.Hash with the table's IPv6
+// prefix and seed).
+func (t *Table) hash(a netip.Addr) uint64 { return srckey.Hash(a, t.v6bits, t.seed) }
