@@ -13,7 +13,6 @@ package flood
 
 import (
 	"fmt"
-	"math/bits"
 	"math/rand/v2"
 	"net/netip"
 	"sync"
@@ -97,11 +96,7 @@ func New(c Config) (*Table, error) {
 	if c.IPv6Prefix < 1 || c.IPv6Prefix > 128 {
 		return nil, fmt.Errorf("flood: ipv6 prefix %d is not 1-128", c.IPv6Prefix)
 	}
-	nshards := 256
-	for nshards > 1 && c.MaxSources/nshards < 64 {
-		nshards /= 2
-	}
-	per := 1 << bits.Len(uint(c.MaxSources/nshards-1))
+	nshards, per, shift := srckey.Layout(c.MaxSources)
 	stranger := c.StrangerLimit
 	if stranger < 1 || stranger > c.Limit {
 		stranger = c.Limit
@@ -112,11 +107,8 @@ func New(c Config) (*Table, error) {
 		stranger: uint64(stranger),
 		v6bits:   c.IPv6Prefix,
 		seed:     rand.Uint64(),
-		shift:    uint(64 - bits.TrailingZeros(uint(nshards))),
+		shift:    shift,
 		shards:   make([]shard, nshards),
-	}
-	if nshards == 1 {
-		t.shift = 64
 	}
 	for i := range t.shards {
 		t.shards[i].slots = make([]slot, per)

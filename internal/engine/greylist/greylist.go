@@ -27,7 +27,6 @@ package greylist
 
 import (
 	"fmt"
-	"math/bits"
 	"math/rand/v2"
 	"net/netip"
 	"sync"
@@ -139,15 +138,11 @@ func New(c Config) (*Table, error) {
 	if c.IPv6Prefix < 1 || c.IPv6Prefix > 128 {
 		return nil, fmt.Errorf("greylist: ipv6 prefix %d is not 1-128", c.IPv6Prefix)
 	}
-	nshards := 256
-	for nshards > 1 && c.MaxSources/nshards < 64 {
-		nshards /= 2
-	}
-	per := 1 << bits.Len(uint(max(c.MaxSources/nshards, 1)-1))
+	nshards, per, shift := srckey.Layout(c.MaxSources)
 	t := &Table{
 		min: int64(c.MinDelay), max: int64(c.MaxDelay), remember: int64(c.Remember),
 		v6bits: c.IPv6Prefix, seed: rand.Uint64(),
-		shift:  uint(64 - bits.TrailingZeros(uint(nshards))),
+		shift:  shift,
 		shards: make([]shard, nshards),
 	}
 	for i := range t.shards {

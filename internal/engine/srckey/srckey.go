@@ -4,7 +4,10 @@
 // cannot aim addresses at one shard or one probe sequence.
 package srckey
 
-import "net/netip"
+import (
+	"math/bits"
+	"net/netip"
+)
 
 // Hash returns the key of a (IPv4-mapped IPv6 counts as IPv4) under seed;
 // IPv6 addresses that share their first v6bits bits hash alike. IPv4 and
@@ -36,4 +39,16 @@ func Hash(a netip.Addr, v6bits int, seed uint64) uint64 {
 	x = (x ^ x>>33) * 0xc4ceb9fe1a85ec53
 	x = (x ^ x>>33) * 0xff51afd7ed558ccd
 	return x ^ x>>33
+}
+
+// Layout sizes a source table for maxSources: up to 256 shards of at
+// least 64 slots each (fewer shards for a small table), perShard a power
+// of two, and shift the right shift that takes a Hash to its shard.
+func Layout(maxSources int) (shards, perShard int, shift uint) {
+	shards = 256
+	for shards > 1 && maxSources/shards < 64 {
+		shards /= 2
+	}
+	perShard = 1 << bits.Len(uint(max(maxSources/shards, 1)-1))
+	return shards, perShard, uint(64 - bits.TrailingZeros(uint(shards)))
 }

@@ -29,3 +29,25 @@ func TestHash(t *testing.T) {
 		t.Error("the seed does not change the key")
 	}
 }
+
+func TestLayout(t *testing.T) {
+	for _, tc := range []struct {
+		max, shards, per int
+		shift            uint
+	}{
+		{1, 1, 1, 64},
+		{100, 1, 128, 64},
+		{128, 2, 64, 63},
+		{65536, 256, 256, 56},
+		{1 << 20, 256, 4096, 56},
+		{1000, 8, 128, 61},
+	} {
+		s, p, sh := Layout(tc.max)
+		if s != tc.shards || p != tc.per || sh != tc.shift {
+			t.Errorf("Layout(%d) = %d, %d, %d; want %d, %d, %d", tc.max, s, p, sh, tc.shards, tc.per, tc.shift)
+		}
+		if s*p < tc.max {
+			t.Errorf("Layout(%d) holds only %d", tc.max, s*p)
+		}
+	}
+}
