@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -48,24 +46,8 @@ func startNode(t testing.TB, name, redisURL, upstream string, edit func(*config.
 	if edit != nil {
 		edit(cfg)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	g, err := New(ctx, cfg, Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	select {
-	case <-g.Ready():
-	case err := <-done:
-		cancel()
-		t.Fatal(err)
-	}
-	n := &node{g: g}
-	for _, v := range g.SIPAddrs() {
-		n.sip = v.(*net.UDPAddr).AddrPort()
-	}
+	g, sip, cancel, done := runGuard(t, context.Background(), cfg)
+	n := &node{g: g, sip: sip}
 	var once bool
 	n.stop = func() {
 		if once {

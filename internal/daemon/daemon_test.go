@@ -105,7 +105,7 @@ func TestOperatorBanRefusesAllowed(t *testing.T) {
 // runGuard starts a daemon on cfg under ctx and waits until it is ready.
 // It returns the daemon, its UDP listener's address, and what stops it and
 // reports how it ended, for tests that stop and start it again.
-func runGuard(t *testing.T, ctx context.Context, cfg *config.Config) (*Guard, netip.AddrPort, context.CancelFunc, chan error) {
+func runGuard(t testing.TB, ctx context.Context, cfg *config.Config) (*Guard, netip.AddrPort, context.CancelFunc, chan error) {
 	t.Helper()
 	gctx, cancel := context.WithCancel(ctx)
 	g, err := New(gctx, cfg, Options{Logger: slog.New(slog.DiscardHandler)})
