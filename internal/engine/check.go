@@ -258,6 +258,9 @@ func (e *Engine) failure(ev *event.AuthFailure) Verdict {
 		return Verdict{}
 	}
 	r := e.rules.Load()
+	if r.grey != nil {
+		r.grey.Fail(src)
+	}
 	sc := e.begin(event.KindAuthFailure, &ev.Meta, now, src, &ev.SIP, account)
 	sc.in.Code = ev.Code
 	for _, h := range r.onFailure {

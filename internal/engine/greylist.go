@@ -47,8 +47,9 @@ var (
 // Trade-offs: a phone's first request from a new address waits one
 // retransmission (T1, about 0.5 s; a carrier calling from a new address
 // adds that to its post-dial delay once: carriers belong in allow). An
-// attacker who retransmits every request gets through at twice his cost
-// and still meets every other rule. A forger who sends the same datagram
+// attacker who retransmits gets through and still meets every other rule;
+// his first failed password withdraws a pass earned by retransmitting
+// (checkAuthFailure), so after it he must retransmit every guess. A forger who sends the same datagram
 // twice with a victim's address passes the victim's address: that only
 // spares the victim the hold, it bans nothing.
 func (e *Engine) Greylist(src netip.Addr, txn uint64, now time.Time) Verdict {

@@ -88,6 +88,35 @@ func TestGreylist(t *testing.T) {
 	}
 }
 
+// TestGreylistFailureWithdrawsPass: a stranger that passed by
+// retransmitting once and then fails a password is held again; an
+// address that registered is not.
+func TestGreylistFailureWithdrawsPass(t *testing.T) {
+	e, _, _ := newEngine(t, "")
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	fail := func(src netip.Addr, ms int) {
+		e.Check(context.Background(), &event.AuthFailure{Meta: event.Meta{Time: at(ms), Source: netip.AddrPortFrom(src, 5060), Transport: "udp"},
+			SIP: event.SIP{Method: "REGISTER", ToUser: "1001", AuthUser: "1001", HasCredentials: true}, Code: 403})
+	}
+	guesser := netip.MustParseAddr("203.0.113.40")
+	e.Greylist(guesser, 1, at(0))
+	if v := e.Greylist(guesser, 1, at(500)); v.Action != Pass {
+		t.Fatalf("the retransmitted first request: %+v", v)
+	}
+	fail(guesser, 510)
+	if v := e.Greylist(guesser, 2, at(520)); v.Action != Drop || v.Rule != RuleGreylist {
+		t.Fatalf("the guess after a failure: %+v, want held", v)
+	}
+
+	phone := netip.MustParseAddrPort("203.0.113.41:5060")
+	e.Check(context.Background(), &event.Register{Meta: event.Meta{Time: at(0), Source: phone, Transport: "udp"},
+		SIP: event.SIP{Method: "REGISTER", ToUser: "1001", AuthUser: "1001", HasCredentials: true}, Account: "1001"})
+	fail(phone.Addr(), 10)
+	if v := e.Greylist(phone.Addr(), 3, at(20)); v.Action != Pass {
+		t.Fatalf("a registered phone's typo: %+v, want pass", v)
+	}
+}
+
 func TestGreylistConfigErrors(t *testing.T) {
 	for _, y := range []string{
 		"greylist: {min_delay: 40s}\n",

@@ -231,6 +231,21 @@ func (t *Table) Pass(a netip.Addr, now time.Time) {
 	s.mu.Unlock()
 }
 
+// Fail withdraws the pass a's source earned by retransmitting (not one
+// Pass gave): a wrong password or an unknown account from it makes it a
+// stranger again, so its next new transaction is held until retransmitted.
+// Without it, one retransmitted request would open an address to a
+// non-retransmitting tool for Remember.
+func (t *Table) Fail(a netip.Addr) {
+	h := t.hash(a)
+	s := t.shard(h)
+	s.mu.Lock()
+	if e := s.lookup(h); e != nil && e.level != strong {
+		e.level, e.until = none, 0
+	}
+	s.mu.Unlock()
+}
+
 // Passes reports whether a's source passes at now without being held.
 func (t *Table) Passes(a netip.Addr, now time.Time) bool {
 	h := t.hash(a)

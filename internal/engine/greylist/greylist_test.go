@@ -40,6 +40,41 @@ func TestRetransmissionPasses(t *testing.T) {
 	}
 }
 
+// TestFailWithdrawsRetransmittedPass: an attacker who retransmits only
+// his first request passes; his first failure makes him a stranger again,
+// so every later guess must be retransmitted too. A source Pass marked
+// (authenticated) keeps passing through failures (a phone's typo).
+func TestFailWithdrawsRetransmittedPass(t *testing.T) {
+	tb := newTable(t, 1024)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	a := netip.MustParseAddr("192.0.2.20")
+	tb.Check(a, 1, at(0))
+	if r := tb.Check(a, 1, at(500)); r != Released {
+		t.Fatalf("retransmission: %v, want released", r)
+	}
+	if r := tb.Check(a, 2, at(600)); r != Passed {
+		t.Fatalf("next request: %v, want passed", r)
+	}
+	tb.Fail(a)
+	if r := tb.Check(a, 3, at(700)); r != Held {
+		t.Fatalf("a new request after a failure: %v, want held", r)
+	}
+	if r := tb.Check(a, 3, at(1200)); r != Released {
+		t.Fatalf("its retransmission: %v, want released", r)
+	}
+
+	phone := netip.MustParseAddr("192.0.2.21")
+	tb.Pass(phone, at(0))
+	tb.Fail(phone)
+	if r := tb.Check(phone, 1, at(100)); r != Passed {
+		t.Fatalf("an authenticated source after a failure: %v, want passed", r)
+	}
+	tb.Fail(netip.MustParseAddr("192.0.2.22")) // unknown: nothing to withdraw, no slot taken
+	if tb.Passes(netip.MustParseAddr("192.0.2.22"), at(0)) {
+		t.Fatal("Fail passed an unknown source")
+	}
+}
+
 func TestDuplicateIsNotARetransmission(t *testing.T) {
 	tb := newTable(t, 1024)
 	a := netip.MustParseAddr("192.0.2.11")
